@@ -1,0 +1,221 @@
+"""The `rawdiffusion` command line: one console script with subcommands.
+
+Errors a user can fix (a bad file, a missing folder) end in one line naming the file and the
+reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("rawdiffusion")
+
+
+class UsageError(Exception):
+    """A problem with the command's input, reported as one line."""
+
+
+# ----------------------------------------------------------------------------- info
+
+def cmd_info(args) -> int:
+    from .io import RawFormatError, read_raw
+
+    failed = 0
+    for path in args.files:
+        try:
+            raw = read_raw(path)
+        except RawFormatError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(raw.info()))
+        if args.preview:
+            from . import bayer
+            from .images import raw_preview, write_png
+
+            packed = bayer.pack(raw.mosaic, raw.cfa)
+            x = bayer.normalise(packed, bayer.packed_levels(raw.black_level, raw.cfa),
+                                raw.white_level)
+            write_png(Path(args.preview) / f"{Path(path).stem}.png", raw_preview(x))
+    return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------- prepare
+
+def _report(description: dict, failures, out, keep_going: bool) -> int:
+    counts = ", ".join(f"{n} {s}" for s, n in description["splits"].items())
+    print(f"{description['name']}: {counts} image(s) prepared in {out}")
+    if not failures:
+        return 0
+    print(f"{len(failures)} file(s) skipped:", file=sys.stderr)
+    for f in failures:
+        print(f"  {f.item}: {f.reason}", file=sys.stderr)
+    return 0 if keep_going else 1
+
+
+def cmd_prepare_folder(args) -> int:
+    from .datasets.paired import prepare_folder
+
+    description, failures = prepare_folder(
+        args.raw_dir, args.out, name=args.name, test_fraction=args.test_fraction,
+        split_seed=args.split_seed, grid=args.grid, workers=args.workers)
+    return _report(description, failures, args.out, args.keep_going)
+
+
+def cmd_prepare_fivek(args) -> int:
+    from .datasets.fivek import prepare_fivek
+
+    description, failures = prepare_fivek(
+        args.root, args.out, camera=args.camera, test_fraction=args.test_fraction,
+        split_seed=args.split_seed, grid=args.grid, workers=args.workers)
+    return _report(description, failures, args.out, args.keep_going)
+
+
+def cmd_prepare_nod(args) -> int:
+    from .datasets.nod import prepare_nod
+
+    description, failures = prepare_nod(args.root, args.out, camera=args.camera,
+                                        h416=args.h416, grid=args.grid, workers=args.workers)
+    return _report(description, failures, args.out, args.keep_going)
+
+
+def cmd_prepare_cityscapes(args) -> int:
+    from .datasets.cityscapes import prepare_cityscapes
+
+    description, failures = prepare_cityscapes(args.root, args.out, splits=args.splits,
+                                               workers=args.workers)
+    return _report(description, failures, args.out, args.keep_going)
+
+
+def cmd_prepare_bdd(args) -> int:
+    from .datasets.bdd import prepare_bdd
+
+    description, failures = prepare_bdd(args.root, args.out, splits=args.splits,
+                                        workers=args.workers)
+    return _report(description, failures, args.out, args.keep_going)
+
+
+def cmd_prepare_subsample(args) -> int:
+    from .datasets.subsample import prepare_subsample
+
+    description = prepare_subsample(args.dataset, args.out, max_items=args.max_items,
+                                    seed=args.seed)
+    return _report(description, [], args.out, True)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out)
+
+
+# ----------------------------------------------------------------------------- parser
+
+def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="worker processes (default: up to 4 cores)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="exit 0 even when some input files were skipped")
+
+
+def _split_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-fraction", type=float, default=0.15,
+                   help="fraction of images in the test split (default 0.15)")
+    p.add_argument("--split-seed", type=int, default=2817,
+                   help="random_state of the scikit-learn-identical split (default 2817)")
+    p.add_argument("--grid", type=int, default=3,
+                   help="patches per side cut from every image (default 3: a 3x3 grid)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawdiffusion",
+        description="RGB-to-RAW generation with RAW-Diffusion: read and write RAW files and "
+                    "prepare datasets.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe RAW files (one JSON object per file)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--preview", metavar="DIR",
+                   help="also write a viewable PNG of each mosaic (greens averaged, gamma 1/5)")
+    p.set_defaults(func=cmd_info)
+
+    prep = sub.add_parser("prepare", help="turn RAW (or RGB) datasets into training folders")
+    psub = prep.add_subparsers(dest="dataset", required=True, metavar="SOURCE")
+
+    p = psub.add_parser("folder", help="a folder of one camera's RAW files")
+    p.add_argument("--raw-dir", required=True, help="folder of RAW files")
+    p.add_argument("--name", help="dataset name (default: the folder's name)")
+    _common_prepare(p, "output dataset folder")
+    _split_options(p)
+    p.set_defaults(func=cmd_prepare_folder)
+
+    p = psub.add_parser("fivek", help="MIT-Adobe FiveK DNGs of one camera (fivek_nikon, "
+                                      "fivek_canon)")
+    p.add_argument("--root", required=True, help="the FiveK folder (holding raw_photos/)")
+    p.add_argument("--camera", required=True, choices=["nikon", "canon"])
+    _common_prepare(p, "output dataset folder")
+    _split_options(p)
+    p.set_defaults(func=cmd_prepare_fivek)
+
+    p = psub.add_parser("nod", help="NOD night object detection RAW images (nod_nikon, "
+                                    "nod_sony, and their h416 variants)")
+    p.add_argument("--root", required=True, help="the NOD folder")
+    p.add_argument("--camera", required=True, choices=["nikon", "sony"])
+    p.add_argument("--h416", action="store_true",
+                   help="whole images resized to 416x640 with COCO boxes, instead of patches")
+    p.add_argument("--grid", type=int, default=3, help="patches per side (default 3)")
+    _common_prepare(p, "output dataset folder")
+    p.set_defaults(func=cmd_prepare_nod)
+
+    for name, helptext, func in (
+            ("cityscapes", "Cityscapes RGB images (416x832) with boxes (cityscapes_h416)",
+             cmd_prepare_cityscapes),
+            ("bdd", "BDD100K RGB images (416x736) with boxes (bdd_h416)", cmd_prepare_bdd)):
+        p = psub.add_parser(name, help=helptext)
+        p.add_argument("--root", required=True, help=f"the {name} folder")
+        p.add_argument("--splits", nargs="+", default=["train", "val"],
+                       help="splits to prepare (default: train val)")
+        _common_prepare(p, "output dataset folder")
+        p.set_defaults(func=func)
+
+    p = psub.add_parser("subsample", help="a few training images of a prepared dataset "
+                                          "(the *_subsample datasets)")
+    p.add_argument("dataset", help="a prepared dataset folder")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--max-items", type=int, required=True,
+                   help="training images to keep (all samples of each)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image permutation")
+    p.set_defaults(func=cmd_prepare_subsample)
+
+    p = sub.add_parser("demo", help="the main job on data the project makes itself")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .io import RawFormatError
+
+    try:
+        return args.func(args)
+    except (RawFormatError, UsageError, FileNotFoundError, NotADirectoryError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

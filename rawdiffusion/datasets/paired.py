@@ -1,0 +1,163 @@
+"""Turning RAW files into paired RAW/RGB samples (REFERENCE.md, "Data representation").
+
+Per image: read the mosaic, pack it to (4, H/2, W/2), render the RGB guide with rawpy's default
+settings and halve it with area interpolation so it matches the packed size, then cut samples:
+either a grid x grid set of patches (FiveK protocol) or the whole image resized (NOD h416).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import bayer
+from ..images import halve_area, resize_area, write_png
+from ..io import atomic_output, read_raw, render_srgb
+from ..jobs import Failure, run_jobs
+from . import layout
+
+PATCH_MULTIPLE = 32  # the U-Net downsamples five times
+
+
+def split_like_sklearn(items: list, test_fraction: float, seed: int) -> tuple[list, list]:
+    """(train, test) exactly as scikit-learn's train_test_split(items, test_size=test_fraction,
+    random_state=seed): ceil(n * f) test items taken first from a RandomState permutation.
+    test_fraction 0 puts everything in train (scikit-learn would refuse it)."""
+    n = len(items)
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test fraction must be in [0, 1), got {test_fraction}")
+    if test_fraction == 0:
+        return list(items), []
+    n_test = math.ceil(test_fraction * n)
+    if n - n_test < 1:
+        raise ValueError(f"{n} image(s) with test fraction {test_fraction} leave none to train on")
+    permutation = np.random.RandomState(seed).permutation(n)
+    return [items[i] for i in permutation[n_test:]], [items[i] for i in permutation[:n_test]]
+
+
+def grid_boxes(height: int, width: int, grid: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, h, w) of grid x grid patches covering a height x width image, row-major.
+
+    Each patch is its grid cell centre-cropped to sides that are multiples of 32.
+    """
+    cell_h, cell_w = height // grid, width // grid
+    ph, pw = cell_h // PATCH_MULTIPLE * PATCH_MULTIPLE, cell_w // PATCH_MULTIPLE * PATCH_MULTIPLE
+    if ph == 0 or pw == 0:
+        raise ValueError(f"a {width}x{height} packed image is too small for a {grid}x{grid} "
+                         f"grid of patches with sides a multiple of {PATCH_MULTIPLE}")
+    return [(r * cell_h + (cell_h - ph) // 2, c * cell_w + (cell_w - pw) // 2, ph, pw)
+            for r in range(grid) for c in range(grid)]
+
+
+def save_npy(path, array: np.ndarray) -> None:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+@dataclass(frozen=True)
+class Task:
+    path: str       # the RAW file
+    image_id: str   # id of the image in the dataset (sample ids derive from it)
+
+    def __str__(self) -> str:  # how progress and failure reports name it
+        return self.path
+
+
+def prepare_image(task: Task, out: str, grid: int | None = None,
+                  size: tuple[int, int] | None = None) -> dict:
+    """Prepare one RAW file into `out` (see layout.py); returns its dataset entry.
+
+    Exactly one of grid (patches per side) and size ((height, width) of the resized sample).
+    Skips the work when the image's entry exists: outputs are written atomically and the
+    entry last, so an existing entry means complete samples.
+    """
+    meta_path = layout.image_meta_path(out, task.image_id)
+    if meta_path.is_file():
+        return json.loads(meta_path.read_text())
+    raw = read_raw(task.path)
+    packed = bayer.pack(raw.mosaic, raw.cfa)                      # (4, H/2, W/2)
+    h, w = packed.shape[1:]
+    rgb = halve_area(render_srgb(raw)[: 2 * h, : 2 * w])         # (H/2, W/2, 3)
+    if grid is not None:
+        boxes = grid_boxes(h, w, grid)
+        samples = {f"{task.image_id}_{k}": (packed[:, t:t + ph, l:l + pw], rgb[t:t + ph, l:l + pw])
+                   for k, (t, l, ph, pw) in enumerate(boxes)}
+    else:
+        samples = {task.image_id: (resize_area(packed.transpose(1, 2, 0), *size).transpose(2, 0, 1),
+                                   resize_area(rgb, *size))}
+    for sample_id, (raw_patch, rgb_patch) in samples.items():
+        save_npy(Path(out) / "raw" / f"{sample_id}.npy", np.ascontiguousarray(raw_patch))
+        write_png(Path(out) / "rgb" / f"{sample_id}.png", np.ascontiguousarray(rgb_patch))
+    first = next(iter(samples.values()))[0]
+    entry = {
+        "source": os.path.abspath(task.path),
+        "make": raw.make, "model": raw.model,
+        "cfa": raw.cfa,
+        "black_level": bayer.packed_levels(raw.black_level, raw.cfa).tolist(),
+        "white_level": raw.white_level,
+        "wb": None if raw.wb is None else list(raw.wb),
+        "color_matrix": None if raw.color_matrix is None else raw.color_matrix.tolist(),
+        "width": int(raw.mosaic.shape[1]), "height": int(raw.mosaic.shape[0]),
+        "sample_size": [int(first.shape[1]), int(first.shape[2])],
+        "samples": list(samples),
+    }
+    layout.write_json(meta_path, entry)
+    return entry
+
+
+def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
+                   workers: int = 1, grid: int | None = 3,
+                   size: tuple[int, int] | None = None) -> tuple[dict, list[Failure]]:
+    """Prepare every task of every split into `out` and write the dataset description.
+
+    Files that fail (unreadable, not Bayer, too small) are reported and left out of their split;
+    the others are prepared. Returns (description, failures).
+    """
+    out = Path(out)
+    tasks = [t for ts in splits.values() for t in ts]
+    ids = [t.image_id for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two input files map to the same image id")
+    job = functools.partial(prepare_image, out=str(out), grid=grid, size=size)
+    done, failures = run_jobs(job, tasks, workers=workers, desc=f"prepare {name}")
+    kept = {s: [t.image_id for t in ts if t in done] for s, ts in splits.items()}
+    description = layout.finish(out, name, "paired", made_by, kept)
+    return description, failures
+
+
+def find_raw_files(folder) -> list[Path]:
+    """RAW files directly in `folder` (DNG, NEF, ..., or dumps with a JSON sidecar), sorted."""
+    from ..io import RAW_SUFFIXES, sidecar_path
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and (
+        p.suffix.lower() in RAW_SUFFIXES
+        or (p.suffix.lower() != ".json" and sidecar_path(p).is_file())))
+
+
+def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float = 0.15,
+                   split_seed: int = 2817, grid: int = 3, workers: int = 1):
+    """`rawdiffusion prepare folder`: one camera's RAW files -> a paired dataset.
+
+    The split is made over all RAW files found, by sorted path (as scikit-learn would), before
+    any is read, so a file that fails does not move the others between splits.
+    """
+    files = find_raw_files(raw_dir)
+    if not files:
+        raise FileNotFoundError(f"{raw_dir}: no RAW files (DNG, NEF, CR2, ARW, ..., or a dump "
+                                "with a JSON sidecar)")
+    train, test = split_like_sklearn(files, test_fraction, split_seed)
+    task = lambda p: Task(str(p), layout.image_id_for(p, raw_dir))  # noqa: E731
+    made_by = {"command": "prepare folder", "raw_dir": os.path.abspath(raw_dir),
+               "test_fraction": test_fraction, "split_seed": split_seed, "grid": grid}
+    return prepare_paired({"train": [task(p) for p in train], "test": [task(p) for p in test]},
+                          out, name or Path(raw_dir).resolve().name, made_by, workers, grid=grid)
+
