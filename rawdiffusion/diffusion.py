@@ -1,0 +1,122 @@
+"""Gaussian diffusion for an x0-predicting network: the forward process, RAW-Diffusion's
+training loss and the DDIM sampler.
+
+Notation of Ho et al. 2020 (DDPM) and Song et al. 2021 (DDIM): betas beta_t, linear in
+t = 0 .. T-1; alpha_bar_t = prod_{s<=t} (1 - beta_s); x_t = sqrt(alpha_bar_t) x0 +
+sqrt(1 - alpha_bar_t) eps. Images are (B, C, H, W) in [-1, 1].
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+
+T = 1000  # diffusion steps
+
+
+def ddim_timesteps(n):
+    """The timesteps of guided-diffusion's "ddim<n>" respacing, ascending.
+
+    The smallest integer stride s with len(range(0, T, s)) == n, so ddim24 uses s = 42
+    (0, 42, ..., 966), not 1000 // 24 = 41 (which would give 25 steps).
+    """
+    for stride in range(1, T):
+        if len(range(0, T, stride)) == n:
+            return list(range(0, T, stride))
+    raise ValueError(f"no integer stride gives {n} of {T} steps")
+
+
+# Per-sample loss terms, x0_hat and x0: (B, C, H, W) in [-1, 1] -> (B,).
+
+
+def mse(x0_hat, x0):
+    return (x0_hat - x0).square().mean(dim=(1, 2, 3))
+
+
+def l1(x0_hat, x0):
+    return (x0_hat - x0).abs().mean(dim=(1, 2, 3))
+
+
+def log_l1(x0_hat, x0, eps=1 / 255):
+    """L1 between log(x + eps) of both images in [0, 1]; eps as in HDR-CNN (Eilertsen et
+    al. 2017). Stresses errors in the dark regions, where most of a RAW image lies."""
+    # The clamp keeps log() finite should a model_fn's output leave [-1, 1].
+    log = lambda x: torch.log(((x + 1) / 2).clamp(min=0) + eps)
+    return (log(x0_hat) - log(x0)).abs().mean(dim=(1, 2, 3))
+
+
+class Diffusion(nn.Module):
+    """The linear schedule (beta 1e-4 .. 0.02 over T = 1000 steps) as a buffer, so that it
+    follows the module's .to(device)."""
+
+    def __init__(self):
+        super().__init__()
+        betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+        # float64 as in the reference; coefficients are cast to the images' dtype when used.
+        self.register_buffer("alpha_bar", torch.cumprod(1 - betas, dim=0), persistent=False)
+
+    def sample_t(self, batch, generator=None):
+        """Uniform timesteps: (batch,) ints in [0, T)."""
+        device = self.alpha_bar.device
+        return torch.randint(0, T, (batch,), device=device, generator=generator)
+
+    def q_sample(self, x0, t, noise):
+        """x_t ~ q(x_t | x0) (DDPM Eq. 4): sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise.
+        x0, noise: (B, C, H, W); t: (B,) ints in [0, T)."""
+        abar = self.alpha_bar[t].view(-1, 1, 1, 1)
+        # 1 - alpha_bar in float64: in float32 it loses 3 digits near t = 0.
+        return abar.sqrt().to(x0.dtype) * x0 + (1 - abar).sqrt().to(x0.dtype) * noise
+
+    def loss_weight(self, t):
+        """w(t) = 1 / (1 + SNR(t)) = 1 - alpha_bar_t, SNR = alpha_bar / (1 - alpha_bar)
+        (P2 weighting with k = 1, gamma = 1, Choi et al. 2022). t: (B,) -> (B,)."""
+        return (1 - self.alpha_bar[t]).float()
+
+    def loss(self, model_fn, x0, w_mse=1.0, w_l1=1.0, w_logl1=1.0, generator=None):
+        """RAW-Diffusion's training loss at uniformly drawn timesteps:
+        w(t) * (w_mse MSE + w_l1 L1 + w_logl1 logL1)(x0_hat, x0).
+
+        model_fn(x_t, t) -> x0_hat: (B, C, H, W) in [-1, 1]; x0: (B, C, H, W) in [-1, 1].
+        Returns the loss (B,) and, for logging, the unweighted terms
+        {"mse", "l1", "logl1"} (B,) each and "t" (B,).
+        """
+        t = self.sample_t(x0.shape[0], generator)
+        noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        x0_hat = model_fn(self.q_sample(x0, t, noise), t).float()
+        terms = dict(mse=mse(x0_hat, x0), l1=l1(x0_hat, x0), logl1=log_l1(x0_hat, x0))
+        loss = self.loss_weight(t) * (
+            w_mse * terms["mse"] + w_l1 * terms["l1"] + w_logl1 * terms["logl1"]
+        )
+        return loss, dict(terms, t=t)
+
+    @torch.no_grad()
+    def sample(self, model_fn, shape, steps, generator=None, eta=0.0, noise=None, callback=None):
+        """DDIM (Song et al. 2021, Eq. 12) over all `steps` timesteps of `ddim_timesteps`.
+
+        model_fn(x_t, t) -> x0_hat: x_t (B, C, H, W), t (B,) ints, the original timesteps
+        in [0, T); x0_hat in [-1, 1], clipped to it here. eta in [0, 1]: 0 is deterministic,
+        1 DDPM-like. The initial noise (unless `noise` is given) and the eta noise come from
+        `generator`, on the buffers' device: the same seed gives the same sample. noise:
+        x_T of `shape`, to start from a given noise instead (e.g. shared across tiles).
+        callback(dict(i, t, x, x0)) runs at step i with x = x_t and x0 = x0_hat.
+        Returns x0: `shape` in [-1, 1].
+        """
+        device = self.alpha_bar.device
+        if noise is None:
+            noise = torch.randn(shape, device=device, generator=generator)
+        x = noise.float()
+        timesteps = ddim_timesteps(steps)[::-1]
+        # alpha_bar on the respaced schedule, at t and at the next timestep (1 after t = 0).
+        abars = self.alpha_bar[timesteps].tolist()
+        for i, (t, abar, abar_prev) in enumerate(zip(timesteps, abars, abars[1:] + [1.0])):
+            x0 = model_fn(x, torch.full((shape[0],), t, device=device)).float().clamp(-1, 1)
+            if callback is not None:
+                callback(dict(i=i, t=t, x=x, x0=x0))
+            # The noise that x_t carries given x0_hat (DDIM Eq. 9, solved for eps).
+            eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
+            # DDIM Eq. 16: eta = 1 gives the DDPM posterior's standard deviation.
+            sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
+            x = math.sqrt(abar_prev) * x0 + math.sqrt(1 - abar_prev - sigma**2) * eps
+            if eta > 0:
+                x = x + sigma * torch.randn(shape, device=device, generator=generator)
+        return x

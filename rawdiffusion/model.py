@@ -1,0 +1,396 @@
+"""The RGB-guided U-Net of RAW-Diffusion (Reinders et al., WACV 2025).
+
+A guided-diffusion U-Net that predicts the packed RAW image x0 from a noisy x_t and a
+timestep, guided by the sRGB image. An RGB-guidance network (EDSR, RRDB or NAFNet)
+turns the sRGB image into a feature map c; the middle and decoder blocks normalise with
+SPADE, GN(x) * (1 + gamma(c)) + beta(c), where c is bilinearly resized to x's size.
+
+gamma and beta depend on the RGB image only, so `UNet.encode_guidance` computes all of
+them once per image and `UNet.forward` reuses them for every denoising step:
+
+    net = build_model("paper")
+    guidance = net.encode_guidance(rgb)         # once per image
+    x0 = net(x_t, t, guidance=guidance)         # any number of times
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+RAW_CHANNELS = 4  # packed R, G1, G2, B
+GROUPS = 8  # GroupNorm groups
+HEAD_CHANNELS = 64  # channels per attention head
+
+PRESETS = {
+    # The paper's network: 25,004,644 parameters with EDSR, 16,089,856 of them in SPADE.
+    "paper": dict(
+        channels=32, channel_mult=(1, 1, 2, 2, 4, 4), num_blocks=2, attn_ds=(16, 32),
+        guide="edsr", guide_channels=64, spade_hidden=128,
+    ),
+    # For a 2-core CPU and 64-128 px crops: 2,562,100 parameters, a training step on a
+    # batch of 4 64x64 crops takes ~0.4 s on 2 cores (the paper preset ~1.6 s). Inputs:
+    # multiples of 8.
+    "small": dict(
+        channels=16, channel_mult=(1, 2, 4, 4), num_blocks=1, attn_ds=(8,),
+        guide="edsr", guide_channels=32, spade_hidden=32,
+    ),
+}
+
+
+def build_model(preset="paper", **overrides):
+    """The U-Net of a preset in PRESETS, with some of its arguments replaced."""
+    return UNet(**{**PRESETS[preset], **overrides})
+
+
+def timestep_embedding(t, dim):
+    """Sinusoidal embedding of t: (B,) timesteps in [0, 1000) -> (B, dim) (Vaswani et al. 2017)."""
+    freqs = torch.exp(-math.log(10000) * torch.arange(dim // 2, device=t.device) / (dim // 2))
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def conv3x3(cin, cout):
+    # Reflect padding, as in the reference, keeps image borders free of zero-padding bias.
+    return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
+
+
+def zero_init(module):
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+def resize(c, size):
+    """Bilinear resize of c (B, C, H, W) to size (h, w); c itself when it already fits."""
+    if tuple(c.shape[-2:]) == tuple(size):
+        return c
+    return F.interpolate(c, size=size, mode="bilinear", align_corners=False)
+
+
+class Spade(nn.Module):
+    """gamma(c), beta(c) of SPADE (Park et al. 2019) as used by semantic-diffusion-model."""
+
+    def __init__(self, guide_channels, hidden, channels):
+        super().__init__()
+        self.shared = nn.Conv2d(guide_channels, hidden, 3, padding=1)
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, c):
+        """c: (B, guide_channels, h, w) -> gamma, beta: (B, channels, h, w) each."""
+        a = F.relu(self.shared(c))
+        return self.gamma(a), self.beta(a)
+
+
+class Block(nn.Module):
+    """The U-Net's residual block (guided-diffusion's ResBlock with scale-shift norm).
+
+    Flags: `resample` "up"/"down" resamples inside the block (nearest / 2x2 average), as
+    guided-diffusion's resblock_updown; `guide_channels` > 0 makes it RGB-guided: both
+    GroupNorms become GN(x) * (1 + gamma) + beta, with gamma, beta from `modulation`;
+    `attention` appends a self-attention layer (64 channels per head).
+    """
+
+    def __init__(self, cin, cout, emb_dim, *, resample=None, guide_channels=0, spade_hidden=128,
+                 attention=False):
+        super().__init__()
+        guided = guide_channels > 0
+        self.resample = resample
+        # The SPADE gamma, beta replace the affine parameters of a guided block's norms.
+        self.norm0 = nn.GroupNorm(GROUPS, cin, affine=not guided)
+        self.conv0 = conv3x3(cin, cout)
+        self.emb = nn.Linear(emb_dim, 2 * cout)
+        self.norm1 = nn.GroupNorm(GROUPS, cout, affine=not guided)
+        self.conv1 = zero_init(conv3x3(cout, cout))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        if guided:
+            self.spade0 = Spade(guide_channels, spade_hidden, cin)
+            self.spade1 = Spade(guide_channels, spade_hidden, cout)
+        self.heads = max(cout // HEAD_CHANNELS, 1) if attention else 0
+        if attention:
+            self.attn_norm = nn.GroupNorm(GROUPS, cout)
+            self.qkv = nn.Conv2d(cout, 3 * cout, 1)
+            self.proj = zero_init(nn.Conv2d(cout, cout, 1))
+
+    def modulation(self, c0, c1):
+        """SPADE parameters from the guide features at the block's input size (c0) and
+        output size (c1): (gamma0, beta0, gamma1, beta1), shaped like the two norms' inputs."""
+        return (*self.spade0(c0), *self.spade1(c1))
+
+    def forward(self, x, emb, mod=None):
+        """x: (B, cin, h, w); emb: (B, emb_dim); mod: `modulation`'s output for guided
+        blocks, else None. Returns (B, cout, h', w'), h' = 2h / h / h/2 for up / none / down."""
+        h = self.norm0(x)
+        if mod is not None:
+            h = h * (1 + mod[0]) + mod[1]
+        h = F.silu(h)
+        if self.resample == "up":
+            h, x = F.interpolate(h, scale_factor=2.0), F.interpolate(x, scale_factor=2.0)
+        elif self.resample == "down":
+            h, x = F.avg_pool2d(h, 2), F.avg_pool2d(x, 2)
+        h = self.conv0(h)
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm1(h)
+        if mod is not None:
+            h = h * (1 + mod[2]) + mod[3]
+        h = self.conv1(F.silu(h * (1 + scale) + shift))
+        x = self.skip(x) + h
+        if self.heads:
+            x = x + self.attend(x)
+        return x
+
+    def attend(self, x):
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.attn_norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # (B, heads, HW, C / heads) each
+        h = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(h.transpose(-1, -2).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    """RAW-Diffusion's denoiser: (x_t, t, RGB guide) -> x0.
+
+    Arguments: `channels` base width; `channel_mult` width multipliers per level (each
+    level after the first halves the resolution); `num_blocks` residual blocks per level;
+    `attn_ds` downsampling factors with self-attention (plus the middle); `guide` "edsr",
+    "rrdb" or "nafnet" with `guide_channels` features; `spade_hidden` SPADE hidden width.
+    `config` holds these as a plain dict: UNet(**net.config) rebuilds the network.
+    Set `checkpointing = True` for gradient checkpointing of every block while training.
+    """
+
+    def __init__(self, channels, channel_mult, num_blocks, attn_ds, guide, guide_channels,
+                 spade_hidden):
+        super().__init__()
+        channel_mult, attn_ds = tuple(channel_mult), tuple(attn_ds)
+        self.config = dict(
+            channels=channels, channel_mult=channel_mult, num_blocks=num_blocks, attn_ds=attn_ds,
+            guide=guide, guide_channels=guide_channels, spade_hidden=spade_hidden,
+        )
+        self.multiple = 2 ** (len(channel_mult) - 1)
+        self.checkpointing = False
+        self.guide = GUIDES[guide](guide_channels)
+        emb_dim = 4 * channels
+        self.time_embed = nn.Sequential(
+            nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        plain = dict(emb_dim=emb_dim)
+        guided = dict(emb_dim=emb_dim, guide_channels=guide_channels, spade_hidden=spade_hidden)
+
+        # Encoder of plain blocks; `skips` tracks the channels of the features it passes on.
+        self.conv_in = conv3x3(RAW_CHANNELS, channels)
+        self.enc = nn.ModuleList()
+        skips, ch, ds = [channels], channels, 1
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_blocks):
+                self.enc.append(Block(ch, channels * mult, attention=ds in attn_ds, **plain))
+                ch = channels * mult
+                skips.append(ch)
+            if level < len(channel_mult) - 1:
+                self.enc.append(Block(ch, ch, resample="down", **plain))
+                skips.append(ch)
+                ds *= 2
+
+        # Middle and decoder: guided blocks, in the order forward and encode_guidance use.
+        # Each block records the downsampling factors of its input and output (ds_in, ds_out)
+        # and whether it takes an encoder skip.
+        self.dec = nn.ModuleList()
+
+        def add(block, ds_in, ds_out, takes_skip):
+            block.ds_in, block.ds_out, block.takes_skip = ds_in, ds_out, takes_skip
+            self.dec.append(block)
+
+        add(Block(ch, ch, attention=True, **guided), ds, ds, False)
+        add(Block(ch, ch, **guided), ds, ds, False)
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for _ in range(num_blocks + 1):
+                block = Block(ch + skips.pop(), channels * mult, attention=ds in attn_ds, **guided)
+                add(block, ds, ds, True)
+                ch = channels * mult
+            if level > 0:
+                add(Block(ch, ch, resample="up", **guided), ds, ds // 2, False)
+                ds //= 2
+
+        self.norm_out = nn.GroupNorm(GROUPS, ch)
+        self.conv_out = zero_init(conv3x3(ch, RAW_CHANNELS))
+
+    def _run(self, fn, *args):
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def encode_guidance(self, rgb):
+        """All SPADE parameters for an RGB guide; they depend on nothing else.
+
+        rgb: (B, 3, H, W) in [-1, 1]; H and W multiples of `self.multiple`, at least twice it
+        (the reflect padding needs 2x2 maps at the lowest resolution).
+        Returns a tuple with one (gamma0, beta0, gamma1, beta1) per guided block, in the
+        order of `self.dec`, each shaped like the activation it modulates. That is 972
+        values per pixel for the paper preset (243 MiB for 256x256 in float32): tile large
+        images.
+        """
+        H, W = rgb.shape[-2:]
+        m = self.multiple
+        if H % m or W % m or min(H, W) < 2 * m:
+            raise ValueError(f"height and width must be multiples of {m}, >= {2 * m}; got {H}x{W}")
+        c = self._run(self.guide, rgb)
+        pyramid = {}  # c resized once per resolution, shared by the blocks there
+
+        def at(ds):
+            if ds not in pyramid:
+                pyramid[ds] = resize(c, (H // ds, W // ds))
+            return pyramid[ds]
+
+        return tuple(self._run(b.modulation, at(b.ds_in), at(b.ds_out)) for b in self.dec)
+
+    def forward(self, x, t, rgb=None, guidance=None):
+        """x0 prediction.
+
+        x: x_t (B, 4, H, W), packed RAW in [-1, 1] plus noise; H, W as in `encode_guidance`.
+        t: (B,) integer timesteps in [0, 1000).
+        rgb: (B, 3, H, W) in [-1, 1], the guide; or, instead of it,
+        guidance: `encode_guidance(rgb)`, computed once and reused across timesteps.
+        Returns x0: (B, 4, H, W) in [-1, 1].
+        """
+        if guidance is None:
+            guidance = self.encode_guidance(rgb)
+        emb = self.time_embed(timestep_embedding(t, self.config["channels"]))
+        h = self.conv_in(x)
+        skips = [h]
+        for block in self.enc:
+            h = self._run(block, h, emb)
+            skips.append(h)
+        for block, mod in zip(self.dec, guidance, strict=True):
+            if block.takes_skip:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = self._run(block, h, emb, mod)
+        return torch.tanh(self.conv_out(F.silu(self.norm_out(h))))
+
+
+# RGB-guidance networks: (B, 3, H, W) in [-1, 1] -> (B, width, H, W), at full resolution.
+
+
+def _conv_relu_conv(width):
+    return nn.Sequential(
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1)
+    )
+
+
+class EDSR(nn.Module):
+    """EDSR (Lim et al. 2017) without its upsampler: conv, 4 residual blocks, conv, global skip."""
+
+    def __init__(self, width, blocks=4):
+        super().__init__()
+        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.body = nn.ModuleList(_conv_relu_conv(width) for _ in range(blocks))
+        self.tail = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, rgb):
+        x = h = self.head(rgb)
+        for block in self.body:
+            h = h + block(h)
+        return x + self.tail(h)
+
+
+class DenseBlock(nn.Module):
+    """ESRGAN's residual dense block: 5 densely connected convs, residual scaled by 0.2."""
+
+    def __init__(self, width, growth=32):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(width + i * growth, growth if i < 4 else width, 3, padding=1)
+            for i in range(5)
+        )
+
+    def forward(self, x):
+        feats = [x]
+        for conv in self.convs[:-1]:
+            feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1)), 0.2))
+        return x + 0.2 * self.convs[-1](torch.cat(feats, dim=1))
+
+
+class RRDB(nn.Module):
+    """RRDBNet (Wang et al. 2018, ESRGAN) without its upsampler: conv, 4 residual-in-residual
+    dense blocks, conv, global skip."""
+
+    def __init__(self, width, blocks=4):
+        super().__init__()
+        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.body = nn.ModuleList(
+            nn.Sequential(*(DenseBlock(width) for _ in range(3))) for _ in range(blocks)
+        )
+        self.tail = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, rgb):
+        x = h = self.head(rgb)
+        for block in self.body:
+            h = h + 0.2 * block(h)
+        return x + self.tail(h)
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of (B, C, H, W)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class NAFBlock(nn.Module):
+    """NAFNet's block (Chen et al. 2022): gated depthwise conv with channel attention, gated FFN."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.norm1, self.norm2 = ChannelNorm(c), ChannelNorm(c)
+        self.conv1 = nn.Conv2d(c, 2 * c, 1)
+        self.conv2 = nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.sca = nn.Conv2d(c, c, 1)
+        self.conv3 = nn.Conv2d(c, c, 1)
+        self.conv4 = nn.Conv2d(c, 2 * c, 1)
+        self.conv5 = nn.Conv2d(c, c, 1)
+        # Zero residual scales: every block starts as the identity.
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x):
+        a, b = self.conv2(self.conv1(self.norm1(x))).chunk(2, dim=1)
+        h = a * b
+        h = h * self.sca(h.mean(dim=(2, 3), keepdim=True))
+        y = x + self.beta * self.conv3(h)
+        a, b = self.conv4(self.norm2(y)).chunk(2, dim=1)
+        return y + self.gamma * self.conv5(a * b)
+
+
+class NAFNet(nn.Module):
+    """NAFNet U-Net with the reference's sizes (encoder 2, 2, 4, 8 blocks, middle 4, decoder
+    2, 2, 2, 2); its last decoder features are the guidance. H, W: multiples of 16."""
+
+    def __init__(self, width, enc=(2, 2, 4, 8), middle=4, dec=(2, 2, 2, 2)):
+        super().__init__()
+        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.encoders, self.downs, self.ups, self.decoders = (nn.ModuleList() for _ in range(4))
+        c = width
+        for n in enc:
+            self.encoders.append(nn.Sequential(*(NAFBlock(c) for _ in range(n))))
+            self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
+            c *= 2
+        self.middle = nn.Sequential(*(NAFBlock(c) for _ in range(middle)))
+        for n in dec:
+            self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
+            c //= 2
+            self.decoders.append(nn.Sequential(*(NAFBlock(c) for _ in range(n))))
+
+    def forward(self, rgb):
+        h, skips = self.intro(rgb), []
+        for encoder, down in zip(self.encoders, self.downs):
+            h = encoder(h)
+            skips.append(h)
+            h = down(h)
+        h = self.middle(h)
+        for up, decoder in zip(self.ups, self.decoders):
+            h = decoder(up(h) + skips.pop())
+        return h
+
+
+GUIDES = {"edsr": EDSR, "rrdb": RRDB, "nafnet": NAFNet}
