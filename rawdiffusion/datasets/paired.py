@@ -86,8 +86,8 @@ def prepare_image(task: Task, out: str, grid: int | None = None,
     rgb = halve_area(render_srgb(raw)[: 2 * h, : 2 * w])         # (H/2, W/2, 3)
     if grid is not None:
         boxes = grid_boxes(h, w, grid)
-        samples = {f"{task.image_id}_{k}": (packed[:, t:t + ph, l:l + pw], rgb[t:t + ph, l:l + pw])
-                   for k, (t, l, ph, pw) in enumerate(boxes)}
+        samples = {f"{task.image_id}_{k}": (packed[:, y:y + ph, x:x + pw], rgb[y:y + ph, x:x + pw])
+                   for k, (y, x, ph, pw) in enumerate(boxes)}
     else:
         samples = {task.image_id: (resize_area(packed.transpose(1, 2, 0), *size).transpose(2, 0, 1),
                                    resize_area(rgb, *size))}
