@@ -74,7 +74,7 @@ def test_precomputed_guidance_equals_recomputing_it_and_is_reusable():
         for seed in range(3):  # other x_t and t, same guidance
             x, t, _ = inputs(seed=10 + seed)
             torch.testing.assert_close(net(x, t, guidance=guidance), net(x, t, rgb=rgb))
-    # One (gamma0, beta0, gamma1, beta1) per guided block, shaped like what it modulates.
+    # One (1 + gamma0, beta0, 1 + gamma1, beta1) per guided block, shaped like what it modulates.
     assert len(guidance) == len(net.dec)
     first = guidance[0]  # middle block at 1/2 resolution, 32 channels
     assert [tuple(m.shape) for m in first] == [(2, 32, 8, 8)] * 4
