@@ -1,0 +1,191 @@
+"""Turning RGB images into a camera's RAW files with a trained checkpoint, at any scale.
+
+Used by `rawdiffusion convert` and by sample.py's prediction writing. A job is a list of
+items (an RGB image in, an output name out). It is sharded over the processes of a torchrun
+launch (each takes every world-th item), resumable (an item whose outputs exist is skipped;
+outputs are written atomically, so existing means complete), reports progress with an ETA,
+and records every output in a manifest (source, output, steps, seed, checkpoint hash).
+
+Sizes. A photo of H x W pixels becomes a mosaic of H x W: as in training, the guide is the
+photo halved with area interpolation, and the packed RAW has the guide's size. Images larger
+than the tile size are generated in overlapping tiles (sampling.generate_tiled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import camera_raw
+from .images import halve_area, raw_preview, read_rgb, write_png
+from .io import atomic_output, write_dng, write_hdf5, write_npy
+from .sampling import generate_tiled, guide_tensor, pad_to_multiple
+
+log = logging.getLogger(__name__)
+FORMATS = ("dng", "hdf5", "npy")
+SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
+
+
+def file_digest(path, length: int = 16) -> str:
+    """The first `length` hex digits of the file's SHA-256: names a checkpoint in manifests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
+
+
+def item_seed(seed: int, index: int) -> int:
+    """The noise seed of item `index`: independent of how items are sharded."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
+
+
+@dataclass
+class Generator:
+    """A loaded checkpoint with its sampling settings."""
+
+    net: torch.nn.Module
+    diffusion: torch.nn.Module
+    camera: dict          # the checkpoint's camera: cfa, black_level, white_level, wb, ...
+    digest: str           # file_digest of the checkpoint
+    steps: int = 24
+    tile: int = 256
+    overlap: int = 64
+    device: str = "cpu"
+
+    @torch.no_grad()
+    def packed(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
+        """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]."""
+        rgb, (h, w) = pad_to_multiple(guide_tensor(guide, self.device), self.net.multiple)
+        x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
+                            torch.Generator(self.device).manual_seed(seed), tile=self.tile,
+                            overlap=self.overlap, callback=callback)
+        return ((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1)
+
+
+def write_prediction(base: Path, x: np.ndarray, camera: dict, fmt: str) -> list[Path]:
+    """Write packed RAW x (4, h, w) in [0, 1] as <base>.dng|.h5|.npy plus a <base>.png preview
+    (greens averaged, gamma 1/5); the preview is written last. Returns the paths."""
+    out = base.with_name(base.name + SUFFIX[fmt])
+    if fmt == "dng":
+        write_dng(out, camera_raw(camera, x))
+    elif fmt == "hdf5":
+        write_hdf5(out, x)
+    else:
+        write_npy(out, x)
+    preview = base.with_name(base.name + ".png")
+    write_png(preview, raw_preview(x))
+    return [out, preview]
+
+
+def outputs_exist(base: Path, fmt: str) -> bool:
+    return base.with_name(base.name + ".png").is_file() and \
+        base.with_name(base.name + SUFFIX[fmt]).is_file()
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) of a torchrun launch; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def append_manifest(path: Path, record: dict) -> None:
+    with open(path, "a") as f:  # one short line per write: whole or absent after a kill
+        f.write(json.dumps(record) + "\n")
+
+
+def merge_manifests(out: Path) -> Path:
+    """Join the per-process manifest parts into manifest.jsonl, one line per output, sorted."""
+    records = {}
+    for part in sorted(out.glob("manifest.part*.jsonl")):
+        for line in part.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill; its item is redone or recorded again
+            records[record["output"]] = record
+    path = out / "manifest.jsonl"
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(json.dumps(records[k]) + "\n" for k in sorted(records)))
+    return path
+
+
+def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str = "dng",
+            names: list[str] | None = None, figure: bool = False) -> tuple[int, int]:
+    """Convert RGB image files into RAW files in `out` (this process's share of them).
+
+    names: output base names (default: the sources' stems). figure: also write
+    <name>_compare.png, photo | generated RAW preview | the DNG as LibRaw renders it.
+    Returns (converted, skipped as already done). An unreadable image raises ValueError
+    naming it before anything is written for it.
+    """
+    rank, world = shard()
+    out.mkdir(parents=True, exist_ok=True)
+    names = names or [p.stem for p in sources]
+    if len(set(names)) != len(names):
+        raise ValueError("two inputs have the same name; outputs would collide")
+    mine = list(range(rank, len(sources), world))
+    done = skipped = 0
+    part = out / f"manifest.part{rank}.jsonl"
+    bar = tqdm(total=len(mine), unit="image", desc="convert", disable=rank != 0,
+               dynamic_ncols=True)
+    with bar:
+        for index in mine:
+            source, base = sources[index], out / names[index]
+            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()):
+                skipped += 1
+                bar.update()
+                continue
+            photo = _read_photo(source)
+            guide = halve_area(photo)
+            s = item_seed(seed, index)
+            x = gen.packed(guide, s)
+            paths = write_prediction(base, x, gen.camera, fmt)
+            if figure:
+                _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
+            append_manifest(part, {"source": str(source), "output": str(paths[0]),
+                                   "preview": str(paths[1]), "steps": gen.steps, "seed": s,
+                                   "checkpoint": gen.digest, "size": list(x.shape[1:])})
+            done += 1
+            bar.update()
+    return done, skipped
+
+
+def _read_photo(path: Path) -> np.ndarray:
+    try:
+        photo = read_rgb(path)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    if min(photo.shape[:2]) < 4:
+        raise ValueError(f"{path}: image of {photo.shape[1]}x{photo.shape[0]} is too small")
+    return photo
+
+
+def _figure_path(base: Path) -> Path:
+    return base.with_name(base.name + "_compare.png")
+
+
+def _write_figure(base: Path, photo: np.ndarray, x: np.ndarray, dng: Path | None) -> None:
+    """photo | packed RAW preview | DNG rendered by LibRaw (when written), side by side at the
+    packed RAW's height."""
+    from PIL import Image
+
+    h = x.shape[1]
+    panels = [halve_area(photo)[:h], raw_preview(x)]
+    if dng is not None:
+        from .io import read_raw, render_srgb
+
+        panels.append(halve_area(render_srgb(read_raw(dng))))
+    panels = [np.asarray(Image.fromarray(p).resize((p.shape[1] * h // p.shape[0], h)))
+              for p in panels]
+    gap = np.full((h, 8, 3), 32, np.uint8)
+    write_png(_figure_path(base), np.concatenate(sum(([p, gap] for p in panels), [])[:-1],
+                                                 axis=1))
+
