@@ -108,6 +108,13 @@ def cmd_prepare_subsample(args) -> int:
     return _report(description, [], args.out, True)
 
 
+def cmd_train(args) -> int:
+    from .training import entry
+
+    entry(args.overrides)  # Hydra exits on its own errors; ours end in "error: ..." and 2
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -195,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the image permutation")
     p.set_defaults(func=cmd_prepare_subsample)
 
+    # Everything after `train` goes to Hydra as is (options like -m and --cfg included), see
+    # main(); add_help=False lets `rawdiffusion train --help` show Hydra's help.
+    p = sub.add_parser("train", add_help=False,
+                       help="train a model: Hydra overrides, e.g. dataset=fivek_nikon "
+                            "general.seed=0 (as train.py; rerun to resume)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("demo", help="the main job on data the project makes itself")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.set_defaults(func=cmd_demo)
@@ -202,7 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = []
+    if "train" in argv and all(a.startswith("-") for a in argv[:argv.index("train")]):
+        at = argv.index("train") + 1
+        argv, overrides = argv[:at], argv[at:]
     args = build_parser().parse_args(argv)
+    args.overrides = overrides
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     from .io import RawFormatError

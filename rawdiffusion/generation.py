@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .checkpoint import camera_raw
 from .images import halve_area, raw_preview, read_rgb, write_png
 from .io import atomic_output, write_dng, write_hdf5, write_npy
-from .sampling import generate_tiled, guide_tensor, pad_to_multiple
+from .sampling import derived_seed, generate_tiled, guide_tensor, pad_to_multiple
 
 log = logging.getLogger(__name__)
 FORMATS = ("dng", "hdf5", "npy")
@@ -41,11 +41,6 @@ def file_digest(path, length: int = 16) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:length]
-
-
-def item_seed(seed: int, index: int) -> int:
-    """The noise seed of item `index`: independent of how items are sharded."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclass
@@ -145,7 +140,7 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
                 continue
             photo = _read_photo(source)
             guide = halve_area(photo)
-            s = item_seed(seed, index)
+            s = derived_seed(seed, index)
             x = gen.packed(guide, s)
             paths = write_prediction(base, x, gen.camera, fmt)
             if figure:

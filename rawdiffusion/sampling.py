@@ -21,6 +21,12 @@ import torch.nn.functional as F
 from .diffusion import Diffusion
 
 
+def derived_seed(*key: int) -> int:
+    """A 63-bit torch seed derived from integers (a run seed, a step, an item index, ...), so
+    that every random stream depends only on what it is for, not on execution order."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 3, H, W) float32 in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None]

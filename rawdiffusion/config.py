@@ -1,0 +1,231 @@
+"""The training configuration: typed sections in Hydra's ConfigStore, and the seed's datasets.
+
+`python train.py dataset=NAME general.seed=S [section.key=value ...]` composes `train` from
+the dataclasses below; `python train.py --cfg job` prints the result. The defaults are the
+paper's recipe (AdamW 1e-4, linear decay over 70k steps, batch 4, 256 crops).
+
+Data. Every named dataset is a folder under `general.data_root` (default: $RAWDIFFUSION_DATA,
+else ./data) made by one `rawdiffusion prepare ...` command, which the error names when the
+folder is missing. The `_subsample` names train on `dataset.train.max_items` images of their
+parent's folder (no extra preparation). Any other prepared folder is `dataset=folder
+dataset.root=PATH`. As in the seed, `dataset/train=NAME` and `dataset/val=NAME` pick the two
+parts separately.
+
+SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for one GPU, as the
+seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
+a plain run never touches it. Jobs that hit the time limit are requeued and resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
+
+# The seed's prepared datasets: name -> the command that makes its folder (--out is added).
+SOURCES = {
+    "fivek_nikon": "rawdiffusion prepare fivek --root FIVEK_DIR --camera nikon",
+    "fivek_canon": "rawdiffusion prepare fivek --root FIVEK_DIR --camera canon",
+    "nod_nikon": "rawdiffusion prepare nod --root NOD_DIR --camera nikon",
+    "nod_sony": "rawdiffusion prepare nod --root NOD_DIR --camera sony",
+    "nod_nikon_h416": "rawdiffusion prepare nod --root NOD_DIR --camera nikon --h416",
+    "nod_sony_h416": "rawdiffusion prepare nod --root NOD_DIR --camera sony --h416",
+}
+SUBSAMPLE = "_subsample"
+
+
+@dataclass
+class SplitConfig:
+    """One split of a prepared dataset folder."""
+
+    root: str = MISSING  # the prepared folder (holding dataset.json)
+    split: str = "test"  # its split file, <root>/<split>.txt
+    prepare: Optional[str] = None  # the command that makes `root`, quoted when it is missing
+
+
+@dataclass
+class TrainSplitConfig(SplitConfig):
+    split: str = "train"
+    # Train on this many images (all samples of each), drawn by a permutation seeded with
+    # general.seed; an epoch is resampled to the full split's length (the paper's small data).
+    # None: all. (Every stored option sets it: a MISSING one would not override a default.)
+    max_items: Optional[int] = MISSING
+
+
+@dataclass
+class DatasetConfig:
+    defaults: List[Any] = field(default_factory=list)
+    name: Optional[str] = None  # names the run directory; None: the name in dataset.json
+    train: TrainSplitConfig = MISSING  # from dataset/train
+    val: SplitConfig = MISSING  # from dataset/val
+
+
+@dataclass
+class FolderDatasetConfig(DatasetConfig):
+    root: str = MISSING  # any folder made by `rawdiffusion prepare ...`
+
+
+@dataclass
+class GeneralConfig:
+    seed: int = 0
+    out: str = "runs"  # run directories are made in here
+    # The run directory's name; None: <dataset>[-n<max_items>][-<preset>]-s<seed>. Rerunning a
+    # command resumes its run; a changed recipe needs a new name (the error says so).
+    run: Optional[str] = None
+    data_root: str = DATA_ROOT  # the named datasets' folders are in here
+    save_every: int = 1000  # steps between checkpoints (one is also written at the end)
+
+
+@dataclass
+class ModelConfig:
+    """A preset of model.PRESETS; the other keys, when set, replace the preset's values."""
+
+    preset: str = "paper"
+    channels: Optional[int] = None
+    channel_mult: Optional[List[int]] = None
+    num_blocks: Optional[int] = None
+    attn_ds: Optional[List[int]] = None
+    guide: Optional[str] = None  # edsr, rrdb, nafnet
+    guide_channels: Optional[int] = None
+    spade_hidden: Optional[int] = None
+
+
+@dataclass
+class DiffusionConfig:
+    """Weights of the loss terms: w(t) * (w_mse MSE + w_l1 L1 + w_logl1 logL1)."""
+
+    w_mse: float = 1.0
+    w_l1: float = 1.0
+    w_logl1: float = 1.0
+
+
+@dataclass
+class DiffusionValConfig:
+    timestep_respacing: str = "ddim24"  # DDIM sampler of validation and previews: ddim<N>
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    decay_steps: int = 70_000  # the learning rate falls linearly to 0 over these steps
+    max_steps: int = 70_000  # may grow between reruns: training continues
+    batch_size: int = 4  # global; DDP splits it over the processes
+    crop: int = 256  # random crops of the packed RAW (and RGB), a multiple of the U-Net's
+    ema_decay: float = 0.0  # exponential moving average of the weights; 0: none (the paper)
+
+
+@dataclass
+class SystemConfig:
+    """How to run: none of these change the recipe (bf16 changes rounding)."""
+
+    bf16: bool = True  # bf16 autocast on CUDA (CPU runs in float32)
+    channels_last: bool = True  # on CUDA
+    checkpointing: bool = False  # gradient checkpointing: less memory, about 30 % slower
+    compile: bool = False  # torch.compile the training model
+    workers: int = 4  # data loader processes per training process
+
+
+@dataclass
+class LogConfig:
+    every: int = 50  # steps between scalars (progress bar, TensorBoard, stats.jsonl)
+    preview_every: int = 1000  # steps between preview PNGs (RGB | generated RAW | target RAW)
+    val_every: int = 5000  # steps between validation metrics (DDIM on center crops)
+    val_images: int = 16  # validation images (center crops of the val split's samples)
+
+
+def _hydra_settings() -> dict:
+    return {
+        # Hydra writes nothing of its own: the run directory holds config, logs and stats.
+        "output_subdir": None,
+        "run": {"dir": "${general.out}"},
+        "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
+        "job": {"name": "train", "chdir": False},
+        "help": {"app_name": "rawdiffusion train"},
+    }
+
+
+@dataclass
+class TrainConfig:
+    defaults: List[Any] = field(default_factory=lambda: [
+        "_self_",
+        {"dataset": "nod_nikon"},  # the seed's default
+        {"override hydra/launcher": "rawdiffusion_slurm"},
+        {"override hydra/job_logging": "stdout"},
+    ])
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    diffusion_val: DiffusionValConfig = field(default_factory=DiffusionValConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    hydra: Any = field(default_factory=_hydra_settings)
+
+
+def dataset_names() -> list[str]:
+    """Every dataset name of the seed, e.g. fivek_nikon and fivek_nikon_subsample."""
+    return [n + s for n in SOURCES for s in ("", SUBSAMPLE)]
+
+
+def register() -> None:
+    """Store the configs in Hydra's ConfigStore (before composing; storing again is harmless)."""
+    from hydra.core.config_store import ConfigStore
+    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+
+    cs = ConfigStore.instance()
+    cs.store(name="train", node=TrainConfig)
+    for name, command in SOURCES.items():
+        root = f"${{general.data_root}}/{name}"
+        prepare = f"{command} --out ${{.root}}"
+        cs.store(group="dataset/train", name=name,
+                 node=TrainSplitConfig(root=root, prepare=prepare, max_items=None))
+        cs.store(group="dataset/train", name=name + SUBSAMPLE,
+                 node=TrainSplitConfig(root=root, prepare=prepare, max_items=MISSING))
+        cs.store(group="dataset/val", name=name, node=SplitConfig(root=root, prepare=prepare))
+        for train in (name, name + SUBSAMPLE):
+            cs.store(group="dataset", name=train, node=DatasetConfig(
+                defaults=[{"train": train}, {"val": name}, "_self_"], name=train))
+    cs.store(group="dataset", name="folder", node=FolderDatasetConfig(
+        train=TrainSplitConfig(root="${..root}", max_items=None),
+        val=SplitConfig(root="${..root}")))
+    # One GPU for a day per job, as the seed's SLURM settings; a job that reaches the time
+    # limit is requeued and resumes from its last checkpoint.
+    cs.store(group="hydra/launcher", name="rawdiffusion_slurm", node=SlurmQueueConf(
+        timeout_min=1440, gpus_per_node=1, tasks_per_node=1, cpus_per_task=6, mem_gb=32,
+        max_num_timeout=5))
+
+
+# Keys that may change when a run is resumed: where things are and how often to log. Anything
+# else (seed, model, loss, optimiser, data selection) would silently mix two recipes.
+RESUMABLE = ("general.out", "general.run", "general.data_root", "general.save_every",
+             "dataset.train.root", "dataset.val", "dataset.root", "dataset.train.prepare",
+             "optim.max_steps", "diffusion_val", "system", "log")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def recipe_changes(old: dict, new: dict) -> list[str]:
+    """The keys, other than RESUMABLE ones, whose values differ between two resolved configs:
+    "optim.lr: 0.0001 -> 0.0002"."""
+    a, b = flatten(old), flatten(new)
+    changed = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == r or key.startswith(r + ".") for r in RESUMABLE):
+            continue
+        if a.get(key) != b.get(key):
+            changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return changed
