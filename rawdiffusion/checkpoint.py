@@ -10,6 +10,7 @@ that camera's DNG without the dataset.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,6 +48,18 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     net = UNet(**state["model_config"]).to(device)
     net.load_state_dict(state["ema"] if ema and state.get("ema") is not None else state["model"])
     return net.eval().requires_grad_(False), state
+
+
+def export_checkpoint(path, out) -> int:
+    """Write a checkpoint for sharing: the weights sampling uses (EMA when the run kept them) in
+    float16, the configs and camera; no optimiser state. Returns the file's size in bytes."""
+    state = load_checkpoint(path)
+    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    save_checkpoint(out, {
+        "step": state["step"], "config": state["config"], "model_config": state["model_config"],
+        "camera": state["camera"], "ema": None,
+        "model": {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}})
+    return Path(out).stat().st_size
 
 
 def camera_of(images: dict) -> dict:

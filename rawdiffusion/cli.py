@@ -115,6 +115,74 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from .evaluation import entry
+
+    entry(args.overrides)  # as train: Hydra's own errors exit by themselves
+    return 0
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _image_files(inputs: list[str]) -> list[Path]:
+    """Image files named, or found directly in the folders named, in order; folders sorted."""
+    files = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UsageError(f"{path}: no JPEG, PNG or TIFF images in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return files
+
+
+def cmd_convert(args) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from .checkpoint import load_model
+    from .diffusion import Diffusion
+    from .generation import Generator, convert, file_digest, merge_manifests, shard
+
+    sources = _image_files(args.inputs)
+    rank, world = shard()
+    cuda = torch.cuda.is_available() and not args.cpu
+    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu"
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        net, state = load_model(args.checkpoint, device=device)
+        gen = Generator(net, Diffusion().to(device), state["camera"],
+                        file_digest(args.checkpoint), steps=args.steps, tile=args.tile,
+                        overlap=args.overlap, device=device)
+        done, skipped = convert(sources, Path(args.out), gen, args.seed, args.format,
+                                figure=args.figure)
+        if world > 1:
+            dist.barrier()  # all parts of the manifest are written
+        if rank == 0:
+            manifest = merge_manifests(Path(args.out))
+            print(f"{done} image(s) converted, {skipped} already done, by process 0 of {world}; "
+                  f"manifest {manifest}")
+        return 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def cmd_export(args) -> int:
+    from .checkpoint import export_checkpoint
+
+    size = export_checkpoint(args.checkpoint, args.out)
+    print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -209,6 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
                             "general.seed=0 (as train.py; rerun to resume)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("sample", add_help=False,
+                       help="evaluate or generate with a trained run: Hydra overrides, e.g. "
+                            "dataset=fivek_nikon general.seed=0 (as sample.py)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
+                                       "camera RAW, with previews")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--checkpoint", required=True, help="a trained checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=24, help="DDIM steps (default 24)")
+    p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
+                   help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--tile", type=int, default=256,
+                   help="tile side in packed pixels for large images (default 256)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap (default 64)")
+    p.add_argument("--figure", action="store_true",
+                   help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="a checkpoint for sharing: weights only (EMA when kept), "
+                                      "float16, no optimiser state")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("demo", help="the main job on data the project makes itself")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.set_defaults(func=cmd_demo)
@@ -218,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = []
-    if "train" in argv and all(a.startswith("-") for a in argv[:argv.index("train")]):
-        at = argv.index("train") + 1
+    hydra_command = next((a for a in argv if not a.startswith("-")), None)
+    if hydra_command in ("train", "sample"):  # the rest are Hydra's: overrides, -m, --cfg
+        at = argv.index(hydra_command) + 1
         argv, overrides = argv[:at], argv[at:]
     args = build_parser().parse_args(argv)
     args.overrides = overrides

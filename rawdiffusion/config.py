@@ -18,10 +18,14 @@ a plain run never touches it. Jobs that hit the time limit are requeued and resu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+from .datasets.layout import DESCRIPTION, PreparedDataset
 
 DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
 
@@ -35,6 +39,11 @@ SOURCES = {
     "nod_sony_h416": "rawdiffusion prepare nod --root NOD_DIR --camera sony --h416",
 }
 SUBSAMPLE = "_subsample"
+# RGB-only datasets to convert into RAW (sample.py dataset/val=NAME rgb_only=true).
+RGB_SOURCES = {
+    "cityscapes_h416": "rawdiffusion prepare cityscapes --root CITYSCAPES_DIR",
+    "bdd_h416": "rawdiffusion prepare bdd --root BDD100K_DIR",
+}
 
 
 @dataclass
@@ -49,6 +58,7 @@ class SplitConfig:
 @dataclass
 class TrainSplitConfig(SplitConfig):
     split: str = "train"
+    name: Optional[str] = None  # names the run directory; None: the name in dataset.json
     # Train on this many images (all samples of each), drawn by a permutation seeded with
     # general.seed; an epoch is resampled to the full split's length (the paper's small data).
     # None: all. (Every stored option sets it: a MISSING one would not override a default.)
@@ -58,7 +68,6 @@ class TrainSplitConfig(SplitConfig):
 @dataclass
 class DatasetConfig:
     defaults: List[Any] = field(default_factory=list)
-    name: Optional[str] = None  # names the run directory; None: the name in dataset.json
     train: TrainSplitConfig = MISSING  # from dataset/train
     val: SplitConfig = MISSING  # from dataset/val
 
@@ -167,6 +176,20 @@ class TrainConfig:
     hydra: Any = field(default_factory=_hydra_settings)
 
 
+@dataclass
+class SampleConfig(TrainConfig):
+    """sample.py: the training configuration (it finds the run's checkpoint the way training
+    named it) plus what to sample and write."""
+
+    checkpoint: Optional[str] = None  # None: <general.out>/<run>/checkpoint.pt of this config
+    save_pred: bool = False  # write predictions (pred_format) and PNG previews
+    pred_format: str = "dng"  # dng, hdf5 (the reference's layout) or npy
+    rgb_only: bool = False  # the val split has no RAW: predictions only, no metrics
+    tile: int = 256  # samples larger than this are generated in overlapping tiles
+    overlap: int = 64
+    out: Optional[str] = None  # None: <run>/samples/<val dataset>-<split>-<respacing>-s<seed>
+
+
 def dataset_names() -> list[str]:
     """Every dataset name of the seed, e.g. fivek_nikon and fivek_nikon_subsample."""
     return [n + s for n in SOURCES for s in ("", SUBSAMPLE)]
@@ -179,17 +202,22 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="train", node=TrainConfig)
+    cs.store(name="sample", node=SampleConfig)
     for name, command in SOURCES.items():
         root = f"${{general.data_root}}/{name}"
         prepare = f"{command} --out ${{.root}}"
-        cs.store(group="dataset/train", name=name,
-                 node=TrainSplitConfig(root=root, prepare=prepare, max_items=None))
-        cs.store(group="dataset/train", name=name + SUBSAMPLE,
-                 node=TrainSplitConfig(root=root, prepare=prepare, max_items=MISSING))
+        cs.store(group="dataset/train", name=name, node=TrainSplitConfig(
+            root=root, prepare=prepare, max_items=None, name=name))
+        cs.store(group="dataset/train", name=name + SUBSAMPLE, node=TrainSplitConfig(
+            root=root, prepare=prepare, max_items=MISSING, name=name + SUBSAMPLE))
         cs.store(group="dataset/val", name=name, node=SplitConfig(root=root, prepare=prepare))
         for train in (name, name + SUBSAMPLE):
             cs.store(group="dataset", name=train, node=DatasetConfig(
-                defaults=[{"train": train}, {"val": name}, "_self_"], name=train))
+                defaults=[{"train": train}, {"val": name}, "_self_"]))
+    for name, command in RGB_SOURCES.items():  # generation targets: sample.py's dataset/val
+        root = f"${{general.data_root}}/{name}"
+        cs.store(group="dataset/val", name=name, node=SplitConfig(
+            root=root, split="val", prepare=f"{command} --out ${{.root}}"))
     cs.store(group="dataset", name="folder", node=FolderDatasetConfig(
         train=TrainSplitConfig(root="${..root}", max_items=None),
         val=SplitConfig(root="${..root}")))
@@ -229,3 +257,49 @@ def recipe_changes(old: dict, new: dict) -> list[str]:
         if a.get(key) != b.get(key):
             changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
     return changed
+
+
+# ----------------------------------------------------------------------------- shared by
+# training and sampling (sample.py finds a run's checkpoint as training named it)
+
+class SetupError(Exception):
+    """A problem the user can fix (missing data, an impossible setting, a diverged loss);
+    reported as one message, without a traceback."""
+
+
+def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDataset:
+    """The prepared dataset of a train/val config, or an error that says how to make it."""
+    root = Path(split.root)
+    if not (root / DESCRIPTION).is_file():
+        message = f"{what} data: {root.resolve()} is not a prepared dataset (no {DESCRIPTION})."
+        if split.prepare:
+            message += (f" Make it with\n    {split.prepare}\nor point general.data_root "
+                        "(or $RAWDIFFUSION_DATA) at the folder that holds it.")
+        else:
+            message += " Make it with `rawdiffusion prepare ...`."
+        raise SetupError(message)
+    dataset = PreparedDataset(root)
+    if paired and dataset.kind != "paired":
+        raise SetupError(f"{root}: a {dataset.kind!r} dataset; {what} needs paired RAW/RGB")
+    return dataset
+
+
+def ddim_steps(respacing: str) -> int:
+    """"ddim24" -> 24 (the reference's respacing names; only DDIM is used here)."""
+    m = re.fullmatch(r"ddim(\d+)", respacing)
+    if not m:
+        raise SetupError(f"diffusion_val.timestep_respacing={respacing!r}: expected ddim<N>, "
+                         "e.g. ddim24")
+    return int(m.group(1))
+
+
+def run_name(cfg: DictConfig, dataset_name: str) -> str:
+    """The run directory's name: general.run, else <dataset>[-n<max_items>][-<preset>]-s<seed>."""
+    if cfg.general.run:
+        return cfg.general.run
+    parts = [re.sub(r"[^\w.-]+", "_", dataset_name)]
+    if cfg.dataset.train.max_items is not None:
+        parts.append(f"n{cfg.dataset.train.max_items}")
+    if cfg.model.preset != "paper":
+        parts.append(cfg.model.preset)
+    return "-".join(parts + [f"s{cfg.general.seed}"])

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
+from .config import SetupError, ddim_steps, open_split, run_name
 from .bayer import normalise
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
@@ -61,28 +62,7 @@ VAL_SEED = 123  # validation images and noise are fixed across runs, as in the r
 ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
 
 
-class TrainingError(Exception):
-    """A problem the user can fix (missing data, an impossible setting, a diverged loss)."""
-
-
 # ----------------------------------------------------------------------------- data
-
-def open_split(split: DictConfig, what: str) -> PreparedDataset:
-    """The prepared dataset of a train/val config, or an error that says how to make it."""
-    root = Path(split.root)
-    if not (root / DESCRIPTION).is_file():
-        message = f"{what} data: {root.resolve()} is not a prepared dataset (no {DESCRIPTION})."
-        if split.prepare:
-            message += (f" Make it with\n    {split.prepare}\nor point general.data_root "
-                        "(or $RAWDIFFUSION_DATA) at the folder that holds it.")
-        else:
-            message += " Make it with `rawdiffusion prepare ...`."
-        raise TrainingError(message)
-    dataset = PreparedDataset(root)
-    if dataset.kind != "paired":
-        raise TrainingError(f"{root}: a {dataset.kind!r} dataset; training needs paired RAW/RGB")
-    return dataset
-
 
 def to_model_range(raw: np.ndarray, rgb: np.ndarray, black, white) -> tuple[torch.Tensor, ...]:
     """raw (4, h, w) raw numbers, rgb (3, h, w) uint8 -> float32 tensors in [-1, 1], the RAW
@@ -110,14 +90,14 @@ class TrainSamples(torch.utils.data.Dataset):
         self.dataset, self.crop, self.seed = dataset, crop, seed
         self.ids = dataset.split(split)
         if not self.ids:
-            raise TrainingError(f"{dataset.root}: the {split!r} split is empty")
+            raise SetupError(f"{dataset.root}: the {split!r} split is empty")
         # A `prepare subsample` folder remembers its parent's length (layout.py).
         made_by = dataset.description.get("made_by") or {}
         self.epoch_length = made_by.get("parent_train_samples", len(self.ids))
         if max_items is not None:
             images = [image for image, entry in dataset.images.items() if entry["split"] == split]
             if not 1 <= max_items <= len(images):
-                raise TrainingError(f"dataset.train.max_items={max_items}: {dataset.root} has "
+                raise SetupError(f"dataset.train.max_items={max_items}: {dataset.root} has "
                                     f"{len(images)} {split} images; choose 1 to {len(images)}")
             chosen = draw_images(images, max_items, seed)
             keep = {s for image in chosen for s in dataset.images[image]["samples"]}
@@ -126,7 +106,7 @@ class TrainSamples(torch.utils.data.Dataset):
         smallest = min(min(e["sample_size"]) for e in dataset.images.values()
                        if kept.intersection(e["samples"]))
         if smallest < crop:
-            raise TrainingError(f"optim.crop={crop} is larger than some samples of "
+            raise SetupError(f"optim.crop={crop} is larger than some samples of "
                                 f"{dataset.root} (down to {smallest} pixels)")
         self._order = (None, None)
 
@@ -179,7 +159,7 @@ def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
         s = dataset.load(sample_id)
         h, w = s.raw.shape[-2:]
         if min(h, w) < crop:
-            raise TrainingError(f"validation sample {sample_id} is {w}x{h}, smaller than the "
+            raise SetupError(f"validation sample {sample_id} is {w}x{h}, smaller than the "
                                 f"{crop}x{crop} crop (optim.crop)")
         top, left = (h - crop) // 2, (w - crop) // 2
         window = (slice(top, top + crop), slice(left, left + crop))
@@ -195,19 +175,10 @@ def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
 
 def model_from_config(model: DictConfig) -> UNet:
     if model.preset not in PRESETS:
-        raise TrainingError(f"model.preset={model.preset!r}: choose one of {', '.join(PRESETS)}")
+        raise SetupError(f"model.preset={model.preset!r}: choose one of {', '.join(PRESETS)}")
     overrides = {k: v for k, v in OmegaConf.to_container(model).items()
                  if k != "preset" and v is not None}
     return build_model(model.preset, **overrides)
-
-
-def ddim_steps(respacing: str) -> int:
-    """"ddim24" -> 24 (the reference's respacing names; only DDIM is used here)."""
-    m = re.fullmatch(r"ddim(\d+)", respacing)
-    if not m:
-        raise TrainingError(f"diffusion_val.timestep_respacing={respacing!r}: expected ddim<N>, "
-                            "e.g. ddim24")
-    return int(m.group(1))
 
 
 def write_preview(path, rgb: torch.Tensor, generated: torch.Tensor, target: torch.Tensor):
@@ -252,17 +223,6 @@ def init_processes() -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if cuda else "cpu")
 
 
-def run_name(cfg: DictConfig, dataset_name: str) -> str:
-    if cfg.general.run:
-        return cfg.general.run
-    parts = [re.sub(r"[^\w.-]+", "_", dataset_name)]
-    if cfg.dataset.train.max_items is not None:
-        parts.append(f"n{cfg.dataset.train.max_items}")
-    if cfg.model.preset != "paper":
-        parts.append(cfg.model.preset)
-    return "-".join(parts + [f"s{cfg.general.seed}"])
-
-
 def check(cfg: DictConfig, world: int) -> None:
     """Settings that cannot work, reported before any work is done."""
     missing = [k for k, v in config_module.flatten(OmegaConf.to_container(cfg)).items()
@@ -271,18 +231,18 @@ def check(cfg: DictConfig, world: int) -> None:
         hints = {"dataset.train.max_items": "the number of training images, e.g. 25 as in the "
                                             "paper's small-data experiments",
                  "dataset.root": "a folder made by `rawdiffusion prepare ...`"}
-        raise TrainingError("missing setting(s): " + "; ".join(
+        raise SetupError("missing setting(s): " + "; ".join(
             f"{k}=... ({hints[k]})" if k in hints else f"{k}=..." for k in missing))
     o = cfg.optim
     if o.batch_size % world:
-        raise TrainingError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
+        raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
                             "processes")
     if min(o.max_steps, o.decay_steps, cfg.general.save_every, cfg.log.every,
            cfg.log.preview_every, cfg.log.val_every) < 1:
-        raise TrainingError("step counts and intervals (optim, general.save_every, log) must be "
+        raise SetupError("step counts and intervals (optim, general.save_every, log) must be "
                             ">= 1")
     if not 0 <= o.ema_decay < 1:
-        raise TrainingError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
+        raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
 
 
 class Recorder:
@@ -357,7 +317,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     # Data. Both splits are opened first, so that missing data is reported before any work.
     train_set = open_split(cfg.dataset.train, "training")
     val_set = open_split(cfg.dataset.val, "validation")
-    name = cfg.dataset.name or train_set.description["name"]
+    name = cfg.dataset.train.name or train_set.description["name"]
     run_dir = Path(cfg.general.out) / run_name(cfg, name)
     samples = TrainSamples(train_set, cfg.dataset.train.split, o.crop, seed,
                            cfg.dataset.train.max_items)
@@ -369,7 +329,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     torch.manual_seed(seed)
     net = model_from_config(cfg.model)
     if o.crop % net.multiple or o.crop < 2 * net.multiple:
-        raise TrainingError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
+        raise SetupError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
                             f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
     net.to(device)
     net.checkpointing = cfg.system.checkpointing
@@ -389,7 +349,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
         state = load_checkpoint(checkpoint_path, map_location=device)
         changes = config_module.recipe_changes(state["config"], resolved)
         if changes:
-            raise TrainingError(f"{run_dir} holds a run with another recipe ("
+            raise SetupError(f"{run_dir} holds a run with another recipe ("
                                 + "; ".join(changes) + "). Rerun with its settings to resume "
                                 "it, or name a new run with general.run=NAME.")
         net.load_state_dict(state["model"])
@@ -466,7 +426,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
                     sums /= world
                 mean = (sums / (step - last_step)).tolist()
                 if not all(math.isfinite(v) for v in mean):
-                    raise TrainingError(
+                    raise SetupError(
                         f"the loss became {mean[0]} between steps {last_step} and {step}; "
                         f"stopping. The last good checkpoint (step {saved_step}) stays in "
                         f"{checkpoint_path}; lower optim.lr before resuming from it.")
@@ -501,7 +461,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
 
             if save:
                 if not all(torch.isfinite(p).all() for p in net.parameters()):
-                    raise TrainingError(f"the weights are not finite at step {step}; the last "
+                    raise SetupError(f"the weights are not finite at step {step}; the last "
                                         f"good checkpoint (step {saved_step}) stays in "
                                         f"{checkpoint_path}")
                 if rank == 0:
@@ -518,7 +478,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
 def _hydra_task(cfg: DictConfig) -> None:
     try:
         main(cfg)
-    except TrainingError as e:
+    except SetupError as e:
         print(f"error: {e}", file=sys.stderr)  # one message, no traceback: the user can fix it
         sys.exit(2)
 

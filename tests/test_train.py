@@ -32,7 +32,7 @@ from rawdiffusion.datasets.subsample import draw_images
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.io import CFA_ORDERS, write_dng
 from rawdiffusion.model import UNet
-from rawdiffusion.training import TrainingError
+from rawdiffusion.config import SetupError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -118,14 +118,14 @@ def test_every_seed_dataset_composes_and_names_the_command_that_prepares_it(tmp_
         source = name.removesuffix("_subsample")
         assert cfg.dataset.train.root == cfg.dataset.val.root == f"{tmp_path}/{source}"
         assert cfg.dataset.val.split == "test"
-        with pytest.raises(TrainingError) as error:
+        with pytest.raises(SetupError) as error:
             training.main(cfg)
         assert f"{config.SOURCES[source]} --out {tmp_path}/{source}" in str(error.value)
 
 
 def test_subsample_without_max_items_says_what_to_set():
     cfg = compose_config(["dataset=fivek_canon_subsample"])
-    with pytest.raises(TrainingError, match=r"dataset.train.max_items=\.\.\. \(the number of "):
+    with pytest.raises(SetupError, match=r"dataset.train.max_items=\.\.\. \(the number of "):
         training.main(cfg)
 
 
@@ -182,7 +182,7 @@ def test_max_items_keeps_whole_images_and_the_epoch_length(tiny):
     # A draw depends on (seed, draw number) only, never on what was drawn before.
     again = training.TrainSamples(ds, "train", 32, seed=3, max_items=1)[17]
     assert torch.equal(raw, again[0]) and torch.equal(rgb, again[1])
-    with pytest.raises(TrainingError, match="max_items=4: .* has 3 train images"):
+    with pytest.raises(SetupError, match="max_items=4: .* has 3 train images"):
         training.TrainSamples(ds, "train", 32, seed=3, max_items=4)
 
 
@@ -230,7 +230,7 @@ def test_prepared_folder_trains_logs_previews_checkpoints_and_resumes(tiny, tmp_
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 6
 
     # Another recipe in the same run directory is refused, naming the difference.
-    with pytest.raises(TrainingError, match=r"optim.lr: 0.0001 -> 0.001.*general.run=NAME"):
+    with pytest.raises(SetupError, match=r"optim.lr: 0.0001 -> 0.001.*general.run=NAME"):
         train(settings(tiny, tmp_path, optim__lr=1e-3, optim__max_steps=8))
 
 
@@ -272,7 +272,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monke
         return (value * float("nan") if next(calls) >= 4 else value), terms
 
     monkeypatch.setattr(Diffusion, "loss", loss_that_diverges_at_step_5)
-    with pytest.raises(TrainingError, match=r"loss became nan between steps 4 and 6; stopping\. "
+    with pytest.raises(SetupError, match=r"loss became nan between steps 4 and 6; stopping\. "
                                             r"The last good checkpoint \(step 4\)"):
         train(settings(tiny, tmp_path, general__save_every=2))
     state = load_checkpoint(tmp_path / "tiny-small-s0" / "checkpoint.pt")

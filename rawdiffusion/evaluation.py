@@ -1,0 +1,174 @@
+"""Sampling a prepared dataset's split with a checkpoint: the paper's metrics and predictions.
+
+What sample.py (and `rawdiffusion sample`) runs. Every sample of the split is generated with
+DDIM from its own seeded noise (the run seed and the sample's index), in overlapping tiles when
+it is larger than the tile size. For paired data the metrics of metrics.raw_metrics are written
+per image (metrics.csv) and averaged (metrics.json); predictions are written when asked (DNG
+by default, with that image's Bayer order and levels, or the reference's HDF5 / .npy) with PNG
+previews. RGB-only data (Cityscapes, BDD100K) gives predictions only, written as the
+checkpoint's camera.
+
+Like generation.convert it is sharded over torchrun processes, and resumable: finished samples
+are recorded in per-process parts (results.part<rank>.jsonl) and skipped when rerun.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import bayer, config
+from .checkpoint import camera_of, load_model
+from .config import SetupError, ddim_steps, open_split, run_name
+from .datasets.layout import PreparedDataset
+from .diffusion import Diffusion
+from .generation import FORMATS, Generator, file_digest, outputs_exist, shard, write_prediction
+from .sampling import derived_seed
+from .io import atomic_output
+from .metrics import raw_metrics
+
+log = logging.getLogger(__name__)
+METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb")
+
+
+def _done(out: Path) -> dict[str, dict]:
+    """Results recorded by earlier runs, by sample id (a line cut by a kill is ignored)."""
+    results = {}
+    for part in sorted(out.glob("results.part*.jsonl")):
+        for line in part.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            results[record["id"]] = record
+    return results
+
+
+def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
+             save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False) -> dict:
+    """Sample `split` of `dataset` into `out`; returns the averaged metrics ({} for RGB only).
+
+    Writes out/metrics.csv (one row per sample), out/metrics.json (means, with the protocol),
+    and with save_pred out/pred/<id>.<fmt> + out/pred/<id>.png.
+    """
+    rgb_only = rgb_only or dataset.kind == "rgb"
+    if rgb_only and not save_pred:
+        raise ValueError("rgb_only=true computes no metrics: add save_pred=true to keep the "
+                         "generated RAW")
+    ids = dataset.split(split)
+    rank, world = shard()
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done(out)
+    part = out / f"results.part{rank}.jsonl"
+    mine = [i for i in range(rank, len(ids), world)]
+    todo = [i for i in mine if ids[i] not in done
+            or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
+    log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
+             dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
+    for index in tqdm(todo, unit="sample", desc=f"sample {split}", disable=rank != 0,
+                      dynamic_ncols=True):
+        sample = dataset.load(ids[index])
+        x = gen.packed(sample.rgb, derived_seed(seed, index))
+        record = {"id": sample.id, "seed": derived_seed(seed, index)}
+        if not rgb_only:
+            target = bayer.normalise(sample.raw, sample.black, sample.white)
+            values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None])
+            record.update({k: v.item() for k, v in values.items()})
+        if save_pred:
+            camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
+            write_prediction(out / "pred" / sample.id, x, camera, fmt)
+        with open(part, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    if world > 1:
+        dist.barrier()  # every process's part is complete before the summary is written
+    if rank != 0:
+        return {}
+    return _summarise(out, ids, _done(out), rgb_only, gen)
+
+
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator) -> dict:
+    rows = [results[i] for i in ids if i in results]
+    if rgb_only:
+        return {}
+    with atomic_output(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", *METRICS])
+        for r in rows:
+            writer.writerow([r["id"], *(f"{r[k]:.6g}" for k in METRICS)])
+    means = {k: sum(r[k] for r in rows) / len(rows) for k in METRICS} if rows else {}
+    summary = {"images": len(rows), "steps": gen.steps, "checkpoint": gen.digest, **means,
+               "protocol": "normalised linear RAW in [0, 1], no white balance or gamma; mse, "
+                           "psnr, ssim (Gaussian 11, sigma 1.5, data range 1), pearson on "
+                           "R, (G1+G2)/2, B; psnr_rggb, ssim_rggb on the 4 packed channels; "
+                           "per image, then averaged"}
+    with atomic_output(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+# ----------------------------------------------------------------------------- sample.py
+
+def main(cfg) -> dict:
+    """Sample the configured val split with the configured run's checkpoint (see SampleConfig)."""
+    if cfg.pred_format not in FORMATS:
+        raise SetupError(f"pred_format={cfg.pred_format!r}: choose one of {', '.join(FORMATS)}")
+    steps = ddim_steps(cfg.diffusion_val.timestep_respacing)
+    val = open_split(cfg.dataset.val, "sampling", paired=not cfg.rgb_only)
+    checkpoint = cfg.checkpoint
+    if checkpoint is None:
+        name = cfg.dataset.train.name or PreparedDataset(cfg.dataset.train.root).description["name"]
+        checkpoint = Path(cfg.general.out) / run_name(cfg, name) / "checkpoint.pt"
+        if not checkpoint.is_file():
+            raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
+                             "(python train.py with the same overrides) or give checkpoint=PATH")
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        net, state = load_model(checkpoint, device=device)
+        gen = Generator(net, Diffusion().to(device), state["camera"], file_digest(checkpoint),
+                        steps=steps, tile=cfg.tile, overlap=cfg.overlap, device=str(device))
+        out = Path(cfg.out) if cfg.out else Path(checkpoint).parent / "samples" / (
+            f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
+            f"{cfg.diffusion_val.timestep_respacing}-s{cfg.general.seed}")
+        summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
+                           save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only)
+        if summary:
+            log.info("%s: %s", out / "metrics.json", ", ".join(
+                f"{k} {summary[k]:.4f}" for k in METRICS))
+        elif shard()[0] == 0:
+            log.info("predictions in %s", out / "pred")
+        if world > 1:
+            dist.barrier()
+        return summary
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _hydra_task(cfg) -> None:
+    try:
+        main(cfg)
+    except (SetupError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)  # one message, no traceback: the user can fix it
+        sys.exit(2)
+
+
+def entry(argv: list[str] | None = None) -> None:
+    """The command line of `python sample.py` and `rawdiffusion sample`: Hydra overrides."""
+    import hydra
+
+    config.register()
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    hydra.main(version_base="1.3", config_path=None, config_name="sample")(_hydra_task)()

@@ -1,0 +1,156 @@
+"""sample.py and `rawdiffusion convert/export`: metrics, predictions, resumption, the seed's
+Cityscapes-RAW and BDD100K-RAW commands verbatim, clear errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import synthetic_raw
+from fake_trees import bdd_tree, cityscapes_tree
+from rawdiffusion import config
+from rawdiffusion.checkpoint import camera_of, load_checkpoint, save_checkpoint
+from rawdiffusion.cli import main as cli
+from rawdiffusion.datasets.bdd import prepare_bdd
+from rawdiffusion.datasets.cityscapes import prepare_cityscapes
+from rawdiffusion.datasets.layout import PreparedDataset
+from rawdiffusion.datasets.paired import prepare_folder
+from rawdiffusion.io import CFA_ORDERS, read_raw, write_dng
+from rawdiffusion.model import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A paired dataset (4 synthetic DNGs in 2x2 grids; 1 test image = 4 samples of 32x64) and a
+    small-preset checkpoint for it whose zero-initialised output layer is randomised."""
+    root = tmp_path_factory.mktemp("eval")
+    for i in range(4):
+        write_dng(root / "src" / f"img{i}.dng", synthetic_raw(CFA_ORDERS[i], 128, 256, seed=i))
+    prepare_folder(root / "src", root / "tiny", name="tiny", test_fraction=0.25, grid=2)
+    torch.manual_seed(0)
+    net = build_model("small")
+    torch.nn.init.normal_(net.conv_out.weight, std=0.05)
+    camera = camera_of(PreparedDataset(root / "tiny").images)
+    save_checkpoint(root / "ckpt.pt", {"step": 1, "config": {}, "model_config": net.config,
+                                       "model": net.state_dict(), "ema": None,
+                                       "camera": camera})
+    return root
+
+
+def sample(*overrides, cwd, env=ENV):
+    return subprocess.run([sys.executable, str(REPO / "sample.py"), *overrides], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_sample_py_computes_metrics_writes_predictions_and_resumes(data, tmp_path):
+    args = ["dataset=folder", f"dataset.root={data / 'tiny'}", f"checkpoint={data / 'ckpt.pt'}",
+            "save_pred=true", "diffusion_val.timestep_respacing=ddim6", f"out={tmp_path / 's'}"]
+    proc = sample(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "s"
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    test_ids = (data / "tiny" / "test.txt").read_text().split()
+    assert [r["id"] for r in rows] == test_ids
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["images"] == 4 and summary["steps"] == 6
+    assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), rel=1e-5)
+    assert 0 < summary["ssim"] < 1
+    # predictions: each in its own image's Bayer order and levels
+    image = PreparedDataset(data / "tiny").load(test_ids[0]).image
+    raw = read_raw(out / "pred" / f"{test_ids[0]}.dng")
+    assert raw.cfa == image["cfa"] and raw.mosaic.shape == (64, 128)
+    assert (out / "pred" / f"{test_ids[0]}.png").is_file()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "pred").iterdir()}
+    again = sample(*args, cwd=tmp_path)  # a rerun finds everything done
+    assert again.returncode == 0 and "0 to generate" in again.stderr + again.stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / "pred").iterdir()} == stamps
+
+
+def test_same_seed_same_metrics(data, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        args = ["dataset=folder", f"dataset.root={data / 'tiny'}",
+                f"checkpoint={data / 'ckpt.pt'}", "diffusion_val.timestep_respacing=ddim6",
+                f"out={tmp_path / name}"]
+        assert sample(*args, cwd=tmp_path).returncode == 0
+        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("target", ["cityscapes_h416", "bdd_h416"])
+def test_seed_generation_commands_verbatim(data, tmp_path, target):
+    data_root = tmp_path / "data"
+    if target == "cityscapes_h416":
+        cityscapes_tree(tmp_path / "cityscapes")
+        prepare_cityscapes(tmp_path / "cityscapes", data_root / target, splits=["val"])
+        extra = []
+    else:
+        bdd_tree(tmp_path / "bdd100k")
+        prepare_bdd(tmp_path / "bdd100k", data_root / target, splits=["val"])
+        extra = ["diffusion_val.timestep_respacing=ddim6"]
+    # where `python train.py dataset=nod_nikon_h416_subsample dataset.train.max_items=100`
+    # leaves its checkpoint
+    run = tmp_path / "runs" / "nod_nikon_h416_subsample-n100-s0"
+    run.mkdir(parents=True)
+    state = load_checkpoint(data / "ckpt.pt")
+    state.pop("format")
+    save_checkpoint(run / "checkpoint.pt", state)
+    proc = sample("dataset/train=nod_nikon_h416_subsample", "dataset.train.max_items=100",
+                  f"dataset/val={target}", "save_pred=true", "rgb_only=true", *extra,
+                  cwd=tmp_path, env={**ENV, "RAWDIFFUSION_DATA":
+                                                             str(data_root)})
+    assert proc.returncode == 0, proc.stderr
+    ids = (data_root / target / "val.txt").read_text().split()
+    respacing = "ddim6" if extra else "ddim24"
+    pred = run / "samples" / f"{target}-val-{respacing}-s0" / "pred"
+    size = (416, 832) if target == "cityscapes_h416" else (416, 736)
+    for i in ids:
+        raw = read_raw(pred / f"{i}.dng")
+        assert raw.mosaic.shape == (2 * size[0], 2 * size[1])
+        assert raw.cfa == state["camera"]["cfa"]
+
+
+def test_sample_without_a_trained_run_says_what_to_do(data, tmp_path):
+    proc = sample("dataset=folder", f"dataset.root={data / 'tiny'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no checkpoint at runs/tiny-s0/checkpoint.pt: train this configuration first" \
+        in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_convert_cli_and_export(data, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "b.png", "c.tif"):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photos / name)
+    small = tmp_path / "small.pt"
+    assert cli(["export", str(data / "ckpt.pt"), "--out", str(small)]) == 0
+    exported = load_checkpoint(small)
+    assert "optimizer" not in exported
+    assert all(v.dtype == torch.float16 for v in exported["model"].values()
+               if v.is_floating_point())
+    assert cli(["convert", str(photos), "--checkpoint", str(small), "--out",
+                str(tmp_path / "out"), "--steps", "2", "--figure"]) == 0
+    for stem in "abc":
+        assert read_raw(tmp_path / "out" / f"{stem}.dng").mosaic.shape == (48, 64)
+        assert (tmp_path / "out" / f"{stem}_compare.png").is_file()
+    assert len((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()) == 3
+    capsys.readouterr()
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert cli(["convert", str(photos / "a.jpg"), "--checkpoint", str(tmp_path / "junk.pt"),
+                "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'junk.pt'}: not a readable checkpoint (")
+    assert "\n" not in err
+    assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
