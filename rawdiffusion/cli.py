@@ -186,7 +186,7 @@ def cmd_export(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(args.out)
+    return run_demo(args.out, args.checkpoint, args.steps)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -305,8 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", help="the main job on data the project makes itself")
+    p = sub.add_parser("demo", help="the main job: convert photos that scikit-image ships "
+                                    "with the shipped checkpoint")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--checkpoint", help="another checkpoint than the shipped one")
+    p.add_argument("--steps", type=int, default=24, help="DDIM steps (default 24)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -30,26 +30,14 @@ from .checkpoint import camera_of, load_model
 from .config import SetupError, ddim_steps, open_split, run_name
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion
-from .generation import FORMATS, Generator, file_digest, outputs_exist, shard, write_prediction
+from .generation import (FORMATS, Generator, append_record, file_digest, outputs_exist,
+                         read_records, shard, write_prediction)
 from .sampling import derived_seed
 from .io import atomic_output
 from .metrics import raw_metrics
 
 log = logging.getLogger(__name__)
 METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb")
-
-
-def _done(out: Path) -> dict[str, dict]:
-    """Results recorded by earlier runs, by sample id (a line cut by a kill is ignored)."""
-    results = {}
-    for part in sorted(out.glob("results.part*.jsonl")):
-        for line in part.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            results[record["id"]] = record
-    return results
 
 
 def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
@@ -66,7 +54,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     ids = dataset.split(split)
     rank, world = shard()
     out.mkdir(parents=True, exist_ok=True)
-    done = _done(out)
+    done = read_records(out, "results", "id")
     part = out / f"results.part{rank}.jsonl"
     mine = [i for i in range(rank, len(ids), world)]
     todo = [i for i in mine if ids[i] not in done
@@ -85,13 +73,12 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
         if save_pred:
             camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
             write_prediction(out / "pred" / sample.id, x, camera, fmt)
-        with open(part, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_record(part, record)
     if world > 1:
         dist.barrier()  # every process's part is complete before the summary is written
     if rank != 0:
         return {}
-    return _summarise(out, ids, _done(out), rgb_only, gen)
+    return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
 
 
 def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator) -> dict:

@@ -91,21 +91,29 @@ def shard() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def append_manifest(path: Path, record: dict) -> None:
+def append_record(path: Path, record: dict) -> None:
+    """Append one JSON line to a process's part file (manifest or results)."""
     with open(path, "a") as f:  # one short line per write: whole or absent after a kill
         f.write(json.dumps(record) + "\n")
 
 
-def merge_manifests(out: Path) -> Path:
-    """Join the per-process manifest parts into manifest.jsonl, one line per output, sorted."""
+def read_records(out: Path, stem: str, key: str) -> dict[str, dict]:
+    """The records of every process's <stem>.part<rank>.jsonl in `out`, by record[key]; a line
+    cut by a kill is ignored (its item is redone or recorded again)."""
     records = {}
-    for part in sorted(out.glob("manifest.part*.jsonl")):
+    for part in sorted(out.glob(f"{stem}.part*.jsonl")):
         for line in part.read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut by a kill; its item is redone or recorded again
-            records[record["output"]] = record
+                continue
+            records[record[key]] = record
+    return records
+
+
+def merge_manifests(out: Path) -> Path:
+    """Join the per-process manifest parts into manifest.jsonl, one line per output, sorted."""
+    records = read_records(out, "manifest", "output")
     path = out / "manifest.jsonl"
     with atomic_output(path) as tmp:
         tmp.write_text("".join(json.dumps(records[k]) + "\n" for k in sorted(records)))
@@ -145,7 +153,7 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
             paths = write_prediction(base, x, gen.camera, fmt)
             if figure:
                 _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
-            append_manifest(part, {"source": str(source), "output": str(paths[0]),
+            append_record(part, {"source": str(source), "output": str(paths[0]),
                                    "preview": str(paths[1]), "steps": gen.steps, "seed": s,
                                    "checkpoint": gen.digest, "size": list(x.shape[1:])})
             done += 1

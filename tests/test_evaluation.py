@@ -107,8 +107,7 @@ def test_seed_generation_commands_verbatim(data, tmp_path, target):
     save_checkpoint(run / "checkpoint.pt", state)
     proc = sample("dataset/train=nod_nikon_h416_subsample", "dataset.train.max_items=100",
                   f"dataset/val={target}", "save_pred=true", "rgb_only=true", *extra,
-                  cwd=tmp_path, env={**ENV, "RAWDIFFUSION_DATA":
-                                                             str(data_root)})
+                  cwd=tmp_path, env={**ENV, "RAWDIFFUSION_DATA": str(data_root)})
     assert proc.returncode == 0, proc.stderr
     ids = (data_root / target / "val.txt").read_text().split()
     respacing = "ddim6" if extra else "ddim24"
