@@ -188,15 +188,15 @@ def _looks_like_tiff(path: Path) -> bool:
 
 
 def _tiff_tags(path: Path) -> dict:
-    """Tags of the first IFD with a CFA image, for the TIFF-based formats; {} otherwise."""
+    """Tags of the first IFD (where DNG, NEF, CR2, ARW keep make, model and the DNG colour
+    tags), by code, for the TIFF-based formats; {} otherwise."""
     import tifffile
 
     if not _looks_like_tiff(path):
         return {}
     try:
         with tifffile.TiffFile(path) as tif:
-            first = {t.code: t.value for t in tif.pages[0].tags.values()}
-            return first
+            return {t.code: t.value for t in tif.pages[0].tags.values()}
     except Exception:  # a maker's odd TIFF variant: metadata is optional, the pixels came from LibRaw
         return {}
 
