@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 
-CHANNELS = ("R", "G1", "G2", "B")
-
 # (row, column) of R, G1, G2, B inside the 2x2 tile, per Bayer order (see the table above).
 _POSITIONS = {
     "RGGB": ((0, 0), (0, 1), (1, 0), (1, 1)),

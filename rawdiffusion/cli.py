@@ -143,36 +143,26 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 
 def cmd_convert(args) -> int:
-    import torch
-    import torch.distributed as dist
-
     from .checkpoint import load_model
     from .diffusion import Diffusion
-    from .generation import Generator, convert, file_digest, merge_manifests, shard
+    from .generation import (Generator, barrier, convert, file_digest, merge_manifests,
+                             processes, shard)
 
     sources = _image_files(args.inputs)
-    rank, world = shard()
-    cuda = torch.cuda.is_available() and not args.cpu
-    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu"
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    try:
+    with processes(cpu=args.cpu) as device:
         net, state = load_model(args.checkpoint, device=device)
         gen = Generator(net, Diffusion().to(device), state["camera"],
                         file_digest(args.checkpoint), steps=args.steps, tile=args.tile,
-                        overlap=args.overlap, device=device)
+                        overlap=args.overlap, device=str(device))
         done, skipped = convert(sources, Path(args.out), gen, args.seed, args.format,
                                 figure=args.figure)
-        if world > 1:
-            dist.barrier()  # all parts of the manifest are written
+        barrier()  # every part of the manifest is written
+        rank, world = shard()
         if rank == 0:
             manifest = merge_manifests(Path(args.out))
             print(f"{done} image(s) converted, {skipped} already done, by process 0 of {world}; "
                   f"manifest {manifest}")
-        return 0
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    return 0
 
 
 def cmd_export(args) -> int:

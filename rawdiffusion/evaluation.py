@@ -17,12 +17,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from . import bayer, config
@@ -30,11 +28,11 @@ from .checkpoint import camera_of, load_model
 from .config import SetupError, ddim_steps, open_split, run_name
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion
-from .generation import (FORMATS, Generator, append_record, file_digest, outputs_exist,
-                         read_records, shard, write_prediction)
-from .sampling import derived_seed
+from .generation import (FORMATS, Generator, append_record, barrier, file_digest,
+                         outputs_exist, processes, read_records, shard, write_prediction)
 from .io import atomic_output
 from .metrics import raw_metrics
+from .sampling import derived_seed
 
 log = logging.getLogger(__name__)
 METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb")
@@ -74,8 +72,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
             camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
             write_prediction(out / "pred" / sample.id, x, camera, fmt)
         append_record(part, record)
-    if world > 1:
-        dist.barrier()  # every process's part is complete before the summary is written
+    barrier()  # every process's part is complete before the summary is written
     if rank != 0:
         return {}
     return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
@@ -116,12 +113,7 @@ def main(cfg) -> dict:
         if not checkpoint.is_file():
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    try:
+    with processes() as device:
         net, state = load_model(checkpoint, device=device)
         gen = Generator(net, Diffusion().to(device), state["camera"], file_digest(checkpoint),
                         steps=steps, tile=cfg.tile, overlap=cfg.overlap, device=str(device))
@@ -135,12 +127,8 @@ def main(cfg) -> dict:
                 f"{k} {summary[k]:.4f}" for k in METRICS))
         elif shard()[0] == 0:
             log.info("predictions in %s", out / "pred")
-        if world > 1:
-            dist.barrier()
+        barrier()
         return summary
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def _hydra_task(cfg) -> None:

@@ -13,15 +13,16 @@ than the tile size are generated in overlapping tiles (sampling.generate_tiled).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import camera_raw
@@ -29,7 +30,6 @@ from .images import halve_area, raw_preview, read_rgb, write_png
 from .io import atomic_output, write_dng, write_hdf5, write_npy
 from .sampling import derived_seed, generate_tiled, guide_tensor, pad_to_multiple
 
-log = logging.getLogger(__name__)
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
 
@@ -89,6 +89,27 @@ def outputs_exist(base: Path, fmt: str) -> bool:
 def shard() -> tuple[int, int]:
     """(rank, world size) of a torchrun launch; (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+@contextlib.contextmanager
+def processes(cpu: bool = False):
+    """This process's device; under torchrun also a process group (NCCL on GPUs, gloo on CPU),
+    so that the processes can wait for each other, destroyed on the way out."""
+    cuda = torch.cuda.is_available() and not cpu
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
+    if shard()[1] > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        yield device
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every process of a torchrun launch (nothing to wait for otherwise)."""
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def append_record(path: Path, record: dict) -> None:

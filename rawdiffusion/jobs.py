@@ -4,7 +4,6 @@ early when its outputs exist (they are written atomically, so existing means com
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -14,7 +13,6 @@ from tqdm import tqdm
 
 from .io import RawFormatError
 
-log = logging.getLogger(__name__)
 
 
 @dataclass

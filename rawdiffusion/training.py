@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from .config import SetupError, ddim_steps, open_split, run_name
 from .bayer import normalise
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
-from .datasets.layout import DESCRIPTION, PreparedDataset
+from .datasets.layout import PreparedDataset
 from .datasets.subsample import draw_images
 from .diffusion import Diffusion
 from .images import raw_preview, write_png

@@ -15,7 +15,6 @@ from PIL import Image
 
 from conftest import synthetic_raw
 from fake_trees import bdd_tree, cityscapes_tree
-from rawdiffusion import config
 from rawdiffusion.checkpoint import camera_of, load_checkpoint, save_checkpoint
 from rawdiffusion.cli import main as cli
 from rawdiffusion.datasets.bdd import prepare_bdd
