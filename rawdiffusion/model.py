@@ -127,10 +127,12 @@ class Block(nn.Module):
     def forward(self, x, emb, mod=None):
         """x: (B, cin, h, w); emb: (B, emb_dim); mod: `modulation`'s output for guided
         blocks, else None. Returns (B, cout, h', w'), h' = 2h / h / h/2 for up / none / down."""
+        # In-place activations and sums, and fused multiply-adds: each saves a pass over
+        # an activation map, which is a tenth of a sampling step on CPU.
         h = self.norm0(x)
         if mod is not None:
-            h = torch.addcmul(mod[1], h, mod[0])  # GN(x) * (1 + gamma) + beta, fused
-        h = F.silu(h)
+            h = torch.addcmul(mod[1], h, mod[0])  # GN(x) * (1 + gamma) + beta
+        h = F.silu(h, inplace=True)
         if self.resample == "up":
             h, x = F.interpolate(h, scale_factor=2.0), F.interpolate(x, scale_factor=2.0)
         elif self.resample == "down":
@@ -140,11 +142,11 @@ class Block(nn.Module):
         h = self.norm1(h)
         if mod is not None:
             h = torch.addcmul(mod[3], h, mod[2])
-        h = self.conv1(F.silu(h * (1 + scale) + shift))
-        x = self.skip(x) + h
+        h = self.conv1(F.silu(torch.addcmul(shift, h, 1 + scale), inplace=True))
+        h += self.skip(x)
         if self.heads:
-            x = x + self.attend(x)
-        return x
+            h = h + self.attend(h)  # not in place: the attention norm keeps h for autograd
+        return h
 
     def attend(self, x):
         B, C, H, W = x.shape
