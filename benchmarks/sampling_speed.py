@@ -3,15 +3,17 @@
 The paper preset (untrained weights: speed does not depend on them) on one 256 x 256 packed
 RAW for ddim24 and ddim6, and a tiled 12 MP photo (4000 x 3000 pixels -> a 2000 x 1500 packed
 guide, 256 px tiles overlapping by 64). Each 256 x 256 figure is the median of --repeats runs
-after one warm-up; the tiled run is timed once.
+after one warm-up; the tiled run is timed once. Peak memory (resident on CPU, allocated on
+GPU) is printed after the 256 x 256 runs and after the tiled ones: tiling keeps it bounded.
 
-    python benchmarks/sampling_speed.py [--device cpu|cuda] [--repeats 3] [--tiled-steps 6]
+    python benchmarks/sampling_speed.py [--device cpu|cuda] [--repeats 3] [--tiled-steps 6 [24]]
         [--skip-tiled] [--tiled-recompute]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -36,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tiled-steps", type=int, default=6)
+    parser.add_argument("--tiled-steps", type=int, nargs="+", default=[6])
     parser.add_argument("--skip-tiled", action="store_true")
     parser.add_argument("--tiled-recompute", action="store_true",
                         help="also time the tiled image with recomputed guidance (slow on CPU)")
@@ -58,32 +60,40 @@ def main() -> None:
             times[cache] = statistics.median(seconds(run, device) for _ in range(args.repeats))
         print(f"{'256 x 256':>22} {steps:>6} {times[True]:>9.2f} {times[False]:>13.2f} "
               f"{times[False] / times[True]:>8.1f}x")
+    print(f"peak memory so far: {peak_mib(device):.0f} MiB")
     if args.skip_tiled:
         return
     big = torch.rand((1, 3, 1504, 2000), device=device) * 2 - 1  # 1500 rounded up to 32
-    cached = seconds(lambda: generate_tiled(net, diffusion, big, args.tiled_steps,
-                                            torch.Generator(device).manual_seed(0)), device)
-    recomputed = float("nan")
-    if args.tiled_recompute:
-        def run_recomputed():
-            # the same tiling, with the reference's per-step guidance: swap in a model whose
-            # encode_guidance defers the work to every forward call
-            class Recompute(torch.nn.Module):
-                multiple = net.multiple
-
-                def encode_guidance(self, rgb):
-                    return rgb
-
-                def forward(self, x, t, guidance):
-                    return net(x, t, rgb=guidance)
-
-            generate_tiled(Recompute(), diffusion, big, args.tiled_steps,
-                           torch.Generator(device).manual_seed(0))
-        recomputed = seconds(run_recomputed, device)
     tiles = len(tile_starts(1504, 256, 64)) * len(tile_starts(2000, 256, 64))
-    print(f"{f'12 MP tiled ({tiles} tiles)':>22} {args.tiled_steps:>6} {cached:>9.1f} "
-          f"{recomputed:>13.1f} {recomputed / cached:>8.1f}x")
 
+    class Recompute(torch.nn.Module):
+        """The same network with the reference's per-step guidance: encode_guidance defers
+        the work to every forward call."""
+        multiple = net.multiple
+
+        def encode_guidance(self, rgb):
+            return rgb
+
+        def forward(self, x, t, guidance):
+            return net(x, t, rgb=guidance)
+
+    for steps in args.tiled_steps:
+        times = {}
+        for cache in (True, False) if args.tiled_recompute else (True,):
+            model = net if cache else Recompute()
+            times[cache] = seconds(lambda: generate_tiled(  # noqa: B023
+                model, diffusion, big, steps, torch.Generator(device).manual_seed(0)), device)
+        recomputed = times.get(False, float("nan"))
+        print(f"{f'12 MP tiled ({tiles} tiles)':>22} {steps:>6} {times[True]:>9.1f} "
+              f"{recomputed:>13.1f} {recomputed / times[True]:>8.1f}x", flush=True)
+    print(f"peak memory so far: {peak_mib(device):.0f} MiB")
+
+
+def peak_mib(device) -> float:
+    """Peak memory of this process: GPU memory allocated on cuda, resident memory on cpu."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 if __name__ == "__main__":
     main()
