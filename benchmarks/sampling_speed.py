@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from rawdiffusion.allocator import keep_freed_memory
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import build_model
 from rawdiffusion.sampling import generate, generate_tiled, tile_starts
@@ -44,6 +45,7 @@ def main() -> None:
                         help="also time the tiled image with recomputed guidance (slow on CPU)")
     args = parser.parse_args()
     device = args.device
+    keep_freed_memory()  # as the commands do
     torch.manual_seed(0)
     net = build_model("paper").to(device).eval()
     diffusion = Diffusion().to(device)

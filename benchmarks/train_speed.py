@@ -28,9 +28,11 @@ def measure(preset: str, crop: int, batch: int, steps: int, warmup: int, device:
             bf16: bool, channels_last: bool, checkpointing: bool, compile_: bool) -> dict:
     import torch
 
+    from rawdiffusion.allocator import keep_freed_memory
     from rawdiffusion.diffusion import Diffusion
     from rawdiffusion.model import build_model
 
+    keep_freed_memory()  # as the training command does
     torch.manual_seed(0)
     net = build_model(preset).to(device)
     net.checkpointing = checkpointing

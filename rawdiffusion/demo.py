@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .allocator import keep_freed_memory
 from .checkpoint import load_model
 from .diffusion import Diffusion
 from .generation import Generator, convert, file_digest, merge_manifests
@@ -32,6 +33,7 @@ def shipped_checkpoint() -> Path:
 def run_demo(out, checkpoint=None, steps: int = 24) -> int:
     out = Path(out)
     checkpoint = Path(checkpoint) if checkpoint else shipped_checkpoint()
+    keep_freed_memory()
     net, state = load_model(checkpoint)
     camera = state["camera"]
     print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}, "

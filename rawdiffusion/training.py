@@ -41,6 +41,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
+from .allocator import keep_freed_memory
 from .config import SetupError, ddim_steps, open_split, run_name
 from .bayer import normalise
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
@@ -205,7 +206,9 @@ def validate(net: UNet, diffusion: Diffusion, batches, steps: int, device) -> tu
 
 def init_processes() -> tuple[int, int, torch.device]:
     """(rank, world size, device). Several processes under torchrun (or a SLURM job of several
-    submitit tasks) train with DDP: NCCL on GPUs, gloo on CPU."""
+    submitit tasks) train with DDP: NCCL on GPUs, gloo on CPU. Freed memory is kept for reuse
+    (allocator.keep_freed_memory)."""
+    keep_freed_memory()
     if "RANK" not in os.environ and "SUBMITIT_EXECUTOR" in os.environ:
         import submitit
 
