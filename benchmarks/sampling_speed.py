@@ -3,8 +3,9 @@
 The paper preset (untrained weights: speed does not depend on them) on one 256 x 256 packed
 RAW for ddim24 and ddim6, and a tiled 12 MP photo (4000 x 3000 pixels -> a 2000 x 1500 packed
 guide, 256 px tiles overlapping by 64). Each 256 x 256 figure is the median of --repeats runs
-after one warm-up; the tiled run is timed once. Peak memory (resident on CPU, allocated on
-GPU) is printed after the 256 x 256 runs and after the tiled ones: tiling keeps it bounded.
+after one warm-up, cached and recomputed runs alternating; the tiled run is timed once. Peak
+memory (resident on CPU, allocated on GPU) is printed after the 256 x 256 runs and after the
+tiled ones: tiling keeps it bounded.
 
     python benchmarks/sampling_speed.py [--device cpu|cuda] [--repeats 3] [--tiled-steps 6 [24]]
         [--skip-tiled] [--tiled-recompute]
@@ -54,14 +55,21 @@ def main() -> None:
           f"paper preset ({sum(p.numel() for p in net.parameters()):,} parameters)")
     print(f"{'image':>22} {'steps':>6} {'cached s':>9} {'recomputed s':>13} {'speed-up':>9}")
     for steps in (24, 6):
-        times = {}
-        for cache in (True, False):
-            run = lambda: generate(net, diffusion, rgb, steps,  # noqa: E731
-                                   torch.Generator(device).manual_seed(0), cache_guidance=cache)
-            run()  # warm-up
-            times[cache] = statistics.median(seconds(run, device) for _ in range(args.repeats))
-        print(f"{'256 x 256':>22} {steps:>6} {times[True]:>9.2f} {times[False]:>13.2f} "
-              f"{times[False] / times[True]:>8.1f}x")
+        def run(cache):
+            return seconds(lambda: generate(net, diffusion, rgb, steps,
+                                            torch.Generator(device).manual_seed(0),
+                                            cache_guidance=cache), device)
+
+        run(True), run(False)  # warm-up
+        # Cached and recomputed alternate, so that a machine that speeds up or slows down
+        # during the run (a shared host) weighs on both alike.
+        times = {True: [], False: []}
+        for _ in range(args.repeats):
+            for cache in (True, False):
+                times[cache].append(run(cache))
+        cached, recomputed = statistics.median(times[True]), statistics.median(times[False])
+        print(f"{'256 x 256':>22} {steps:>6} {cached:>9.2f} {recomputed:>13.2f} "
+              f"{recomputed / cached:>8.1f}x", flush=True)
     print(f"peak memory so far: {peak_mib(device):.0f} MiB")
     if args.skip_tiled:
         return
