@@ -29,7 +29,7 @@ def derived_seed(*key: int) -> int:
 
 def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 3, H, W) float32 in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None]
+    x = torch.tensor(rgb, device=device).permute(2, 0, 1)[None]  # a copy: rgb may be read-only
     return x.float() / 127.5 - 1
 
 

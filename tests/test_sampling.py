@@ -1,12 +1,21 @@
 """Sampling: guidance computed once equals recomputing it; tiles blend without seams."""
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import build_model
-from rawdiffusion.sampling import generate, generate_tiled, pad_to_multiple, tile_starts
+from rawdiffusion.sampling import (
+    generate,
+    generate_tiled,
+    guide_tensor,
+    pad_to_multiple,
+    tile_starts,
+)
 
 
 def smooth_rgb(h, w, seed=0):
@@ -112,3 +121,14 @@ def test_pad_to_multiple_pads_and_reports_the_size():
     padded, size = pad_to_multiple(x, 8)
     assert padded.shape == (2, 3, 16, 16) and size == (5, 7)
     assert torch.equal(padded[..., :5, :7], x)
+
+
+def test_guide_tensor_maps_read_only_uint8_to_minus_one_one_without_warning():
+    rgb = np.array([[[0, 255, 51]], [[102, 153, 204]]], dtype=np.uint8)  # (2, 1, 3)
+    rgb.flags.writeable = False  # as decoders and np.broadcast_to hand them out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = guide_tensor(rgb)
+    assert x.shape == (1, 3, 2, 1) and x.dtype == torch.float32
+    assert torch.allclose(x[0, :, 0, 0], torch.tensor([-1.0, 1.0, 51 / 127.5 - 1]))
+    assert torch.allclose(x[0, :, 1, 0], torch.tensor([102, 153, 204]) / 127.5 - 1)
