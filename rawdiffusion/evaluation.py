@@ -100,6 +100,16 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
 
 # ----------------------------------------------------------------------------- sample.py
 
+def samples_dir(cfg, checkpoint: Path) -> Path:
+    """<run>/samples/<val>-<split>-<respacing>-s<seed>, the run being the checkpoint's folder;
+    for a checkpoint shipped inside the package, <general.out>/<its name> instead."""
+    run = checkpoint.parent
+    if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
+        run = Path(cfg.general.out) / checkpoint.stem
+    return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
+                              f"{cfg.diffusion_val.timestep_respacing}-s{cfg.general.seed}")
+
+
 def main(cfg) -> dict:
     """Sample the configured val split with the configured run's checkpoint (see SampleConfig)."""
     if cfg.pred_format not in FORMATS:
@@ -117,9 +127,7 @@ def main(cfg) -> dict:
         net, state = load_model(checkpoint, device=device)
         gen = Generator(net, Diffusion().to(device), state["camera"], file_digest(checkpoint),
                         steps=steps, tile=cfg.tile, overlap=cfg.overlap, device=str(device))
-        out = Path(cfg.out) if cfg.out else Path(checkpoint).parent / "samples" / (
-            f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
-            f"{cfg.diffusion_val.timestep_respacing}-s{cfg.general.seed}")
+        out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint))
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only)
         if summary:

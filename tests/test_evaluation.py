@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import synthetic_raw
@@ -21,6 +22,8 @@ from rawdiffusion.datasets.bdd import prepare_bdd
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import prepare_folder
+from rawdiffusion.demo import shipped_checkpoint
+from rawdiffusion.evaluation import samples_dir
 from rawdiffusion.io import CFA_ORDERS, read_raw, write_dng
 from rawdiffusion.model import build_model
 
@@ -152,3 +155,14 @@ def test_convert_cli_and_export(data, tmp_path, capsys):
     assert err.startswith(f"error: {tmp_path / 'junk.pt'}: not a readable checkpoint (")
     assert "\n" not in err
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
+
+
+def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_shipped_one():
+    cfg = OmegaConf.create({"general": {"out": "runs", "seed": 3},
+                            "dataset": {"val": {"root": "/data/gopro", "split": "test"}},
+                            "diffusion_val": {"timestep_respacing": "ddim6"}})
+    assert samples_dir(cfg, Path("runs/gopro-s3/checkpoint.pt")) == \
+        Path("runs/gopro-s3/samples/gopro-test-ddim6-s3")
+    # The installed package may be read-only, and must not collect outputs.
+    assert samples_dir(cfg, shipped_checkpoint()) == \
+        Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
