@@ -48,9 +48,7 @@ def main() -> None:
     device = args.device
     keep_freed_memory()  # as the commands do
     torch.manual_seed(0)
-    net = build_model("paper").to(device).eval()
-    if device == "cpu":
-        net = net.to(memory_format=torch.channels_last)  # as load_model does on CPU
+    net = build_model("paper").to(device).for_sampling()  # as load_model prepares it
     diffusion = Diffusion().to(device)
     rgb = torch.rand((1, 3, 256, 256), device=device) * 2 - 1
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "

@@ -47,10 +47,7 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     state = load_checkpoint(path, map_location=device)
     net = UNet(**state["model_config"]).to(device)
     net.load_state_dict(state["ema"] if ema and state.get("ema") is not None else state["model"])
-    if torch.device(device).type == "cpu":
-        # oneDNN convolutions run 5-30 % faster on NHWC activations (same results up to rounding).
-        net = net.to(memory_format=torch.channels_last)
-    return net.eval().requires_grad_(False), state
+    return net.for_sampling(), state
 
 
 def export_checkpoint(path, out) -> int:

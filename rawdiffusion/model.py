@@ -222,6 +222,13 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(GROUPS, ch)
         self.conv_out = zero_init(conv3x3(ch, RAW_CHANNELS))
 
+    def for_sampling(self) -> "UNet":
+        """This network in eval mode without gradients; on CPU also in channels_last, where
+        oneDNN convolutions run 5-30 % faster (same results up to rounding)."""
+        if next(self.parameters()).device.type == "cpu":
+            self.to(memory_format=torch.channels_last)
+        return self.eval().requires_grad_(False)
+
     def _run(self, fn, *args):
         if self.checkpointing and torch.is_grad_enabled():
             return checkpoint(fn, *args, use_reentrant=False)
