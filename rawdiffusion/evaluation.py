@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -31,11 +32,12 @@ from .diffusion import Diffusion
 from .generation import (FORMATS, Generator, append_record, barrier, file_digest,
                          outputs_exist, processes, read_records, shard, write_prediction)
 from .io import atomic_output
-from .metrics import raw_metrics
+from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .sampling import derived_seed
 
 log = logging.getLogger(__name__)
-METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb")
+METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_error",
+           "psnr_highlight", "psnr_rest", "highlight_fraction")
 
 
 def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
@@ -66,7 +68,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
         record = {"id": sample.id, "seed": derived_seed(seed, index)}
         if not rgb_only:
             target = bayer.normalise(sample.raw, sample.black, sample.white)
-            values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None])
+            guide = torch.from_numpy(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
+            values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None], guide)
             record.update({k: v.item() for k, v in values.items()})
         if save_pred:
             camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
@@ -86,13 +89,25 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
         writer = csv.writer(f)
         writer.writerow(["id", *METRICS])
         for r in rows:
-            writer.writerow([r["id"], *(f"{r[k]:.6g}" for k in METRICS)])
-    means = {k: sum(r[k] for r in rows) / len(rows) for k in METRICS} if rows else {}
+            writer.writerow([r["id"], *(f"{r.get(k, math.nan):.6g}" for k in METRICS)])
+    # Per image, a metric can have no value (NaN: psnr_highlight of an image without clipped
+    # pixels; absent: a record written before the metric existed). Means skip those, and are
+    # null in metrics.json when no image has a value.
+    means = {}
+    for k in METRICS:
+        values = [r[k] for r in rows if k in r and not math.isnan(r[k])]
+        means[k] = sum(values) / len(values) if values else None
     summary = {"images": len(rows), "steps": gen.steps, "checkpoint": gen.digest, **means,
                "protocol": "normalised linear RAW in [0, 1], no white balance or gamma; mse, "
                            "psnr, ssim (Gaussian 11, sigma 1.5, data range 1), pearson on "
                            "R, (G1+G2)/2, B; psnr_rggb, ssim_rggb on the 4 packed channels; "
-                           "per image, then averaged"}
+                           "angular_error: mean angle in degrees between the R, (G1+G2)/2, B "
+                           "vectors over pixels whose target R, G, B all exceed "
+                           f"{ANGULAR_THRESHOLD}; psnr_highlight, psnr_rest: psnr over the "
+                           "pixels where the 8-bit sRGB guide is clipped (255 in any channel) "
+                           "and over the others, highlight_fraction the share of such pixels; "
+                           "per image, then averaged over the images that have a value (null "
+                           "when none has)"}
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1) + "\n")
     return summary
@@ -132,7 +147,8 @@ def main(cfg) -> dict:
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only)
         if summary:
             log.info("%s: %s", out / "metrics.json", ", ".join(
-                f"{k} {summary[k]:.4f}" for k in METRICS))
+                f"{k} {summary[k]:.4f}" if summary[k] is not None else f"{k} -"
+                for k in METRICS))
         elif shard()[0] == 0:
             log.info("predictions in %s", out / "pred")
         barrier()

@@ -7,7 +7,12 @@ window 11, sigma 1.5, data range 1) and the Pearson correlation of each channel 
 the channels). Later papers report PSNR and SSIM on the four packed channels instead; both are
 given here, because the two protocols differ by several dB.
 
-Every function returns one value per image, (B,), in float64; average them over a test set.
+Two things PSNR hides are measured as well: colour (angular_error, the angle between predicted
+and true colour vectors, blind to brightness) and the clipped highlights of the sRGB guide,
+where the RAW has to be invented rather than inverted (psnr_highlight against psnr_rest).
+
+Every function returns one value per image, (B,), in float64; average them over a test set
+with mean_metrics, which skips NaN (an image without valid pixels or without highlights).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import torch.nn.functional as F
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5  # int(3.5 * sigma + 0.5): scipy's default truncation, so an 11-tap window
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+ANGULAR_THRESHOLD = 0.01  # target R, G, B must all exceed this for a pixel to count
+ANGULAR_EPS = 1e-12  # smallest vector length: a zero prediction is 90 degrees off, not NaN
+GUIDE_CLIPPED = 255  # an 8-bit guide value at which the sRGB image is clipped
 
 
 def _check(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -97,22 +105,88 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return r.mean(dim=1)
 
 
-def raw_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All metrics of a batch: pred, target packed (B, 4, H, W) in [0, 1] -> {name: (B,)}.
+def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for peak 1 over the pixels where `mask` is True: x, y (B, C, H, W) in [0, 1],
+    mask (B, 1, H, W) bool -> (B,). The MSE is over every channel of those pixels; an image
+    whose mask is empty gives NaN, identical pixels give inf."""
+    _check(x, y)
+    if tuple(mask.shape) != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"expected a mask (B, 1, H, W) for images {tuple(x.shape)}, got shape "
+                         f"{tuple(mask.shape)}")
+    mask = mask.to(device=x.device, dtype=torch.float64)
+    se = ((x.double() - y.double()).square() * mask).sum(dim=(1, 2, 3))
+    return -10 * torch.log10(se / (mask.sum(dim=(1, 2, 3)) * x.shape[1]))  # 0 / 0: NaN
+
+
+def angular_error(pred: torch.Tensor, target: torch.Tensor,
+                  threshold: float = ANGULAR_THRESHOLD) -> torch.Tensor:
+    """Mean angle in degrees between the predicted and true colour of each pixel: pred, target
+    packed (B, 4, H, W) in [0, 1] -> (B,) in [0, 180] (in [0, 90] for non-negative inputs).
+
+    The colour of a pixel is the vector (R, (G1 + G2) / 2, B); the angle is
+    acos(p . t / (|p| |t|)), the "recovery angular error" of colour constancy (Hordley and
+    Finlayson 2006, JOSA A 23(5); named so by Finlayson and Zakizadeh 2014, BMVC) applied per
+    pixel instead of to one illuminant. It ignores brightness, so a prediction that is right up
+    to a gain scores 0, and it shows colour casts that a high PSNR hides. Only pixels whose
+    target R, G and B all exceed `threshold` count: in dark pixels noise decides the direction.
+    Lengths are clamped to at least ANGULAR_EPS, so a zero predicted vector is 90 degrees from
+    any target (orthogonal: the worst a non-negative prediction can be) instead of NaN. An image
+    without a valid pixel gives NaN.
+    """
+    _check(pred, target)
+    p, t = rggb_to_rgb(pred.double()), rggb_to_rgb(target.double())
+    valid = (t > threshold).all(dim=1)  # (B, H, W)
+    cos = (p * t).sum(dim=1) / (p.norm(dim=1).clamp_min(ANGULAR_EPS)
+                                * t.norm(dim=1).clamp_min(ANGULAR_EPS))
+    angle = torch.rad2deg(torch.acos(cos.clamp(-1, 1)))  # rounding can put |cos| above 1
+    angle = torch.where(valid, angle, torch.zeros_like(angle))
+    return angle.sum(dim=(1, 2)) / valid.sum(dim=(1, 2))  # 0 / 0: NaN
+
+
+def highlight_mask(guide: torch.Tensor) -> torch.Tensor:
+    """Where the 8-bit sRGB guide is clipped: guide (B, 3, H, W) with values in 0..255 (uint8
+    or float; not [0, 1]) -> (B, 1, H, W) bool, True where any channel is >= 255.
+
+    There the guide only says "at least this bright", so the RAW must be hallucinated; see
+    raw_metrics' psnr_highlight."""
+    if guide.ndim != 4 or guide.shape[1] != 3:
+        raise ValueError(f"expected an RGB guide (B, 3, H, W), got shape {tuple(guide.shape)}")
+    return (guide >= GUIDE_CLIPPED).any(dim=1, keepdim=True)
+
+
+def raw_metrics(pred: torch.Tensor, target: torch.Tensor,
+                guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """All metrics of a batch: pred, target packed (B, 4, H, W) in [0, 1], optionally the 8-bit
+    sRGB guide (B, 3, H, W) in 0..255 they were generated from -> {name: (B,)}.
 
     mse, psnr, ssim, pearson: the paper's protocol (greens averaged to three channels);
-    psnr_rggb, ssim_rggb: on the four packed channels.
+    psnr_rggb, ssim_rggb: on the four packed channels; angular_error: degrees, see
+    angular_error. With a guide also psnr_highlight and psnr_rest, the paper's PSNR over the
+    pixels where the guide is clipped (highlight_mask) and over the others (NaN for an image
+    without such pixels), and highlight_fraction, the share of highlight pixels in [0, 1].
+    Raises ValueError for a guide whose shape does not match (B, 3, H, W).
     """
     _check(pred, target)
     p3, t3 = rggb_to_rgb(pred), rggb_to_rgb(target)
-    return {"mse": mse(p3, t3), "psnr": psnr(p3, t3), "ssim": ssim(p3, t3),
-            "pearson": pearson(p3, t3), "psnr_rggb": psnr(pred, target),
-            "ssim_rggb": ssim(pred, target)}
+    out = {"mse": mse(p3, t3), "psnr": psnr(p3, t3), "ssim": ssim(p3, t3),
+           "pearson": pearson(p3, t3), "psnr_rggb": psnr(pred, target),
+           "ssim_rggb": ssim(pred, target), "angular_error": angular_error(pred, target)}
+    if guide is not None:
+        b, _, h, w = pred.shape
+        if tuple(guide.shape) != (b, 3, h, w):
+            raise ValueError(f"expected a guide of shape {(b, 3, h, w)} for images "
+                             f"{tuple(pred.shape)}, got {tuple(guide.shape)}")
+        clipped = highlight_mask(guide).to(pred.device)
+        out["psnr_highlight"] = masked_psnr(p3, t3, clipped)
+        out["psnr_rest"] = masked_psnr(p3, t3, ~clipped)
+        out["highlight_fraction"] = clipped.double().mean(dim=(1, 2, 3))
+    return out
 
 
 def mean_metrics(batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Average per-image metrics over all images of several `raw_metrics` results."""
+    """Average per-image metrics over all images of several `raw_metrics` results, skipping NaN
+    (torch.nanmean): an image without highlights or without valid pixels does not make the mean
+    NaN. A metric that is NaN for every image stays NaN; inf (identical images) is kept."""
     if not batches:
         return {}
-    return {k: torch.cat([b[k] for b in batches]).mean().item() for k in batches[0]}
-
+    return {k: torch.nanmean(torch.cat([b[k] for b in batches])).item() for k in batches[0]}
