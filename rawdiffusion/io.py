@@ -3,7 +3,11 @@
 Every Bayer file that rawpy (LibRaw) opens is read through it; headerless Bayer dumps and PGM
 files are read through a JSON sidecar of the same stem that describes them (see
 `read_sidecar_raw`). Everything comes back as a `RawImage`: the visible mosaic plus the
-metadata needed to normalise it (levels) and to render it (white balance, colour matrix).
+metadata needed to normalise it (levels) and to render it (white balance, colour matrices with
+their calibration illuminants).
+
+Readers refuse, with a RawFormatError naming the file and the reason, what cannot be a usable
+Bayer image: impossible levels, a mosaic that holds no image, a plain TIFF, a non-Bayer sensor.
 
 Writers: `write_dng` (a standard Bayer DNG that rawpy and other RAW tools open), and the
 reference implementation's packed layouts, `write_hdf5` and `write_npy`.
@@ -12,10 +16,12 @@ reference implementation's packed layouts, `write_hdf5` and `write_npy`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +30,15 @@ import numpy as np
 CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
                 ".rw2", ".pef", ".srw", ".3fr", ".iiq", ".mos", ".erf", ".kdc", ".raw", ".pgm")
-D65 = 21  # EXIF LightSource code of the D65 illuminant
+# EXIF LightSource codes, as DNG's CalibrationIlluminant1/2 use them (DNG 1.6, EXIF 2.3)
+UNKNOWN_ILLUMINANT, TUNGSTEN, STANDARD_LIGHT_A, D65, D50 = 0, 3, 17, 21, 23
+MIN_DNG_SIDE = 22  # LibRaw (dcraw's identify) opens no raw image under 22 pixels a side
+# Above this share of pixels at one value, or with all pixels within this share of the level
+# range, a decoded mosaic holds no image (what LibRaw makes of pruned or metadata-only files).
+CONSTANT_SHARE, CONSTANT_SPREAD = 0.99, 0.001
+# The ImageDescription of a DNG whose colour tags are write_dng's defaults, not calibration.
+DEFAULTS_NOTE = "rawdiffusion defaults:"
+UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
 
 
 class RawFormatError(ValueError):
@@ -43,10 +57,14 @@ class RawImage:
     mosaic: (H, W) uint16, the visible sensor area in raw digital numbers.
     cfa: colours of the 2x2 tile at the mosaic's top-left, row-major, one of CFA_ORDERS.
     black_level: 4 black levels, one per position of that 2x2 tile (row-major, like `cfa`).
-    white_level: saturation level in raw digital numbers.
+    white_level: saturation level in raw digital numbers; 0 <= black < white <= 65535.
     wb: as-shot white-balance gains (R, G, B) with G = 1, or None when the file has none.
-    color_matrix: (3, 3) XYZ -> camera matrix (DNG ColorMatrix semantics), or None.
-    illuminant: EXIF LightSource code of the illuminant `color_matrix` was calibrated for.
+    color_matrix, illuminant: (3, 3) XYZ -> camera matrix (DNG ColorMatrix1) and the EXIF
+        LightSource code of the illuminant it was calibrated for (CalibrationIlluminant1:
+        17 standard light A, 3 tungsten, 21 D65, 23 D50, 0 unknown, ...); None when unknown.
+    color_matrix2, illuminant2: the second calibration (ColorMatrix2, CalibrationIlluminant2)
+        when the camera has one, else None and 0. DNG renderers (LibRaw, Adobe) interpolate
+        between the two or pick one by illuminant, so both are kept as the file had them.
     """
 
     mosaic: np.ndarray
@@ -59,6 +77,8 @@ class RawImage:
     make: str = ""
     model: str = ""
     path: str = field(default="", compare=False)
+    color_matrix2: np.ndarray | None = None
+    illuminant2: int = UNKNOWN_ILLUMINANT
 
     def __post_init__(self):
         if self.cfa not in CFA_ORDERS:
@@ -66,14 +86,25 @@ class RawImage:
         if self.mosaic.ndim != 2:
             raise ValueError(f"mosaic must be 2-D (H, W), got shape {self.mosaic.shape}")
         self.black_level = tuple(float(b) for b in np.broadcast_to(self.black_level, 4))
+        self.white_level = float(self.white_level)
+        problem = level_problem(self.black_level, self.white_level)
+        if problem:
+            raise ValueError(problem)
+        self.color_matrix = _matrix_or_none(self.color_matrix, "color_matrix")
+        self.color_matrix2 = _matrix_or_none(self.color_matrix2, "color_matrix2")
+        if self.color_matrix2 is not None and self.color_matrix is None:
+            raise ValueError("color_matrix2 without color_matrix (DNG's ColorMatrix2 needs a "
+                             "ColorMatrix1)")
+        self.illuminant, self.illuminant2 = int(self.illuminant), int(self.illuminant2)
 
     @property
     def camera(self) -> str:
-        return " ".join(s for s in (self.make, self.model) if s) or "unknown camera"
+        return " ".join(s for s in (self.make, self.model) if s) or UNKNOWN_CAMERA
 
     def info(self) -> dict:
         """Plain-value summary (what `rawdiffusion info` prints)."""
         h, w = self.mosaic.shape
+        matrix = lambda m: None if m is None else np.round(m, 6).tolist()  # noqa: E731
         return {
             "path": self.path,
             "make": self.make,
@@ -84,11 +115,62 @@ class RawImage:
             "black_level": list(self.black_level),
             "white_level": self.white_level,
             "wb": None if self.wb is None else [round(g, 6) for g in self.wb],
-            "color_matrix": None if self.color_matrix is None
-            else np.round(self.color_matrix, 6).tolist(),
+            "color_matrix": matrix(self.color_matrix),
+            "illuminant": None if self.color_matrix is None else self.illuminant,
+            "color_matrix2": matrix(self.color_matrix2),
+            "illuminant2": None if self.color_matrix2 is None else self.illuminant2,
             "min": int(self.mosaic.min()),
             "max": int(self.mosaic.max()),
         }
+
+
+def _matrix_or_none(m, name: str) -> np.ndarray | None:
+    if m is None:
+        return None
+    m = np.asarray(m, dtype=np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError(f"{name} must be a finite 3x3 XYZ -> camera matrix, got {m.tolist()}")
+    return m
+
+
+def level_problem(black, white, names=("black level", "white level"),
+                  limit: float = 65535) -> str | None:
+    """Why black and white levels are impossible, or None when they are fine: every value a
+    finite number, 0 <= black < white <= limit (65535: no uint16 sample goes beyond).
+    names: what the message calls them (the tag or key they came from)."""
+    black_name, white_name = names
+    try:
+        black = np.asarray(black, dtype=np.float64).ravel()
+        white = float(white)
+    except (TypeError, ValueError):
+        return f"levels are not numbers ({black_name} {black!r}, {white_name} {white!r})"
+    if not np.isfinite(white) or white <= 0:
+        return f"impossible {white_name} {white:g} (must be a number above 0)"
+    if white > limit:
+        return f"impossible {white_name} {white:g} (above {limit:g}, more than 16 bits hold)"
+    for b in black:
+        if not np.isfinite(b) or b < 0:
+            return f"impossible {black_name} {b:g} (must be a number, at least 0)"
+        if b >= white:
+            return f"impossible levels: {black_name} {b:g} is not below {white_name} {white:g}"
+    return None
+
+
+def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None:
+    """Why a decoded mosaic holds no image (constant, or nearly: what LibRaw makes of pruned,
+    truncated or metadata-only files, filling the missing data with zeros), or None."""
+    counts = np.bincount(np.asarray(mosaic, dtype=np.uint16).ravel())
+    mode = int(counts.argmax())
+    share = counts[mode] / mosaic.size
+    if share >= CONSTANT_SHARE:
+        return (f"decodes to no image: {share:.1%} of its pixels are {mode} (a pruned, "
+                "truncated or metadata-only file?)")
+    nonzero = np.flatnonzero(counts)
+    spread = int(nonzero[-1] - nonzero[0])
+    if spread <= CONSTANT_SPREAD * (white_level - max(black_level)):
+        return (f"decodes to no image: every pixel lies in {nonzero[0]}..{nonzero[-1]}, "
+                f"{CONSTANT_SPREAD:.1%} of its level range or less")
+    return None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -101,17 +183,28 @@ def read_raw(path) -> RawImage:
     """Read a Bayer RAW file: anything rawpy opens, or a headerless/PGM dump with a sidecar.
 
     Raises RawFormatError (one line naming the file and the reason) for missing, empty,
-    truncated or corrupt files, non-Bayer sensors and sidecars that do not fit the file.
+    truncated or corrupt files, non-Bayer sensors, plain TIFF images, sidecars that do not fit
+    the file, impossible levels (in the file's tags, its sidecar or as decoded) and mosaics that
+    hold no image.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise RawFormatError(path, "a directory, not a RAW file")
+    if not path.exists():
         raise RawFormatError(path, "no such file")
+    if not path.is_file():
+        raise RawFormatError(path, "not a regular file")
     if path.stat().st_size == 0:
         raise RawFormatError(path, "empty file")
-    if sidecar_path(path).is_file() and path.suffix.lower() != ".json":
+    side = sidecar_path(path)
+    if path.suffix.lower() != ".json" and (side.exists() or side.is_symlink()):
+        if not side.is_file():
+            what = "a directory" if side.is_dir() else "not a regular file"
+            raise RawFormatError(side, f"{what}, where the JSON sidecar describing "
+                                       f"{path.name} is expected")
         return read_sidecar_raw(path)
     if path.suffix.lower() == ".pgm":
-        raise RawFormatError(path, f"a PGM file needs a JSON sidecar {sidecar_path(path).name} "
+        raise RawFormatError(path, f"a PGM file needs a JSON sidecar {side.name} "
                                    "giving its CFA order and levels")
     return _read_with_rawpy(path)
 
@@ -119,19 +212,30 @@ def read_raw(path) -> RawImage:
 def _read_with_rawpy(path: Path) -> RawImage:
     import rawpy
 
-    tags = _tiff_tags(path)
-    is_dng = 50706 in tags
-    if is_dng and tags.get(254, 0) == 0 and tags.get(262) == 34892:
+    tags, raw_tags = _tiff_ifds(path)
+    is_dng = tags is not None and 50706 in tags
+    if tags is not None and not is_dng and 271 not in tags and 32803 not in (
+            tags.get(262), raw_tags.get(262)):
+        # LibRaw would read a grey TIFF's samples as an RGGB mosaic
+        raise RawFormatError(path, "a plain TIFF image (no DNGVersion tag, no camera make, no "
+                                   "colour filter array), not a camera RAW file")
+    tags = tags or {}
+    if is_dng and raw_tags.get(262) == 34892:
         raise RawFormatError(path, "linear (demosaiced) DNG, not a Bayer mosaic")
+    if is_dng:
+        problem = _dng_level_problem(raw_tags)
+        if problem:
+            raise RawFormatError(path, problem)
     try:
         with rawpy.imread(str(path)) as raw:
             _check_bayer(path, raw)
             # copy: raw_image_visible is a view into LibRaw memory that is freed on close
             mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
-            colours = raw.raw_colors_visible[:2, :2].ravel()
+            tile = raw.raw_colors_visible[:2, :2]
             desc = raw.color_desc.decode()
-            cfa = "".join(desc[c] for c in colours)
-            black = [raw.black_level_per_channel[c] for c in colours]
+            cfa = "".join(desc[c] for c in tile.ravel())
+            per_colour = list(raw.black_level_per_channel)
+            margins = (raw.sizes.top_margin, raw.sizes.left_margin)
             white = float(raw.white_level)
             gains = [float(g) for g in raw.camera_whitebalance]
             libraw_matrix = np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64)
@@ -149,18 +253,46 @@ def _read_with_rawpy(path: Path) -> RawImage:
 
     if cfa not in CFA_ORDERS:
         raise RawFormatError(path, f"unsupported colour filter layout {cfa!r} (not a Bayer sensor)")
+    # LibRaw lays the DNG BlackLevel pattern from its visible top-left, but the pattern starts
+    # at the ActiveArea's top-left (DNG spec), and LibRaw moves the visible area to even
+    # offsets: ActiveArea (3, 5) becomes margins (4, 6). Shift the pattern by the difference,
+    # so that each position keeps the black level of its own colour filter.
+    dy, dx = 0, 0
+    if is_dng and raw_tags.get(50829) is not None and len(raw_tags[50829]) == 4:
+        top, left = (int(v) for v in raw_tags[50829][:2])
+        dy, dx = (margins[0] - top) % 2, (margins[1] - left) % 2
+    black = [per_colour[tile[(i + dy) % 2, (j + dx) % 2]] for i in range(2) for j in range(2)]
+    problem = level_problem(black, white) or no_image_problem(mosaic, black, white)
+    if problem:
+        raise RawFormatError(path, problem)
+
     wb = None
-    if gains[1] > 0 and gains[0] > 0 and gains[2] > 0:
+    neutral = _as_shot_neutral(tags) if is_dng else None
+    if neutral is not None:  # the file's own numbers, not LibRaw's float32 copy of them
+        wb = (neutral[1] / neutral[0], 1.0, neutral[1] / neutral[2])
+    elif gains[1] > 0 and gains[0] > 0 and gains[2] > 0:
         wb = (gains[0] / gains[1], 1.0, gains[2] / gains[1])
-    matrix, illuminant = _dng_color_matrix(tags)
-    if matrix is None and not is_dng and np.any(libraw_matrix):
+    try:
+        calibrations = _dng_calibrations(tags) if is_dng else []
+    except ValueError as e:
+        raise RawFormatError(path, str(e)) from None
+    if not is_dng and np.any(libraw_matrix):
         # LibRaw's built-in (Adobe) matrix for this camera, calibrated for D65. Not for DNGs:
         # a DNG's own tags are the whole truth, so a written DNG reads back as it was.
-        matrix, illuminant = libraw_matrix, D65
+        calibrations = [(libraw_matrix, D65)]
+    defaults = _written_defaults(tags)
+    if "ColorMatrix1" in defaults:
+        calibrations = []
+    if "AsShotNeutral" in defaults:
+        wb = None
+    (m1, ill1), (m2, ill2) = (calibrations + [(None, UNKNOWN_ILLUMINANT)] * 2)[:2]
+    make, model = (str(tags.get(code, "")).strip() for code in (271, 272))
+    unique = str(tags.get(50708, "")).strip()
+    if unique and unique != UNKNOWN_CAMERA and not model:  # CinemaDNGs, some converters
+        model = unique[len(make):].strip() if make and unique.startswith(make) else unique
     return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(black), white_level=white, wb=wb,
-                    color_matrix=matrix, illuminant=illuminant,
-                    make=str(tags.get(271, "")).strip(), model=str(tags.get(272, "")).strip(),
-                    path=str(path))
+                    color_matrix=m1, illuminant=ill1, color_matrix2=m2, illuminant2=ill2,
+                    make=make, model=model, path=str(path))
 
 
 def _check_bayer(path: Path, raw) -> None:
@@ -187,37 +319,86 @@ def _looks_like_tiff(path: Path) -> bool:
         return f.read(4) in (b"II*\x00", b"MM\x00*")
 
 
-def _tiff_tags(path: Path) -> dict:
-    """Tags of the first IFD (where DNG, NEF, CR2, ARW keep make, model and the DNG colour
-    tags), by code, for the TIFF-based formats; {} otherwise."""
+def _tag_value(tag):
+    """A TIFF tag's value; (S)RATIONALs as a tuple of floats (nan or inf where a denominator
+    is 0, so that impossible values are seen, not hidden)."""
+    if int(tag.dtype) in (5, 10):  # RATIONAL, SRATIONAL: numerator, denominator pairs
+        v = np.asarray(tag.value, dtype=np.float64).reshape(-1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return tuple(float(x) for x in v[:, 0] / v[:, 1])
+    return tag.value
+
+
+def _tiff_ifds(path: Path) -> tuple[dict | None, dict]:
+    """Tags by code of the first IFD (where DNG, NEF, CR2, ARW keep make, model and the DNG
+    colour tags) and of the raw IFD (the full-resolution image, NewSubfileType 0, which holds
+    the CFA, level and ActiveArea tags: IFD 0 itself, or one of its SubIFDs in DNGs that put a
+    preview first). (None, {}) for files that are not TIFF-based or that tifffile cannot parse."""
     import tifffile
 
     if not _looks_like_tiff(path):
-        return {}
+        return None, {}
     try:
         with tifffile.TiffFile(path) as tif:
-            return {t.code: t.value for t in tif.pages[0].tags.values()}
+            first = tif.pages[0]
+            tags = {t.code: _tag_value(t) for t in first.tags.values()}
+            raw_tags = tags
+            if tags.get(254, 0) != 0:
+                for sub in first.pages or []:
+                    sub_tags = {t.code: _tag_value(t) for t in sub.tags.values()}
+                    if sub_tags.get(254, 0) == 0:
+                        raw_tags = sub_tags
+                        break
+            return tags, raw_tags
     except Exception:  # a maker's odd TIFF variant: metadata is optional, the pixels came from LibRaw
-        return {}
+        return None, {}
 
 
-def _rationals(values) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64).reshape(-1, 2)
-    return v[:, 0] / v[:, 1]
+def _numbers(value) -> np.ndarray:
+    return np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
 
 
-def _dng_color_matrix(tags: dict):
-    """Prefer the DNG colour matrix calibrated for D65, else ColorMatrix1."""
+def _dng_level_problem(raw_tags: dict) -> str | None:
+    """Impossible BlackLevel / WhiteLevel tags, as the file states them (LibRaw replaces some,
+    e.g. WhiteLevel 0 by 65535, and reads a BlackLevel of 1/0 as 1)."""
+    black = _numbers(raw_tags.get(50714, 0))
+    white = _numbers(raw_tags.get(50717, 65535))
+    names = ("DNG BlackLevel", "DNG WhiteLevel")
+    return level_problem(black, white.min(), names) or level_problem(black, white.max(), names)
+
+
+def _as_shot_neutral(tags: dict) -> np.ndarray | None:
+    """AsShotNeutral (camera-space neutral, G = 1 usually) when present and usable."""
+    if tags.get(50728) is None:
+        return None
+    neutral = _numbers(tags[50728])
+    if neutral.size != 3 or not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        return None
+    return neutral
+
+
+def _dng_calibrations(tags: dict) -> list[tuple[np.ndarray, int]]:
+    """[(ColorMatrix1, CalibrationIlluminant1), (ColorMatrix2, CalibrationIlluminant2)], as
+    many as the file has, in its order. ValueError for a matrix that is not 9 finite numbers."""
     found = []
-    for matrix_tag, illuminant_tag in ((50721, 50778), (50722, 50779)):
-        if matrix_tag in tags:
-            m = _rationals(tags[matrix_tag])
-            if m.size == 9:
-                found.append((m.reshape(3, 3), int(tags.get(illuminant_tag, 0))))
-    for m, ill in found:
-        if ill == D65:
-            return m, ill
-    return found[0] if found else (None, D65)
+    for n, (matrix_tag, illuminant_tag) in enumerate(((50721, 50778), (50722, 50779)), 1):
+        if tags.get(matrix_tag) is None:
+            continue
+        m = _numbers(tags[matrix_tag])
+        if m.size != 9 or not np.all(np.isfinite(m)):
+            raise ValueError(f"ColorMatrix{n} is not a 3x3 matrix of numbers "
+                             f"({m.size} values: {m.tolist()[:9]})")
+        found.append((m.reshape(3, 3), int(_numbers(tags.get(illuminant_tag, 0))[0])))
+    return found
+
+
+def _written_defaults(tags: dict | None) -> set[str]:
+    """The colour tags write_dng filled with defaults (it says so in ImageDescription)."""
+    text = str((tags or {}).get(270, ""))
+    if not text.startswith(DEFAULTS_NOTE):
+        return set()
+    listed = text[len(DEFAULTS_NOTE):].split(";")[0]
+    return {name for name in ("ColorMatrix1", "AsShotNeutral") if name in listed}
 
 
 _DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
@@ -238,7 +419,8 @@ def read_sidecar_raw(path) -> RawImage:
 
     The sidecar gives `width`, `height`, `dtype` ("uint8", "uint16 little-endian",
     "uint16 BE", ...), `cfa_pattern`, `black_level` (one value or four, per CFA position) and
-    `white_level`; optionally `make`, `model` and `wb` (R, G, B gains).
+    `white_level`; optionally `make`, `model` and `wb` (R, G, B gains). Levels must satisfy
+    0 <= black < white <= 65535.
     """
     path = Path(path)
     side = sidecar_path(path)
@@ -252,23 +434,37 @@ def read_sidecar_raw(path) -> RawImage:
     if cfa not in CFA_ORDERS:
         raise RawFormatError(side, f"cfa_pattern {cfa!r} is not a Bayer order "
                                    f"({', '.join(CFA_ORDERS)})")
+    try:
+        black = tuple(float(b) for b in np.broadcast_to(np.asarray(black, dtype=np.float64), 4))
+    except (TypeError, ValueError):
+        raise RawFormatError(side, f"black_level {meta['black_level']!r} is not one number or "
+                                   "four (per CFA position)") from None
     data = path.read_bytes()
     if path.suffix.lower() == ".pgm":
-        mosaic = _decode_pgm(path, data, width, height)
+        dtype, offset = _pgm_layout(path, data, width, height)
     else:
-        dtype = _sidecar_dtype(side, str(meta.get("dtype", "uint16")))
-        expected = width * height * dtype.itemsize
-        if len(data) != expected:
-            raise RawFormatError(path, f"{len(data)} bytes, but the sidecar's {width}x{height} "
-                                       f"{dtype.name} image needs {expected}")
-        mosaic = np.frombuffer(data, dtype=dtype).reshape(height, width).astype(np.uint16)
+        dtype, offset = _sidecar_dtype(side, str(meta.get("dtype", "uint16"))), 0
+    problem = level_problem(black, white, ("black_level", "white_level"))
+    if problem:
+        raise RawFormatError(side, problem)
+    expected = width * height * dtype.itemsize
+    if len(data) - offset != expected:
+        what = "PGM pixel data is" if offset else "file is"
+        raise RawFormatError(path, f"{what} {len(data) - offset} bytes, but the sidecar's "
+                                   f"{width}x{height} {dtype.name} image needs {expected}")
+    mosaic = np.frombuffer(data, dtype=dtype, offset=offset).reshape(height, width)
+    mosaic = mosaic.astype(np.uint16)
+    problem = no_image_problem(mosaic, black, white)
+    if problem:
+        raise RawFormatError(path, problem)
     wb = tuple(float(g) for g in meta["wb"]) if meta.get("wb") else None
     return RawImage(mosaic=mosaic, cfa=cfa, black_level=black, white_level=white, wb=wb,
                     make=str(meta.get("make", "")), model=str(meta.get("model", "")),
                     path=str(path))
 
 
-def _decode_pgm(path: Path, data: bytes, width: int, height: int) -> np.ndarray:
+def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dtype, int]:
+    """(sample dtype, offset of the pixel data) of a binary PGM whose size the sidecar gives."""
     # P5 header: magic, width, height, maxval separated by whitespace (comments start with #)
     fields, pos = [], 0
     while len(fields) < 4:
@@ -280,14 +476,13 @@ def _decode_pgm(path: Path, data: bytes, width: int, height: int) -> np.ndarray:
     pos += 1  # the single whitespace byte after maxval
     if fields[0] != b"P5":
         raise RawFormatError(path, f"not a binary PGM (magic {fields[0][:8]!r}, expected P5)")
-    w, h, maxval = (int(f) for f in fields[1:])
+    try:
+        w, h, maxval = (int(f) for f in fields[1:])
+    except ValueError:
+        raise RawFormatError(path, f"unreadable PGM header {b' '.join(fields)[:40]!r}") from None
     if (w, h) != (width, height):
         raise RawFormatError(path, f"PGM is {w}x{h} but its sidecar says {width}x{height}")
-    dtype = np.dtype(">u2" if maxval > 255 else np.uint8)  # PGM stores 16-bit samples MSB first
-    expected = w * h * dtype.itemsize
-    if len(data) - pos != expected:
-        raise RawFormatError(path, f"PGM pixel data is {len(data) - pos} bytes, expected {expected}")
-    return np.frombuffer(data, dtype=dtype, offset=pos).reshape(h, w).astype(np.uint16)
+    return np.dtype(">u2" if maxval > 255 else np.uint8), pos  # 16-bit samples are MSB first
 
 
 # ----------------------------------------------------------------------------- writing
@@ -315,17 +510,35 @@ def _rational_pairs(values, denominator: int) -> tuple[int, ...]:
     return tuple(x for v in values for x in (int(round(float(v) * denominator)), denominator))
 
 
+@functools.cache
+def default_color_matrix() -> np.ndarray:
+    """The XYZ -> camera matrix written for cameras without a known one: XYZ -> linear sRGB
+    (D65), from colour-science, i.e. a camera whose raw RGB is linear sRGB. Renderers then
+    show the white-balanced raw channels as sRGB, unchanged."""
+    with warnings.catch_warnings():  # colour-science warns that matplotlib is missing
+        warnings.filterwarnings("ignore", message='"Matplotlib" related API')
+        import colour
+    return np.array(colour.models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB, dtype=np.float64)
+
+
+def _check_dng_size(raw: RawImage) -> None:
+    h, w = raw.mosaic.shape
+    if min(h, w) < MIN_DNG_SIDE:
+        raise ValueError(f"a {w}x{h} mosaic is too small for a DNG: LibRaw and the tools built "
+                         f"on it open none under {MIN_DNG_SIDE} pixels a side")
+
+
 def _write_dng_file(path, raw: RawImage) -> None:
     import tifffile
 
+    _check_dng_size(raw)
     colour_code = {"R": 0, "G": 1, "B": 2}
-    camera = raw.camera
     tags = [
         (33421, "H", 2, (2, 2), True),                                   # CFARepeatPatternDim
         (33422, "B", 4, bytes(colour_code[c] for c in raw.cfa), True),   # CFAPattern
         (50706, "B", 4, b"\x01\x04\x00\x00", True),                     # DNGVersion 1.4
         (50707, "B", 4, b"\x01\x01\x00\x00", True),                     # DNGBackwardVersion 1.1
-        (50708, "s", 0, camera, True),                                   # UniqueCameraModel
+        (50708, "s", 0, raw.camera, True),                               # UniqueCameraModel
         (50710, "B", 3, b"\x00\x01\x02", True),                          # CFAPlaneColor R, G, B
         (50711, "H", 1, 1, True),                                        # CFALayout: rectangular
         (50713, "H", 2, (2, 2), True),                                   # BlackLevelRepeatDim
@@ -336,13 +549,29 @@ def _write_dng_file(path, raw: RawImage) -> None:
         tags.append((271, "s", 0, raw.make, True))
     if raw.model:
         tags.append((272, "s", 0, raw.model, True))
+    # The DNG specification requires ColorMatrix1 and AsShotNeutral (or AsShotWhiteXY) of
+    # colour images; without them renderers guess. Unknown ones get documented defaults, and
+    # ImageDescription says which, so that read_raw reads them back as unknown.
+    defaults = []
+    calibrations = [(raw.color_matrix, raw.illuminant), (raw.color_matrix2, raw.illuminant2)]
+    if raw.color_matrix is None:
+        calibrations = [(default_color_matrix(), D65)]
+        defaults.append("ColorMatrix1 (XYZ to linear sRGB, D65)")
+    for (matrix_tag, illuminant_tag), (matrix, illuminant) in zip(
+            ((50721, 50778), (50722, 50779)), calibrations):
+        if matrix is not None:  # ColorMatrix1/2, CalibrationIlluminant1/2, as they were
+            values = np.asarray(matrix, dtype=np.float64).ravel()
+            tags.append((matrix_tag, "2i", 9, _rational_pairs(values, 1000000), True))
+            tags.append((illuminant_tag, "H", 1, int(illuminant), True))
     if raw.wb is not None:  # AsShotNeutral is the camera-space neutral: the inverse gains
         neutral = [raw.wb[1] / g for g in raw.wb]
-        tags.append((50728, "2I", 3, _rational_pairs(neutral, 1000000), True))
-    if raw.color_matrix is not None:
-        matrix = np.asarray(raw.color_matrix, dtype=np.float64).ravel()
-        tags.append((50721, "2i", 9, _rational_pairs(matrix, 1000000), True))  # ColorMatrix1
-        tags.append((50778, "H", 1, int(raw.illuminant), True))  # CalibrationIlluminant1
+    else:
+        neutral = [1.0, 1.0, 1.0]
+        defaults.append("AsShotNeutral (1, 1, 1)")
+    tags.append((50728, "2I", 3, _rational_pairs(neutral, 1000000), True))
+    if defaults:
+        note = f"{DEFAULTS_NOTE} {', '.join(defaults)}; not known for this camera"
+        tags.append((270, "s", 0, note, True))                           # ImageDescription
     # A real file, not io.BytesIO: numpy's tofile into a BytesIO crashes on large arrays.
     tifffile.imwrite(path, np.ascontiguousarray(raw.mosaic, dtype=np.uint16),
                      photometric=32803, extratags=tags, metadata=None, software="rawdiffusion")
@@ -351,10 +580,20 @@ def _write_dng_file(path, raw: RawImage) -> None:
 def write_dng(path, raw: RawImage) -> None:
     """Write `raw` as an uncompressed 16-bit Bayer DNG, atomically.
 
-    Holds the CFA pattern, per-position black levels, white level, as-shot white balance
-    (AsShotNeutral), the colour matrix when known (ColorMatrix1), make and model; rawpy reads
-    back the identical mosaic, pattern and levels.
+    Holds the CFA pattern, per-position black levels, white level, make and model, the as-shot
+    white balance (AsShotNeutral) and both colour calibrations as `raw` has them (ColorMatrix1
+    with CalibrationIlluminant1, ColorMatrix2 with CalibrationIlluminant2), so that LibRaw and
+    other renderers derive the same daylight balance as from the original file. rawpy reads
+    back the identical mosaic, pattern, levels and metadata.
+
+    A camera without a known matrix gets `default_color_matrix()` (XYZ -> linear sRGB, labelled
+    D65) as ColorMatrix1, and no white balance gets AsShotNeutral (1, 1, 1): the DNG
+    specification requires both of colour images. ImageDescription then begins with
+    "rawdiffusion defaults:" and names them; read_raw reads such tags back as unknown (None).
+
+    ValueError for a mosaic under MIN_DNG_SIDE (22) pixels a side, which LibRaw cannot open.
     """
+    _check_dng_size(raw)
     with atomic_output(path) as tmp:
         _write_dng_file(tmp, raw)
 

@@ -1,5 +1,6 @@
 """Reading, writing and round-tripping RAW files (synthetic and the real ones in ../shared)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ import tifffile
 
 from conftest import SHARED_FILES, require_shared, SHARED_RAW, synthetic_raw
 from rawdiffusion import bayer
-from rawdiffusion.io import (CFA_ORDERS, RawFormatError, read_packed, read_raw, render_srgb,
+from rawdiffusion.io import (CFA_ORDERS, D50, D65, MIN_DNG_SIDE, STANDARD_LIGHT_A, TUNGSTEN,
+                             RawFormatError, RawImage, read_packed, read_raw, render_srgb,
                              write_dng, write_hdf5, write_npy)
 
 
@@ -23,9 +25,50 @@ def assert_same_raw(a, b):
     assert (a.wb is None) == (b.wb is None)
     if a.wb is not None:
         np.testing.assert_allclose(a.wb, b.wb, rtol=1e-6)
-    assert (a.color_matrix is None) == (b.color_matrix is None)
+    for m, n in ((a.color_matrix, b.color_matrix), (a.color_matrix2, b.color_matrix2)):
+        assert (m is None) == (n is None)
+        if m is not None:
+            np.testing.assert_allclose(m, n, atol=1e-6)
     if a.color_matrix is not None:
-        np.testing.assert_allclose(a.color_matrix, b.color_matrix, atol=1e-6)
+        assert a.illuminant == b.illuminant
+    if a.color_matrix2 is not None:
+        assert a.illuminant2 == b.illuminant2
+
+
+def dng_tags(path) -> dict:
+    """The tags of a DNG's first IFD by code, rationals as floats."""
+    with tifffile.TiffFile(path) as tif:
+        tags = {}
+        for t in tif.pages[0].tags.values():
+            v = t.value
+            if int(t.dtype) in (5, 10):
+                pairs = np.asarray(v, dtype=float).reshape(-1, 2)
+                v = tuple(pairs[:, 0] / pairs[:, 1])
+            tags[t.code] = v
+        return tags
+
+
+def cfa_dng(path, sensor, cfa="RGGB", black=(0,), white=4095, active_area=None, extra=()):
+    """A minimal Bayer DNG written directly with tifffile (not write_dng): the whole `sensor`
+    array as the image, CFA pattern and levels as given, optional ActiveArea (top, left)."""
+    code = {"R": 0, "G": 1, "B": 2}
+    black = tuple(black)
+    tags = [(33421, "H", 2, (2, 2), True), (33422, "B", 4, bytes(code[c] for c in cfa), True),
+            (50706, "B", 4, b"\x01\x04\x00\x00", True), (50717, "I", 1, white, True),
+            (50714, "I", len(black), black, True), *extra]
+    if len(black) == 4:
+        tags.append((50713, "H", 2, (2, 2), True))   # BlackLevelRepeatDim
+    if active_area is not None:
+        top, left = active_area
+        h, w = sensor.shape
+        tags.append((50829, "I", 4, (top, left, h - 1, w - 2), True))
+    tifffile.imwrite(path, np.asarray(sensor, np.uint16), photometric=32803, extratags=tags,
+                     metadata=None)
+    return path
+
+
+def scene(h=48, w=64, seed=0, low=100, high=4000):
+    return np.random.default_rng(seed).integers(low, high, (h, w)).astype(np.uint16)
 
 
 # ----------------------------------------------------------------------------- real files
@@ -60,13 +103,37 @@ def test_shared_file_packs_unpacks_and_roundtrips_through_dng(name, tmp_path):
 def test_gopro_metadata_and_aligned_rendering():
     raw = read_raw(require_shared(SHARED_RAW / "dng/gopro_hero6_GOPR0024.dng"))
     assert (raw.make, raw.model) == ("GoPro", "HERO6 Black")
-    np.testing.assert_allclose(raw.wb, (1 / 0.522449, 1.0, 1 / 0.571429), rtol=1e-4)
-    assert raw.color_matrix.shape == (3, 3)
+    np.testing.assert_allclose(raw.wb, (1 / 0.522449, 1.0, 1 / 0.571429), rtol=1e-6)
+    # both calibrations, as the file has them: ColorMatrix1 tungsten (3), ColorMatrix2 D50
+    assert (raw.illuminant, raw.illuminant2) == (TUNGSTEN, D50)
+    np.testing.assert_allclose(raw.color_matrix[0], [1.8331, -0.8166, -0.2478])
+    np.testing.assert_allclose(raw.color_matrix2[0], [1.0344, -0.4210, -0.0620])
+    info = raw.info()
+    assert (info["illuminant"], info["illuminant2"]) == (TUNGSTEN, D50)
+    assert info["color_matrix2"][2] == [0.0093, 0.1058, 0.5541]
     # The file says "mirrored" (Orientation 2); the guide must stay aligned with the mosaic.
     rgb = render_srgb(raw)
     green = bayer.pack(raw.mosaic, raw.cfa)[1].astype(float)
     rendered_green = rgb[0::2, 1::2, 1].astype(float)
     assert np.corrcoef(green.ravel(), rendered_green.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SHARED_FILES if n.endswith(".dng")))
+def test_rewritten_shared_dng_renders_like_the_original(name, tmp_path):
+    # LibRaw's default rendering takes its "daylight" balance from the colour matrices, so a
+    # matrix written under the wrong illuminant tints every picture (the HERO6 went from mean
+    # RGB 73/69/61 to 55/70/87 when only its tungsten matrix was written).
+    path = require_shared(SHARED_RAW / name)
+    write_dng(tmp_path / "out.dng", read_raw(path))
+
+    def mean_rgb(f):
+        with rawpy.imread(str(f)) as r:
+            return r.postprocess(half_size=True, user_flip=0).reshape(-1, 3).mean(0)
+
+    np.testing.assert_allclose(mean_rgb(tmp_path / "out.dng"), mean_rgb(path), atol=1.0)
+    original, written = dng_tags(path), dng_tags(tmp_path / "out.dng")
+    for tag in (50721, 50722, 50778, 50779, 50728):  # ColorMatrix1/2, illuminants, AsShotNeutral
+        np.testing.assert_allclose(written[tag], original[tag], atol=1e-6, err_msg=str(tag))
 
 
 # ----------------------------------------------------------------------------- synthetic
@@ -87,6 +154,115 @@ def test_dng_without_optional_metadata(tmp_path):
     raw.make = raw.model = ""
     write_dng(tmp_path / "bare.dng", raw)
     assert_same_raw(raw, read_raw(tmp_path / "bare.dng"))
+
+
+def test_both_colour_matrices_and_illuminants_round_trip(tmp_path):
+    raw = synthetic_raw("GRBG")
+    tungsten = np.array([[0.9, -0.2, -0.1], [-0.5, 1.4, 0.1], [-0.1, 0.2, 0.8]])
+    raw = dataclasses.replace(raw, color_matrix=tungsten, illuminant=STANDARD_LIGHT_A,
+                              color_matrix2=raw.color_matrix, illuminant2=D65)
+    write_dng(tmp_path / "two.dng", raw)
+    tags = dng_tags(tmp_path / "two.dng")
+    np.testing.assert_allclose(np.reshape(tags[50721], (3, 3)), tungsten)  # ColorMatrix1
+    assert tags[50778] == STANDARD_LIGHT_A                                 # CalibrationIlluminant1
+    np.testing.assert_allclose(np.reshape(tags[50722], (3, 3)), raw.color_matrix2)
+    assert tags[50779] == D65
+    back = read_raw(tmp_path / "two.dng")
+    assert_same_raw(raw, back)
+    assert (back.illuminant, back.illuminant2) == (STANDARD_LIGHT_A, D65)
+    info = back.info()
+    assert info["color_matrix"] == tungsten.tolist() and info["illuminant"] == STANDARD_LIGHT_A
+    assert info["color_matrix2"] == raw.color_matrix2.tolist() and info["illuminant2"] == D65
+
+
+def test_rawimage_refuses_a_second_matrix_without_a_first():
+    with pytest.raises(ValueError, match="ColorMatrix1"):
+        dataclasses.replace(synthetic_raw(matrix=False), color_matrix2=np.eye(3))
+
+
+def test_dng_without_a_known_matrix_gets_documented_defaults(tmp_path):
+    import colour
+
+    raw = synthetic_raw("BGGR", wb=None, matrix=False)
+    write_dng(tmp_path / "d.dng", raw)
+    tags = dng_tags(tmp_path / "d.dng")
+    xyz_to_srgb = colour.models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB
+    np.testing.assert_allclose(np.reshape(tags[50721], (3, 3)), xyz_to_srgb, atol=1e-6)
+    assert tags[50778] == D65 and 50722 not in tags
+    np.testing.assert_allclose(tags[50728], [1, 1, 1])                     # AsShotNeutral
+    assert tags[270].startswith("rawdiffusion defaults: ColorMatrix1")    # ImageDescription
+    assert "AsShotNeutral" in tags[270]
+    back = read_raw(tmp_path / "d.dng")  # read back as what they are: unknown
+    assert back.color_matrix is None and back.wb is None
+    # a known white balance is written as such; only the matrix is a default
+    raw = synthetic_raw("BGGR", wb=(2.0, 1.0, 1.5), matrix=False)
+    write_dng(tmp_path / "w.dng", raw)
+    tags = dng_tags(tmp_path / "w.dng")
+    np.testing.assert_allclose(tags[50728], [0.5, 1, 1 / 1.5], atol=1e-6)
+    assert "AsShotNeutral" not in tags[270]
+    back = read_raw(tmp_path / "w.dng")
+    assert back.color_matrix is None
+    np.testing.assert_allclose(back.wb, (2.0, 1.0, 1.5), rtol=1e-6)
+
+
+def test_dng_size_limit_is_libraw_s(tmp_path):
+    raw = synthetic_raw("RGGB", 64, 64)
+    for h, w in ((MIN_DNG_SIDE, MIN_DNG_SIDE), (MIN_DNG_SIDE + 1, 40), (40, MIN_DNG_SIDE)):
+        small = dataclasses.replace(raw, mosaic=raw.mosaic[:h, :w].copy())
+        write_dng(tmp_path / f"{h}x{w}.dng", small)
+        with rawpy.imread(str(tmp_path / f"{h}x{w}.dng")) as r:
+            assert np.array_equal(r.raw_image_visible, small.mosaic)
+            assert r.postprocess(user_flip=0).shape == (h, w, 3)
+    for h, w in ((MIN_DNG_SIDE - 1, 40), (40, MIN_DNG_SIDE - 1), (2, 2)):
+        small = dataclasses.replace(raw, mosaic=raw.mosaic[:h, :w].copy())
+        with pytest.raises(ValueError, match=f"{w}x{h} mosaic is too small.*under 22 pixels"):
+            write_dng(tmp_path / "small" / "x.dng", small)
+        assert not (tmp_path / "small").exists()
+        # what the limit is for: LibRaw refuses such a file
+        tifffile.imwrite(tmp_path / "tiny.dng", small.mosaic, photometric=32803, metadata=None,
+                         extratags=[(33421, "H", 2, (2, 2)), (33422, "B", 4, b"\x00\x01\x01\x02"),
+                                    (50706, "B", 4, b"\x01\x04\x00\x00")])
+        with pytest.raises(rawpy.LibRawFileUnsupportedError):
+            rawpy.imread(str(tmp_path / "tiny.dng"))
+
+
+# ----------------------------------------------------------------------------- DNG metadata
+
+@pytest.mark.parametrize("top, left", [(0, 0), (3, 4), (2, 5), (3, 5), (1, 1)])
+def test_black_levels_stay_with_their_colour_when_the_active_area_is_odd(top, left, tmp_path):
+    # DNG: the CFA and BlackLevel patterns both start at the ActiveArea's top-left; LibRaw
+    # moves the visible area to even offsets and lays the black pattern from there.
+    sensor = scene(40, 48)
+    path = cfa_dng(tmp_path / "aa.dng", sensor, "GBRG", (64, 66, 68, 70), active_area=(top, left))
+    raw = read_raw(path)
+    h, w = raw.mosaic.shape
+    oy, ox = next((y, x) for y in range(top, top + 2) for x in range(left, left + 2)
+                  if np.array_equal(sensor[y:y + h, x:x + w], raw.mosaic))
+    pattern, levels = np.array(list("GBRG")).reshape(2, 2), np.reshape((64, 66, 68, 70), (2, 2))
+    rows, cols = [(oy + i - top) % 2 for i in (0, 1)], [(ox + j - left) % 2 for j in (0, 1)]
+    assert raw.cfa == "".join(pattern[r, c] for r in rows for c in cols)
+    assert raw.black_level == tuple(float(levels[r, c]) for r in rows for c in cols)
+
+
+def test_black_levels_of_the_issue_s_example(tmp_path):
+    path = cfa_dng(tmp_path / "aa.dng", scene(40, 48), "GBRG", (64, 66, 68, 70), active_area=(3, 5))
+    raw = read_raw(path)
+    assert (raw.cfa, raw.black_level) == ("GRBG", (70.0, 68.0, 66.0, 64.0))
+    # packing puts each colour's own black level with it: green 1 of GRBG is at (0, 0)
+    np.testing.assert_array_equal(bayer.packed_levels(raw.black_level, raw.cfa), [68, 70, 64, 66])
+
+
+def test_unique_camera_model_names_a_camera_without_make_and_model(tmp_path):
+    ucm = (50708, "s", 0, "Blackmagic Pocket Cinema Camera 4K", True)
+    raw = read_raw(cfa_dng(tmp_path / "bm.dng", scene(), extra=[ucm]))
+    assert (raw.make, raw.model) == ("", "Blackmagic Pocket Cinema Camera 4K")
+    assert raw.camera == "Blackmagic Pocket Cinema Camera 4K"
+    make = (271, "s", 0, "Blackmagic", True)
+    raw = read_raw(cfa_dng(tmp_path / "bm2.dng", scene(), extra=[ucm, make]))
+    assert (raw.make, raw.model) == ("Blackmagic", "Pocket Cinema Camera 4K")
+    write_dng(tmp_path / "again.dng", raw)  # and a written one reads back the same
+    assert (read_raw(tmp_path / "again.dng").make, read_raw(tmp_path / "again.dng").model) == (
+        "Blackmagic", "Pocket Cinema Camera 4K")
 
 
 def test_dng_renders_a_sensible_image(tmp_path):
@@ -205,16 +381,106 @@ def test_bad_files_give_one_line_errors_naming_file_and_reason(tmp_path):
         assert "\n" not in message
 
 
+IMPOSSIBLE_DNG_LEVELS = {  # name: (BlackLevel tag, WhiteLevel, words of the error)
+    "white 0": ((0, "I"), 0, "DNG WhiteLevel 0"),
+    "black above white": ((5000, "I"), 4095, "DNG BlackLevel 5000 is not below DNG WhiteLevel 4095"),
+    "black equal to white": ((4095, "I"), 4095, "DNG BlackLevel 4095 is not below"),
+    "black 1/0": (((1, 0), "2I"), 4095, "DNG BlackLevel inf"),
+    "black 0/0": (((0, 0), "2I"), 4095, "DNG BlackLevel nan"),
+    "negative black": (((-8, 1), "2i"), 4095, "DNG BlackLevel -8"),
+    "huge white": ((0, "I"), 4_000_000_000, "DNG WhiteLevel 4e+09"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPOSSIBLE_DNG_LEVELS))
+def test_impossible_dng_levels_are_refused(case, tmp_path):
+    (black, kind), white, words = IMPOSSIBLE_DNG_LEVELS[case]
+    path = tmp_path / "levels.dng"
+    tags = [(33421, "H", 2, (2, 2)), (33422, "B", 4, b"\x00\x01\x01\x02"),
+            (50706, "B", 4, b"\x01\x04\x00\x00"), (50717, "I", 1, white),
+            (50714, kind, 1, black)]
+    tifffile.imwrite(path, scene(), photometric=32803, extratags=tags, metadata=None)
+    with pytest.raises(RawFormatError) as info:
+        read_raw(path)
+    assert str(info.value).startswith(f"{path}: impossible") and words in str(info.value)
+
+
+@pytest.mark.parametrize("black, white, words", [
+    (10, 0, "white_level 0"), (1023, 1023, "black_level 1023 is not below white_level 1023"),
+    (-1, 1023, "black_level -1"), ("NaN", 1023, "black_level nan"),
+    (10, "Infinity", "white_level inf"), (10, 1e300, "white_level 1e+300"),
+    ([10, 10, 10, 2000], 1023, "black_level 2000 is not below"),
+])
+def test_impossible_sidecar_levels_are_refused(black, white, words, tmp_path):
+    path = write_dump(tmp_path, "d", scene(6, 10, high=1000))
+    meta = json.loads((tmp_path / "d.json").read_text())
+    text = json.dumps({**meta, "black_level": black, "white_level": white})
+    (tmp_path / "d.json").write_text(text.replace('"NaN"', "NaN").replace('"Infinity"', "Infinity"))
+    with pytest.raises(RawFormatError) as info:
+        read_raw(path)
+    assert str(info.value).startswith(f"{tmp_path / 'd.json'}: impossible")
+    assert words in str(info.value)
+
+
+def test_rawimage_refuses_impossible_levels():
+    with pytest.raises(ValueError, match="black level 70 is not below white level 64"):
+        RawImage(mosaic=scene(), cfa="RGGB", black_level=70, white_level=64)
+    with pytest.raises(ValueError, match="white level nan"):
+        RawImage(mosaic=scene(), cfa="RGGB", black_level=0, white_level=float("nan"))
+
+
+def test_files_that_decode_to_no_image_are_refused(tmp_path):
+    # LibRaw fills what a pruned or truncated file lacks with zeros: a constant mosaic
+    cfa_dng(tmp_path / "zeros.dng", np.zeros((48, 64), np.uint16))
+    almost = np.zeros((400, 300), np.uint16)
+    almost[:3] = scene(3, 300)  # 0.75 % of the pixels decoded
+    cfa_dng(tmp_path / "pruned.dng", almost)
+    cfa_dng(tmp_path / "flat.dng", scene(48, 64, low=1000, high=1003), black=(0,))  # 3 DN of 4095
+    write_dump(tmp_path, "blank", np.full((8, 10), 10))
+    for name, words in (("zeros.dng", "100.0% of its pixels are 0"),
+                        ("pruned.dng", "99.2% of its pixels are 0"),
+                        ("flat.dng", "every pixel lies in 1000..1002"),
+                        ("blank.raw", "100.0% of its pixels are 10")):
+        with pytest.raises(RawFormatError) as info:
+            read_raw(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: decodes to no image"), name
+        assert words in str(info.value), (name, str(info.value))
+    # a real picture may be mostly dark (the Fusion fisheyes): a half-black one is read
+    half = scene(48, 64)
+    half[:, :32] = 0
+    assert read_raw(cfa_dng(tmp_path / "half.dng", half)).mosaic.shape == (48, 64)
+
+
+def test_plain_tiff_and_directory_sidecar_are_refused(tmp_path):
+    tifffile.imwrite(tmp_path / "grey.dng", scene())  # a 16-bit greyscale TIFF, named .dng
+    with pytest.raises(RawFormatError, match="grey.dng: a plain TIFF image .no DNGVersion"):
+        read_raw(tmp_path / "grey.dng")
+    write_dng(tmp_path / "cam.dng", synthetic_raw())
+    (tmp_path / "cam.json").mkdir()  # where a sidecar would be
+    with pytest.raises(RawFormatError) as info:
+        read_raw(tmp_path / "cam.dng")
+    assert str(info.value) == (f"{tmp_path / 'cam.json'}: a directory, where the JSON sidecar "
+                               "describing cam.dng is expected")
+    with pytest.raises(RawFormatError, match="a directory, not a RAW file"):
+        read_raw(tmp_path / "cam.json")
+
+
 def test_cli_info_prints_json_and_one_line_errors(tmp_path):
     good = tmp_path / "good.dng"
     write_dng(good, synthetic_raw("GRBG"))
     (tmp_path / "bad.dng").write_bytes(b"")
+    cfa_dng(tmp_path / "levels.dng", scene(), black=(5000,), white=4095)
     proc = subprocess.run([sys.executable, "-m", "rawdiffusion.cli", "info", str(good),
-                           str(tmp_path / "bad.dng"), "--preview", str(tmp_path / "pv")],
+                           str(tmp_path / "bad.dng"), str(tmp_path / "levels.dng"),
+                           "--preview", str(tmp_path / "pv")],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     info = json.loads(proc.stdout.strip())
     assert info["cfa"] == "GRBG" and info["black_level"] == [64, 65, 66, 67]
     assert info["make"] == "Testmaker" and info["width"] == 128
-    assert proc.stderr.strip() == f"error: {tmp_path / 'bad.dng'}: empty file"
+    assert (info["illuminant"], info["color_matrix2"], info["illuminant2"]) == (D65, None, None)
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'bad.dng'}: empty file",
+        f"error: {tmp_path / 'levels.dng'}: impossible levels: DNG BlackLevel 5000 is not below "
+        "DNG WhiteLevel 4095"]
     assert (tmp_path / "pv" / "good.png").is_file()
