@@ -65,11 +65,16 @@ def export_checkpoint(path, out) -> int:
 def camera_of(images: dict) -> dict:
     """The camera description of a prepared dataset's image entries (dataset.json "images"):
     its most common Bayer order, make and model, the median levels, the mean white balance
-    and the first colour matrix. Plain values, for the checkpoint."""
+    and the colour calibrations of the first image that has one: color_matrix / illuminant
+    (DNG ColorMatrix1, CalibrationIlluminant1) and color_matrix2 / illuminant2 (or None).
+    Entries of datasets prepared before illuminants were kept have an illuminant of 0
+    (unknown). Plain values, for the checkpoint."""
     entries = list(images.values())
     common = lambda key: Counter(str(e.get(key, "")) for e in entries).most_common(1)[0][0]  # noqa: E731
     wbs = [e["wb"] for e in entries if e.get("wb")]
-    matrices = [e["color_matrix"] for e in entries if e.get("color_matrix")]
+    calibrated = next((e for e in entries if e.get("color_matrix")), {})
+    second = calibrated.get("color_matrix2")
+    illuminant = lambda key: int(calibrated.get(key) or 0)  # noqa: E731  (0: unknown)
     return {
         "cfa": common("cfa"),
         "make": common("make"),
@@ -77,12 +82,19 @@ def camera_of(images: dict) -> dict:
         "black_level": np.median([e["black_level"] for e in entries], axis=0).tolist(),
         "white_level": float(np.median([e["white_level"] for e in entries])),
         "wb": np.mean(wbs, axis=0).tolist() if wbs else None,
-        "color_matrix": matrices[0] if matrices else None,
+        "color_matrix": calibrated.get("color_matrix"),
+        "illuminant": illuminant("illuminant") if calibrated else None,
+        "color_matrix2": second,
+        "illuminant2": illuminant("illuminant2") if second else None,
     }
 
 
 def camera_raw(camera: dict, x: np.ndarray) -> RawImage:
-    """Packed RAW x (4, h, w) in [0, 1] -> a RawImage of `camera` (mosaic 2h x 2w)."""
+    """Packed RAW x (4, h, w) in [0, 1] -> a RawImage of `camera` (mosaic 2h x 2w).
+
+    The camera's colour calibrations go to the image as they are, with their illuminants.
+    Checkpoints written before illuminants were kept hold one "color_matrix" and no
+    "illuminant": its illuminant is unknown (EXIF LightSource 0), never assumed to be D65."""
     cfa = camera["cfa"]
     black = np.asarray(camera["black_level"], dtype=np.float64)  # per packed channel
     mosaic = bayer.unpack(bayer.denormalise(x, black, camera["white_level"]), cfa)
@@ -90,9 +102,14 @@ def camera_raw(camera: dict, x: np.ndarray) -> RawImage:
     tile = np.zeros(4)
     for level, (dy, dx) in zip(black, bayer.channel_positions(cfa)):
         tile[2 * dy + dx] = level
-    matrix = camera.get("color_matrix")
+    matrix, matrix2 = camera.get("color_matrix"), camera.get("color_matrix2")
+    illuminant = lambda key: int(camera.get(key) or 0)  # noqa: E731  (0: unknown)
     return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(tile),
                     white_level=camera["white_level"],
                     wb=tuple(camera["wb"]) if camera.get("wb") else None,
                     color_matrix=None if matrix is None else np.asarray(matrix),
+                    illuminant=illuminant("illuminant"),
+                    color_matrix2=None if matrix is None or matrix2 is None
+                    else np.asarray(matrix2),
+                    illuminant2=illuminant("illuminant2"),
                     make=camera.get("make", ""), model=camera.get("model", ""))

@@ -8,10 +8,12 @@ from sklearn.model_selection import train_test_split
 
 from conftest import SHARED_RAW, require_shared, synthetic_raw
 from rawdiffusion import bayer
+from rawdiffusion.checkpoint import camera_of, camera_raw, load_checkpoint
 from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import find_raw_files, grid_boxes, split_like_sklearn
-from rawdiffusion.io import CFA_ORDERS, atomic_output, write_dng
+from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, atomic_output,
+                             read_raw, write_dng)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 25, 501])
@@ -69,6 +71,70 @@ def test_prepare_folder_end_to_end(tmp_path):
     entry = ds.images["img1"]
     assert entry["cfa"] == "BGGR" and entry["white_level"] == 4095
     assert entry["black_level"] == [67, 66, 65, 64]  # tile (64,65,66,67) in R,G1,G2,B of BGGR
+
+
+def dng_colour_tags(path) -> dict:
+    """ColorMatrix1/2 as (3, 3) arrays and CalibrationIlluminant1/2 of a written DNG."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tags = {t.code: t.value for t in tif.pages[0].tags.values()}
+    matrix = lambda code: (None if code not in tags  # noqa: E731
+                           else (np.reshape(tags[code], (9, 2)) @ [1, 0]
+                                 / (np.reshape(tags[code], (9, 2)) @ [0, 1])).reshape(3, 3))
+    return {"color_matrix": matrix(50721), "illuminant": tags.get(50778),
+            "color_matrix2": matrix(50722), "illuminant2": tags.get(50779)}
+
+
+def test_colour_calibrations_go_from_raw_file_through_dataset_and_checkpoint_to_dng(tmp_path):
+    import dataclasses
+
+    src = tmp_path / "src"
+    raw = synthetic_raw("RGGB", 192, 384)
+    tungsten = np.array([[0.9, -0.2, -0.1], [-0.5, 1.4, 0.1], [-0.1, 0.2, 0.8]])
+    raw = dataclasses.replace(raw, color_matrix=tungsten, illuminant=STANDARD_LIGHT_A,
+                              color_matrix2=raw.color_matrix, illuminant2=D65)
+    write_dng(src / "two.dng", raw)
+    write_dng(src / "none.dng", synthetic_raw("RGGB", 192, 384, matrix=False, seed=1))
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(out),
+                 "--test-fraction", "0"]) == 0
+    entry = json.loads((out / "dataset.json").read_text())["images"]["two"]
+    assert entry["color_matrix"] == tungsten.tolist() and entry["illuminant"] == STANDARD_LIGHT_A
+    assert entry["color_matrix2"] == raw.color_matrix2.tolist() and entry["illuminant2"] == D65
+    none = json.loads((out / "dataset.json").read_text())["images"]["none"]
+    assert (none["color_matrix"], none["illuminant"], none["color_matrix2"]) == (None, None, None)
+
+    camera = camera_of(PreparedDataset(out).images)
+    assert camera["color_matrix"] == tungsten.tolist() and camera["illuminant"] == STANDARD_LIGHT_A
+    assert camera["color_matrix2"] == raw.color_matrix2.tolist() and camera["illuminant2"] == D65
+    x = np.random.default_rng(0).uniform(0, 1, (4, 16, 16))
+    write_dng(tmp_path / "generated.dng", camera_raw(camera, x))
+    written = dng_colour_tags(tmp_path / "generated.dng")
+    np.testing.assert_allclose(written["color_matrix"], tungsten, atol=1e-6)
+    np.testing.assert_allclose(written["color_matrix2"], raw.color_matrix2, atol=1e-6)
+    assert (written["illuminant"], written["illuminant2"]) == (STANDARD_LIGHT_A, D65)
+    back = read_raw(tmp_path / "generated.dng")
+    assert (back.illuminant, back.illuminant2) == (STANDARD_LIGHT_A, D65)
+
+
+def test_cameras_from_before_illuminants_were_kept_write_an_unknown_illuminant(tmp_path):
+    # The shipped checkpoint holds one "color_matrix" (the GoPro's tungsten ColorMatrix1) and
+    # no illuminant: it must neither fail nor be labelled D65.
+    from rawdiffusion.demo import shipped_checkpoint
+
+    camera = load_checkpoint(shipped_checkpoint())["camera"]
+    assert "illuminant" not in camera and "color_matrix2" not in camera
+    x = np.random.default_rng(0).uniform(0, 1, (4, 16, 16))
+    write_dng(tmp_path / "old.dng", camera_raw(camera, x))
+    written = dng_colour_tags(tmp_path / "old.dng")
+    np.testing.assert_allclose(written["color_matrix"], camera["color_matrix"], atol=1e-6)
+    assert written["illuminant"] == UNKNOWN_ILLUMINANT and written["color_matrix2"] is None
+    # dataset entries of that time: a matrix, no illuminant
+    legacy = {"a": {"cfa": "RGGB", "black_level": [0] * 4, "white_level": 4095, "wb": None,
+                    "color_matrix": camera["color_matrix"]}}
+    assert camera_of(legacy)["illuminant"] == UNKNOWN_ILLUMINANT
+    assert camera_of(legacy)["color_matrix2"] is None
 
 
 def test_rerun_skips_finished_images(tmp_path):
