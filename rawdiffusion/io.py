@@ -645,6 +645,7 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     sidecar dumps are rendered from a temporary DNG of theirs. One deviation from the defaults: the
     file's orientation flag is ignored (user_flip=0) so the image stays pixel-aligned with the
     mosaic; LibRaw's default would mirror or rotate it (the GoPro DNGs here are mirrored).
+    Sidecar dumps without `wb` render with write_dng's defaults: neutral gains, raw RGB as sRGB.
     """
     import rawpy
 
@@ -653,6 +654,10 @@ def render_srgb(raw: RawImage) -> np.ndarray:
         with rawpy.imread(source) as r:
             rgb = r.postprocess(user_flip=0)
     else:
+        try:
+            _check_dng_size(raw)
+        except ValueError as e:
+            raise RawFormatError(raw.path or raw.camera, f"cannot render it: {e}") from None
         with tempfile.TemporaryDirectory(prefix="rawdiffusion-") as tmp:
             _write_dng_file(Path(tmp) / "render.dng", raw)
             with rawpy.imread(str(Path(tmp) / "render.dng")) as r:

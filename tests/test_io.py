@@ -226,6 +226,14 @@ def test_dng_size_limit_is_libraw_s(tmp_path):
             rawpy.imread(str(tmp_path / "tiny.dng"))
 
 
+def test_too_small_sidecar_dump_cannot_be_rendered_and_says_why(tmp_path):
+    path = write_dump(tmp_path, "small", scene(10, 12, high=1000))
+    with pytest.raises(RawFormatError) as info:
+        render_srgb(read_raw(path))
+    assert str(info.value).startswith(f"{path}: cannot render it: a 12x10 mosaic is too small")
+    assert "under 22 pixels a side" in str(info.value)
+
+
 # ----------------------------------------------------------------------------- DNG metadata
 
 @pytest.mark.parametrize("top, left", [(0, 0), (3, 4), (2, 5), (3, 5), (1, 1)])
@@ -250,6 +258,26 @@ def test_black_levels_of_the_issue_s_example(tmp_path):
     assert (raw.cfa, raw.black_level) == ("GRBG", (70.0, 68.0, 66.0, 64.0))
     # packing puts each colour's own black level with it: green 1 of GRBG is at (0, 0)
     np.testing.assert_array_equal(bayer.packed_levels(raw.black_level, raw.cfa), [68, 70, 64, 66])
+
+
+def test_raw_ifd_tags_are_read_where_a_preview_comes_first(tmp_path):
+    # As Adobe's converter writes DNGs: IFD 0 a preview with the camera and colour tags, the
+    # mosaic in a SubIFD with the CFA, level and ActiveArea tags.
+    path = tmp_path / "sub.dng"
+    camera = [(50706, "B", 4, b"\x01\x04\x00\x00", True), (272, "s", 0, "Cam", True),
+              (50721, "2i", 9, tuple(v for x in np.eye(3).ravel() for v in (int(x), 1)), True),
+              (50778, "H", 1, D50, True)]
+    mosaic = [(33421, "H", 2, (2, 2), True), (33422, "B", 4, b"\x01\x02\x00\x01", True),  # GBRG
+              (50713, "H", 2, (2, 2), True), (50714, "I", 4, (64, 66, 68, 70), True),
+              (50717, "I", 1, 4095, True), (50829, "I", 4, (3, 5, 39, 46), True)]
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((8, 8, 3), np.uint8), photometric="rgb", subfiletype=1, subifds=1,
+                  extratags=camera, metadata=None)
+        tif.write(scene(40, 48), photometric=32803, subfiletype=0, extratags=mosaic, metadata=None)
+    raw = read_raw(path)
+    assert (raw.cfa, raw.black_level) == ("GRBG", (70.0, 68.0, 66.0, 64.0))
+    assert raw.model == "Cam" and raw.illuminant == D50
+    np.testing.assert_array_equal(raw.color_matrix, np.eye(3))
 
 
 def test_unique_camera_model_names_a_camera_without_make_and_model(tmp_path):
