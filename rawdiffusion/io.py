@@ -159,6 +159,8 @@ def level_problem(black, white, names=("black level", "white level"),
 def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None:
     """Why a decoded mosaic holds no image (constant, or nearly: what LibRaw makes of pruned,
     truncated or metadata-only files, filling the missing data with zeros), or None."""
+    if mosaic.size == 0:
+        return "decodes to no image: an empty mosaic"
     counts = np.bincount(np.asarray(mosaic, dtype=np.uint16).ravel())
     mode = int(counts.argmax())
     share = counts[mode] / mosaic.size

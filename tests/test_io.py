@@ -411,7 +411,8 @@ def test_bad_files_give_one_line_errors_naming_file_and_reason(tmp_path):
 
 IMPOSSIBLE_DNG_LEVELS = {  # name: (BlackLevel tag, WhiteLevel, words of the error)
     "white 0": ((0, "I"), 0, "DNG WhiteLevel 0"),
-    "black above white": ((5000, "I"), 4095, "DNG BlackLevel 5000 is not below DNG WhiteLevel 4095"),
+    "black above white": ((5000, "I"), 4095,
+                          "DNG BlackLevel 5000 is not below DNG WhiteLevel 4095"),
     "black equal to white": ((4095, "I"), 4095, "DNG BlackLevel 4095 is not below"),
     "black 1/0": (((1, 0), "2I"), 4095, "DNG BlackLevel inf"),
     "black 0/0": (((0, 0), "2I"), 4095, "DNG BlackLevel nan"),
