@@ -122,6 +122,8 @@ def cmd_sample(args) -> int:
     return 0
 
 
+# Baseline kinds, as baselines.KINDS (kept here so that --help imports no torch).
+KINDS = ("linear", "poly2", "poly3", "curves", "upi", "upi-camera")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -143,17 +145,12 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 
 def cmd_convert(args) -> int:
-    from .checkpoint import load_model
-    from .diffusion import Diffusion
-    from .generation import (Generator, barrier, convert, file_digest, merge_manifests,
-                             processes, shard)
+    from .generation import barrier, convert, load_generator, merge_manifests, processes, shard
 
     sources = _image_files(args.inputs)
     with processes(cpu=args.cpu) as device:
-        net, state = load_model(args.checkpoint, device=device)
-        gen = Generator(net, Diffusion().to(device), state["camera"],
-                        file_digest(args.checkpoint), steps=args.steps, tile=args.tile,
-                        overlap=args.overlap, device=str(device))
+        gen = load_generator(args.checkpoint, device, steps=args.steps, tile=args.tile,
+                             overlap=args.overlap)
         done, skipped = convert(sources, Path(args.out), gen, args.seed, args.format,
                                 figure=args.figure)
         barrier()  # every part of the manifest is written
@@ -162,6 +159,21 @@ def cmd_convert(args) -> int:
             manifest = merge_manifests(Path(args.out))
             print(f"{done} image(s) converted, {skipped} already done, by process 0 of {world}; "
                   f"manifest {manifest}")
+    return 0
+
+
+def cmd_baseline_fit(args) -> int:
+    from .baselines import fit_baseline
+    from .datasets.layout import PreparedDataset
+
+    result = fit_baseline(PreparedDataset(args.dataset), args.kind, args.out, split=args.split)
+    camera = result["camera"]
+    fit = result["fit"]
+    summary = f"{args.kind} baseline for {camera['make']} {camera['model']} ({camera['cfa']})"
+    if "psnr_rggb_fit" in fit:
+        summary += (f", fitted on {fit['pixels']} pixels of {fit['samples']} {args.split} "
+                    f"samples (fit PSNR {fit['psnr_rggb_fit']:.2f} dB, 4 channels)")
+    print(f"wrote {args.out}: {summary}")
     return 0
 
 
@@ -275,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--checkpoint", required=True, help="a trained checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
+                        "fit)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=24, help="DDIM steps (default 24)")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
@@ -288,6 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     p.set_defaults(func=cmd_convert)
+
+    base = sub.add_parser("baseline", help="RGB -> RAW without a network: fitted colour maps "
+                                           "and unprocessing, usable wherever a checkpoint is")
+    bsub = base.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = bsub.add_parser(
+        "fit", help="fit a baseline on a prepared dataset's training split and save it",
+        description="Fit a baseline for the camera of a prepared dataset's split and write it "
+                    "as a small JSON file that `convert --checkpoint` and `sample.py "
+                    "checkpoint=` take in a checkpoint's place. Maps (linear, poly2, poly3, "
+                    "curves) are fitted by least squares on every pixel of the split, clipped "
+                    "guide pixels included, outputs clipped to [0, 1]; upi is unprocessing "
+                    "(Brooks et al. 2019) with generic parameters, upi-camera with the camera's "
+                    "colour matrix and as-shot white balance. See rawdiffusion/baselines.py.")
+    p.add_argument("dataset", help="a prepared paired dataset folder")
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--out", required=True, help="the baseline file to write (.json)")
+    p.add_argument("--split", default="train", help="split to fit on (default train)")
+    p.set_defaults(func=cmd_baseline_fit)
 
     p = sub.add_parser("export", help="a checkpoint for sharing: weights only (EMA when kept), "
                                       "float16, no optimiser state")

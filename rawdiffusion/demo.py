@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .checkpoint import load_model
-from .diffusion import Diffusion
-from .generation import Generator, convert, file_digest, merge_manifests
+from .generation import convert, load_generator, merge_manifests
 from .images import read_rgb, write_png
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
@@ -34,11 +32,9 @@ def run_demo(out, checkpoint=None, steps: int = 24) -> int:
     out = Path(out)
     checkpoint = Path(checkpoint) if checkpoint else shipped_checkpoint()
     keep_freed_memory()
-    net, state = load_model(checkpoint)
-    camera = state["camera"]
-    print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}, "
-          f"trained {state['step']} steps")
-    gen = Generator(net, Diffusion(), camera, file_digest(checkpoint), steps=steps)
+    gen = load_generator(checkpoint, steps=steps)
+    camera = gen.camera
+    print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}")
     photos = resources.files("skimage") / "data"
     with tempfile.TemporaryDirectory() as tmp:
         sources = []

@@ -25,11 +25,11 @@ import torch
 from tqdm import tqdm
 
 from . import bayer, config
-from .checkpoint import camera_of, load_model
+from .baselines import is_baseline_file
+from .checkpoint import camera_of
 from .config import SetupError, ddim_steps, open_split, run_name
 from .datasets.layout import PreparedDataset
-from .diffusion import Diffusion
-from .generation import (FORMATS, Generator, append_record, barrier, file_digest,
+from .generation import (FORMATS, Generator, append_record, barrier, load_generator,
                          outputs_exist, processes, read_records, shard, write_prediction)
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
@@ -115,14 +115,19 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
 
 # ----------------------------------------------------------------------------- sample.py
 
-def samples_dir(cfg, checkpoint: Path) -> Path:
+def samples_dir(cfg, checkpoint: Path, steps: int | None = 0) -> Path:
     """<run>/samples/<val>-<split>-<respacing>-s<seed>, the run being the checkpoint's folder;
-    for a checkpoint shipped inside the package, <general.out>/<its name> instead."""
+    for a checkpoint shipped inside the package, <general.out>/<its name> instead, and for a
+    baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
+    does not sample in steps): "onepass" instead of the respacing."""
     run = checkpoint.parent
     if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
         run = Path(cfg.general.out) / checkpoint.stem
+    elif checkpoint.is_file() and is_baseline_file(checkpoint):
+        run = checkpoint.parent / checkpoint.stem
+    method = "onepass" if steps is None else cfg.diffusion_val.timestep_respacing
     return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
-                              f"{cfg.diffusion_val.timestep_respacing}-s{cfg.general.seed}")
+                              f"{method}-s{cfg.general.seed}")
 
 
 def main(cfg) -> dict:
@@ -139,10 +144,8 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        net, state = load_model(checkpoint, device=device)
-        gen = Generator(net, Diffusion().to(device), state["camera"], file_digest(checkpoint),
-                        steps=steps, tile=cfg.tile, overlap=cfg.overlap, device=str(device))
-        out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint))
+        gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap)
+        out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only)
         if summary:

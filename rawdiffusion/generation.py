@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .allocator import keep_freed_memory
 from .checkpoint import camera_raw
+from .diffusion import Diffusion
 from .images import halve_area, raw_preview, read_rgb, write_png
 from .io import atomic_output, write_dng, write_hdf5, write_npy
 from .sampling import derived_seed, generate_tiled, guide_tensor, pad_to_multiple
@@ -52,7 +53,7 @@ class Generator:
     diffusion: torch.nn.Module
     camera: dict          # the checkpoint's camera: cfa, black_level, white_level, wb, ...
     digest: str           # file_digest of the checkpoint
-    steps: int = 24
+    steps: int | None = 24  # DDIM steps; None for a one-pass network (model.objective=direct)
     tile: int = 256
     overlap: int = 64
     device: str = "cpu"
@@ -65,6 +66,29 @@ class Generator:
                             torch.Generator(self.device).manual_seed(seed), tile=self.tile,
                             overlap=self.overlap, callback=callback)
         return ((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1)
+
+
+def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64):
+    """What `convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with: a
+    trained checkpoint's Generator, or a baseline file's baselines.Baseline (same interface:
+    `packed`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
+    in one forward pass whatever `steps` says (its `steps` is None)."""
+    from .baselines import is_baseline_file, load_baseline
+    from .checkpoint import load_model
+
+    if Path(path).is_file() and is_baseline_file(path):
+        return load_baseline(path)
+    net, state = load_model(path, device=device)
+    if objective_of(state) == "direct":
+        steps = None
+    return Generator(net, Diffusion().to(device), state["camera"], file_digest(path), steps=steps,
+                     tile=tile, overlap=overlap, device=str(device))
+
+
+def objective_of(state: dict) -> str:
+    """A checkpoint's training objective: "diffusion" (the paper's) or "direct" (the one-pass
+    control); checkpoints from before the option are diffusion models."""
+    return state.get("config", {}).get("model", {}).get("objective", "diffusion")
 
 
 def write_prediction(base: Path, x: np.ndarray, camera: dict, fmt: str) -> list[Path]:
