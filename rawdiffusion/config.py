@@ -90,9 +90,15 @@ class GeneralConfig:
 
 @dataclass
 class ModelConfig:
-    """A preset of model.PRESETS; the other keys, when set, replace the preset's values."""
+    """A preset of model.PRESETS; the network keys, when set, replace the preset's values.
+
+    objective: "diffusion", the paper's x0-predicting diffusion model sampled with DDIM, or
+    "direct", the one-pass control: the same network and loss mapping RGB to RAW in one forward
+    pass (diffusion.direct_loss), to measure what diffusion adds.
+    """
 
     preset: str = "paper"
+    objective: str = "diffusion"
     channels: Optional[int] = None
     channel_mult: Optional[List[int]] = None
     num_blocks: Optional[int] = None

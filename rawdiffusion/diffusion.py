@@ -89,6 +89,17 @@ class Diffusion(nn.Module):
         )
         return loss, dict(terms, t=t)
 
+    def direct_loss(self, model_fn, x0, w_mse=1.0, w_l1=1.0, w_logl1=1.0):
+        """The loss of the one-pass control (model.objective=direct): the same network and
+        loss terms, but no noise: x0_hat = model_fn(0, T - 1), the input carrying no
+        information, as at the start of sampling; unweighted (w = 1), since there is one
+        "timestep". Returns the loss (B,) and the terms, as `loss`."""
+        t = torch.full((x0.shape[0],), T - 1, device=x0.device)
+        x0_hat = model_fn(torch.zeros_like(x0), t).float()
+        terms = dict(mse=mse(x0_hat, x0), l1=l1(x0_hat, x0), logl1=log_l1(x0_hat, x0))
+        loss = w_mse * terms["mse"] + w_l1 * terms["l1"] + w_logl1 * terms["logl1"]
+        return loss, dict(terms, t=t)
+
     @torch.no_grad()
     def sample(self, model_fn, shape, steps, generator=None, eta=0.0, noise=None, callback=None):
         """DDIM (Song et al. 2021, Eq. 12) over all `steps` timesteps of `ddim_timesteps`.

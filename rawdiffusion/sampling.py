@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .diffusion import Diffusion
+from .diffusion import T, Diffusion
 
 
 def derived_seed(*key: int) -> int:
@@ -34,18 +34,23 @@ def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int = 24,
+def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
              generator: torch.Generator | None = None, eta: float = 0.0,
              noise: torch.Tensor | None = None, cache_guidance: bool = True,
              callback=None) -> torch.Tensor:
     """Sample packed RAW for an RGB guide with DDIM.
 
     rgb: (B, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`.
+    steps: DDIM steps; None for a network trained with model.objective=direct, which predicts
+    x0 in one forward pass from x = 0 at t = T - 1 (diffusion.direct_loss).
     cache_guidance: compute the guidance once (True) or at every step as the reference did
     (False; kept to measure and test the difference). Other arguments as Diffusion.sample.
     Returns x0: (B, 4, H, W) in [-1, 1].
     """
     shape = (rgb.shape[0], 4, *rgb.shape[-2:])
+    if steps is None:  # the one-pass control (model.objective=direct): x0 = net(0, T - 1; rgb)
+        t = torch.full((shape[0],), T - 1, device=rgb.device)
+        return model(torch.zeros(shape, device=rgb.device), t, rgb=rgb).float()
     if cache_guidance:
         guidance = model.encode_guidance(rgb)
         model_fn = lambda x, t: model(x, t, guidance=guidance)  # noqa: E731
@@ -78,7 +83,7 @@ def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int = 24,
+def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
                    generator: torch.Generator | None = None, tile: int = 256, overlap: int = 64,
                    callback=None) -> torch.Tensor:
     """`generate` for a large image by overlapping tiles (see the module docstring).

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"  # in the run directory; its contents: checkpoint.py
 VAL_SEED = 123  # validation images and noise are fixed across runs, as in the reference
 ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
+OBJECTIVES = ("diffusion", "direct")  # model.objective: see config.ModelConfig
 
 
 # ----------------------------------------------------------------------------- data
@@ -176,8 +177,11 @@ def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
 def model_from_config(model: DictConfig) -> UNet:
     if model.preset not in PRESETS:
         raise SetupError(f"model.preset={model.preset!r}: choose one of {', '.join(PRESETS)}")
+    if model.objective not in OBJECTIVES:
+        raise SetupError(f"model.objective={model.objective!r}: choose one of "
+                         f"{', '.join(OBJECTIVES)}")
     overrides = {k: v for k, v in OmegaConf.to_container(model).items()
-                 if k != "preset" and v is not None}
+                 if k not in ("preset", "objective") and v is not None}
     return build_model(model.preset, **overrides)
 
 
@@ -342,7 +346,8 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     ema = copy.deepcopy(net).requires_grad_(False) if o.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     diffusion = Diffusion().to(device)
-    val_steps = ddim_steps(cfg.diffusion_val.timestep_respacing)
+    direct = cfg.model.objective == "direct"
+    val_steps = None if direct else ddim_steps(cfg.diffusion_val.timestep_respacing)
 
     # Resumption: the same command finds the same run directory and continues its checkpoint.
     step = 0
@@ -403,9 +408,12 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
                         for x in next(batches))
             generator.manual_seed(derived_seed(seed, NOISE, step, rank))
             with autocast:
-                loss, terms = diffusion.loss(lambda x_t, t: train_net(x_t, t, rgb=rgb), raw,
-                                             cfg.diffusion.w_mse, cfg.diffusion.w_l1,
-                                             cfg.diffusion.w_logl1, generator=generator)
+                model_fn = lambda x_t, t: train_net(x_t, t, rgb=rgb)  # noqa: E731
+                weights = (cfg.diffusion.w_mse, cfg.diffusion.w_l1, cfg.diffusion.w_logl1)
+                if direct:
+                    loss, terms = diffusion.direct_loss(model_fn, raw, *weights)
+                else:
+                    loss, terms = diffusion.loss(model_fn, raw, *weights, generator=generator)
                 loss = loss.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -457,7 +465,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
                     record({f"val/{k}": v for k, v in metrics.items()}, step)
                     log.info("step %d, validation on %d center %d crops with %s: %s", step,
                              sum(len(r) for r, _ in val), o.crop,
-                             cfg.diffusion_val.timestep_respacing,
+                             "one pass" if direct else cfg.diffusion_val.timestep_respacing,
                              ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
                 last_time = time.perf_counter()  # sampling is not training speed
 
