@@ -111,15 +111,21 @@ def generic_params() -> UnprocessParams:
 def camera_params(camera: dict) -> UnprocessParams:
     """Unprocessing into one camera, from its description (the checkpoint's `camera` dict).
 
-    xyz_to_cam = camera["color_matrix"] (DNG ColorMatrix, XYZ -> camera, under the
-    illuminant it was calibrated for); red_gain, blue_gain = the as-shot white-balance gains
+    xyz_to_cam = the camera's DNG ColorMatrix (XYZ -> camera) calibrated nearest daylight:
+    of color_matrix / illuminant and color_matrix2 / illuminant2, the one for D65, else D50,
+    else D55, else the first (Brooks' matrices are daylight calibrations, and the sRGB guide's
+    white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the as-shot white-balance gains
     camera["wb"] (R, G, B), divided by the green gain (which is 1 by convention); rgb_gain =
     1.0, since a camera's metadata records no brightening and the normalised RAW already sits
     at the exposure the camera chose.
 
     Raises ValueError when the camera has no colour matrix or no white balance.
     """
-    matrix, wb = camera.get("color_matrix"), camera.get("wb")
+    wb = camera.get("wb")
+    calibrations = [(camera.get(f"color_matrix{n}"), camera.get(f"illuminant{n}"))
+                    for n in ("", "2") if camera.get(f"color_matrix{n}") is not None]
+    daylight = {21: 0, 23: 1, 20: 2}  # EXIF LightSource codes of D65, D50, D55: preference
+    matrix = min(calibrations, key=lambda c: daylight.get(c[1], 3))[0] if calibrations else None
     if matrix is None or wb is None:
         name = f"{camera.get('make', '')} {camera.get('model', '')}".strip() or "this camera"
         raise ValueError("upi-camera needs the camera's colour matrix and white balance; "
