@@ -1,0 +1,306 @@
+"""Quality benchmark: RAW-Diffusion against the simplest alternatives, on real RAW, in one command.
+
+    python benchmarks/quality.py [--budget-minutes 16] [--device cpu] [--steps 2 6 24]
+                                 [--preset small --crop 64] [--out benchmarks/results]
+
+For each camera of ../shared/data/raw (the three GoPro DNGs; the five scenes of the 5 MP GRBG
+sensor of Infinite-ISP as a second camera):
+1. prepares it with `rawdiffusion prepare folder` (3 x 3 patches, the scikit-learn split);
+2. fits every baseline with `rawdiffusion baseline fit` (unprocessing generic / with the
+   camera's metadata, the linear, poly2, poly3 and curves colour maps);
+3. trains, with the real `train.py` command, RAW-Diffusion (the paper's objective) and the
+   one-pass control (model.objective=direct) within --budget-minutes of training in all (the
+   step count comes from timing a few training steps first);
+4. evaluates every method on the whole test patches under the paper's protocol (per patch,
+   then averaged), the diffusion models at each of --steps; the shipped checkpoint too, on the
+   camera it was trained for;
+and writes <out>/quality.md (a Markdown table), quality.json (the same, plus the commands)
+and quality.png (crops side by side: guide, target, methods, error maps).
+
+Figures carry their protocol: normalised linear RAW in [0, 1]; PSNR/SSIM on R, (G1+G2)/2, B
+(3-ch, the paper's) and on the 4 packed channels (4-ch); angular error in degrees over pixels
+whose target exceeds 0.01 in every channel; highlight PSNR over the pixels where the guide is
+clipped (255 in any channel). Seconds per image are wall time on --device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "raw"
+SECOND_CAMERA = [f"infiniteisp_{s}_2592x1536_8bit_grbg" for s in
+                 ("indoor1", "outdoor1", "outdoor2", "outdoor3", "outdoor4")]
+BASELINES = ("upi", "upi-camera", "linear", "poly2", "poly3", "curves")
+COLUMNS = ("psnr", "ssim", "psnr_rggb", "ssim_rggb", "angular_error", "psnr_highlight")
+SHIPPED_CAMERA = "gopro"  # the shipped checkpoint was trained on the GoPro DNGs
+
+
+def run(command: list[str], log: list) -> None:
+    """Run a project command as a user would, echoing it and keeping it for the JSON."""
+    shown = " ".join(str(c) for c in command)
+    print(f"$ {shown}", flush=True)
+    log.append(shown)
+    subprocess.run([str(c) for c in command], check=True, cwd=REPO)
+
+
+def cli(*args) -> list:
+    return [sys.executable, "-m", "rawdiffusion.cli", *args]
+
+
+def cameras(work: Path) -> dict[str, Path]:
+    """{camera: folder of its RAW files}; the second camera's five scenes are linked into a
+    folder of their own (they share ../shared/data/raw/bayer with other sensors)."""
+    second = work / "raw_grbg5mp"
+    second.mkdir(parents=True, exist_ok=True)
+    for stem in SECOND_CAMERA:
+        for suffix in (".raw", ".json"):
+            link = second / (stem + suffix)
+            if not link.exists():
+                link.symlink_to(SHARED / "bayer" / (stem + suffix))
+    return {"gopro": SHARED / "dng", "grbg5mp": second}
+
+
+def seconds_per_step(preset: str, crop: int, device: str) -> float:
+    """Median time of a training step (batch 4) of the preset, to turn minutes into steps."""
+    import torch
+
+    from rawdiffusion.diffusion import Diffusion
+    from rawdiffusion.model import build_model
+
+    torch.manual_seed(0)
+    net = build_model(preset).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    diffusion = Diffusion().to(device)
+    raw = torch.rand(4, 4, crop, crop, device=device) * 2 - 1
+    rgb = torch.rand(4, 3, crop, crop, device=device) * 2 - 1
+    times = []
+    for _ in range(6):
+        start = time.perf_counter()
+        loss, _ = diffusion.loss(lambda x, t: net(x, t, rgb=rgb), raw)
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[2:]))
+
+
+def parameters(path: Path) -> int:
+    """Fitted parameters of a baseline file or trained values of a checkpoint."""
+    from rawdiffusion.baselines import is_baseline_file
+    from rawdiffusion.checkpoint import load_checkpoint
+
+    if is_baseline_file(path):
+        data = json.loads(path.read_text())
+        return int(np.size(data["weights"])) if "weights" in data else 0
+    state = load_checkpoint(path)
+    return sum(v.numel() for v in state["model"].values() if v.is_floating_point())
+
+
+def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str) -> dict:
+    """Metrics of one generator on the test split (evaluation.evaluate, as sample.py runs it)
+    and its wall time per image."""
+    from rawdiffusion.datasets.layout import PreparedDataset
+    from rawdiffusion.evaluation import evaluate as evaluate_split
+    from rawdiffusion.generation import load_generator
+
+    shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of this run
+    gen = load_generator(path, device, steps=steps or 24)
+    dataset = PreparedDataset(data)
+    start = time.perf_counter()
+    summary = evaluate_split(dataset, "test", gen, out, seed=0)
+    elapsed = time.perf_counter() - start
+    return {**{k: summary[k] for k in COLUMNS}, "highlight_fraction": summary["highlight_fraction"],
+            "images": summary["images"], "seconds_per_image": elapsed / summary["images"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/rawdiffusion_quality"),
+                        help="prepared data, baselines and runs (reused when rerun)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
+                        help="where quality.md, quality.json and quality.png go")
+    parser.add_argument("--budget-minutes", type=float, default=16,
+                        help="training time in all, shared by the 4 training runs (2 cameras x "
+                             "diffusion / direct); default 16, about 40 minutes in all on 2 cores")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--steps", type=int, nargs="+", default=[2, 6, 24],
+                        help="DDIM steps at which the diffusion models are evaluated")
+    parser.add_argument("--preset", default="small", help="model.preset of the trained models "
+                        "(paper on a GPU)")
+    parser.add_argument("--crop", type=int, default=64, help="training crop (256 on a GPU)")
+    parser.add_argument("--cameras", nargs="+", default=["gopro", "grbg5mp"])
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        raise SystemExit(f"{SHARED}: no such folder; the benchmark reads the real RAW files of "
+                         "../shared/data/raw in place")
+    from rawdiffusion.allocator import keep_freed_memory
+    from rawdiffusion.demo import shipped_checkpoint
+
+    keep_freed_memory()
+    commands, rows = [], []
+    per_step = seconds_per_step(args.preset, args.crop, args.device)
+    runs = 2 * len(args.cameras)
+    train_steps = max(10, int(args.budget_minutes * 60 / runs / per_step))
+    print(f"a training step takes {per_step:.3f} s: {train_steps} steps per run "
+          f"({args.budget_minutes} minutes over {runs} runs)", flush=True)
+    figure_inputs = {}
+    for name, raw_dir in cameras(args.work).items():
+        if name not in args.cameras:
+            continue
+        data = args.work / name
+        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
+                "--workers", "2"), commands)
+        methods = []  # (label, path, steps list)
+        for kind in BASELINES:
+            path = args.work / "baselines" / name / f"{kind}.json"
+            try:
+                run(cli("baseline", "fit", data, "--kind", kind, "--out", path), commands)
+            except subprocess.CalledProcessError:
+                rows.append({"camera": name, "method": kind, "note": "not available for "
+                             "this camera (no colour matrix or white balance)"})
+                continue
+            methods.append((kind, path, [None]))
+        for objective in ("direct", "diffusion"):
+            run_name = f"{name}-{objective}"
+            run([sys.executable, REPO / "train.py", "dataset=folder", f"dataset.root={data}",
+                 f"general.out={args.work / 'runs'}", f"general.run={run_name}",
+                 f"model.preset={args.preset}", f"model.objective={objective}",
+                 f"optim.crop={args.crop}", f"optim.max_steps={train_steps}",
+                 f"optim.decay_steps={train_steps}", f"general.save_every={train_steps}",
+                 f"log.val_every={train_steps}", f"log.preview_every={train_steps}",
+                 "log.val_images=4", "system.workers=0"], commands)
+            label = "one-pass control" if objective == "direct" else "RAW-Diffusion"
+            label += f" ({args.preset}, {train_steps} steps)"
+            methods.append((label, args.work / "runs" / run_name / "checkpoint.pt",
+                            [None] if objective == "direct" else args.steps))
+        if name == SHIPPED_CAMERA:
+            methods.append(("RAW-Diffusion, shipped checkpoint", shipped_checkpoint(),
+                            args.steps))
+        for label, path, steps_list in methods:
+            for steps in steps_list:
+                tag = f"{label}, ddim{steps}" if steps else label
+                print(f"evaluating {name}: {tag}", flush=True)
+                result = evaluate(path, steps, data, args.work / "eval" / name / tag.replace(
+                    " ", "_").replace(",", "").replace("/", "_"), args.device)
+                rows.append({"camera": name, "method": label, "steps": steps,
+                             "parameters": parameters(path), **result})
+                print("  " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()
+                                       if isinstance(v, float)), flush=True)
+        figure_inputs[name] = (data, methods)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"protocol": __doc__.split("Figures carry their protocol: ")[1].strip(),
+            "device": args.device, "budget_minutes": args.budget_minutes,
+            "train_steps": train_steps, "seconds_per_train_step": per_step,
+            "commands": commands, "rows": rows}
+    (args.out / "quality.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (args.out / "quality.md").write_text(markdown(rows))
+    figure(figure_inputs, args.out / "quality.png", args.device)
+    print(markdown(rows))
+    print(f"wrote {args.out / 'quality.md'}, quality.json, quality.png")
+
+
+def markdown(rows: list[dict]) -> str:
+    fmt = lambda v, d: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{d}f}"  # noqa: E731
+    lines = ["| camera | method | steps | PSNR 3-ch | SSIM 3-ch | PSNR 4-ch | SSIM 4-ch | angular "
+             "error (deg) | highlight PSNR | s / image | parameters |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "note" in r:
+            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['camera']} | {r['method']} | {r['steps'] or '-'} | {fmt(r['psnr'], 2)} | "
+            f"{fmt(r['ssim'], 4)} | {fmt(r['psnr_rggb'], 2)} | {fmt(r['ssim_rggb'], 4)} | "
+            f"{fmt(r['angular_error'], 2)} | {fmt(r['psnr_highlight'], 2)} | "
+            f"{fmt(r['seconds_per_image'], 2)} | {r['parameters']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- figure
+
+def _view(x: np.ndarray, gains: np.ndarray, scale: float) -> np.ndarray:
+    """Packed RAW (4, h, w) in [0, 1] -> (h, w, 3) uint8 to look at: greens averaged, the
+    target's grey-world gains and brightness, gamma 1/2.2. The same for every method."""
+    rgb = np.stack([x[0], (x[1] + x[2]) / 2, x[3]], axis=-1) * gains * scale
+    return np.round(np.clip(rgb, 0, 1) ** (1 / 2.2) * 255).astype(np.uint8)
+
+
+def _heat(err: np.ndarray, top: float = 0.1) -> np.ndarray:
+    """Absolute error (h, w) -> (h, w, 3) uint8: black at 0, through red and yellow to white
+    at `top` and above."""
+    e = np.clip(err / top, 0, 1)
+    rgb = np.stack([np.clip(3 * e, 0, 1), np.clip(3 * e - 1, 0, 1), np.clip(3 * e - 2, 0, 1)], -1)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
+    """One block per camera: guide, target and every method's crop, then their error maps
+    (|prediction - target|, greens averaged, 0 to 0.1 of the range). The crop is the centre of
+    the test patch whose guide varies most (summed standard deviation of its channels)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from rawdiffusion.bayer import normalise
+    from rawdiffusion.datasets.layout import PreparedDataset
+    from rawdiffusion.generation import load_generator
+
+    font = ImageFont.load_default(size=13)
+    blocks = []
+    for name, (data, methods) in inputs.items():
+        dataset = PreparedDataset(data)
+        samples = [dataset.load(i) for i in dataset.split("test")]
+        s = max(samples, key=lambda s: s.rgb.astype(float).std(axis=(0, 1)).sum())
+        h, w = s.rgb.shape[:2]
+        top, left = (h - size) // 2 // 32 * 32, (w - size) // 2 // 32 * 32
+        guide = s.rgb[top:top + size, left:left + size]
+        target = normalise(s.raw, s.black, s.white)[:, top:top + size, left:left + size]
+        t3 = np.stack([target[0], target[1:3].mean(0), target[3]], -1)
+        gains = t3.reshape(-1, 3).mean(0).max() / np.maximum(t3.reshape(-1, 3).mean(0), 1e-6)
+        scale = 1 / max(np.percentile(t3 * gains, 99), 1e-6)
+        tiles = [("guide (sRGB)", guide, None), ("target RAW", _view(target, gains, scale), None)]
+        for label, ckpt, steps_list in methods:
+            steps = steps_list[len(steps_list) // 2]  # the middle step count: ddim6 by default
+            gen = load_generator(ckpt, device, steps=steps or 24)
+            x = gen.packed(guide, seed=0)
+            err = np.abs(np.stack([x[0], x[1:3].mean(0), x[3]]) - np.stack(
+                [target[0], target[1:3].mean(0), target[3]])).mean(0)
+            short = label.split(" (")[0].replace(", shipped checkpoint", " shipped")
+            tiles.append((short + (f" ddim{steps}" if steps else ""), _view(x, gains, scale),
+                          _heat(err)))
+        pad, text = 6, 18
+        canvas = Image.new("RGB", (len(tiles) * (size + pad) + pad,
+                                   2 * (size + text) + 3 * pad + text), (24, 24, 24))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((pad, pad), f"{name}: test patch {s.id}, {size} x {size} packed pixels; "
+                  "bottom: |error|, black 0 to white >= 0.1", font=font, fill=(230, 230, 230))
+        for k, (label, image, heat) in enumerate(tiles):
+            x0 = pad + k * (size + pad)
+            y0 = pad + text
+            draw.text((x0, y0), label[:30], font=font, fill=(230, 230, 230))
+            canvas.paste(Image.fromarray(image), (x0, y0 + text))
+            if heat is not None:
+                canvas.paste(Image.fromarray(heat), (x0, y0 + 2 * text + size + pad))
+        blocks.append(canvas)
+    width = max(b.width for b in blocks)
+    out = Image.new("RGB", (width, sum(b.height for b in blocks)), (24, 24, 24))
+    y = 0
+    for b in blocks:
+        out.paste(b, (0, y))
+        y += b.height
+    out.save(path)
+
+
+if __name__ == "__main__":
+    main()
