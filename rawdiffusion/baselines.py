@@ -218,7 +218,8 @@ class Baseline:
             from .unprocess import unprocess
 
             return unprocess(guide, self.params)
-        codes = torch.from_numpy(np.ascontiguousarray(guide)).permute(2, 0, 1)[None]
+        # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
+        codes = torch.tensor(guide).permute(2, 0, 1)[None]
         return torch.cat([self.colour_map(codes[..., y:y + self.rows, :])
                           for y in range(0, codes.shape[-2], self.rows)], dim=-2)[0].numpy()
 
@@ -262,6 +263,9 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
 
     if kind not in KINDS:
         raise BaselineError(f"--kind {kind}: choose one of {', '.join(KINDS)}")
+    if dataset.kind != "paired":  # RGB-only data has no camera (levels, Bayer order) to write
+        raise BaselineError(f"{dataset.root}: a {dataset.kind!r} dataset; a baseline needs "
+                            "paired RAW/RGB samples of the camera")
     images = {i: e for i, e in dataset.images.items() if e.get("split") == split}
     if not images:
         raise BaselineError(f"{dataset.root}: no images in the {split!r} split")
