@@ -68,7 +68,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
         record = {"id": sample.id, "seed": derived_seed(seed, index)}
         if not rgb_only:
             target = bayer.normalise(sample.raw, sample.black, sample.white)
-            guide = torch.from_numpy(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
+            guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
             values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None], guide)
             record.update({k: v.item() for k, v in values.items()})
         if save_pred:
