@@ -130,21 +130,23 @@ def guide_codes(rgb: torch.Tensor) -> torch.Tensor:
     return ((rgb + 1) * 127.5).round().clamp(0, 255)
 
 
-def fit_colour_map(dataset, split: str, kind: str, progress: bool = True) -> tuple[ColourMap, dict]:
+def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
+                   ids: list[str] | None = None) -> tuple[ColourMap, dict]:
     """Fit a map of `kind` by least squares on the samples of `split` of a prepared paired
     dataset (datasets.layout.PreparedDataset). Returns the map and a summary of the fit:
     samples, pixels, stride (the even grid used when the split has more than MAX_FIT_PIXELS)
-    and the fit's 4-channel PSNR on those pixels (peak 1).
+    and the fit's 4-channel PSNR on those pixels (peak 1). ids: the samples to fit on (default:
+    all of the split), e.g. a training run's chosen images.
     Raises BaselineError for an empty split or an RGB-only dataset.
     """
     if dataset.kind != "paired":
         raise BaselineError(f"{dataset.root}: a {dataset.kind!r} dataset; fitting a map needs "
                             "paired RAW/RGB samples")
-    ids = dataset.split(split)
+    ids = dataset.split(split) if ids is None else ids
     if not ids:
         raise BaselineError(f"{dataset.root}: the {split!r} split is empty")
-    total = sum(len(e["samples"]) * e["sample_size"][0] * e["sample_size"][1]
-                for e in dataset.images.values() if e.get("split") == split)
+    sizes = {s: e["sample_size"] for e in dataset.images.values() for s in e["samples"]}
+    total = sum(sizes[i][0] * sizes[i][1] for i in ids)
     stride = max(1, math.ceil(math.sqrt(total / MAX_FIT_PIXELS)))
     cmap = ColourMap(kind)
     n = n_terms(kind)

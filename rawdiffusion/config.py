@@ -99,6 +99,11 @@ class ModelConfig:
 
     preset: str = "paper"
     objective: str = "diffusion"
+    # A colour prior (model.py): none, the paper's model, or a colour map kind of
+    # baselines.MAPS (linear, poly2, poly3, curves) fitted on the training split, whose estimate
+    # the network conditions on and corrects. None: training.DEFAULT_PRIOR for dataset=folder
+    # runs, none for the seed's named datasets (so the seed's commands keep their meaning).
+    prior: Optional[str] = None
     channels: Optional[int] = None
     channel_mult: Optional[List[int]] = None
     num_blocks: Optional[int] = None
@@ -252,10 +257,14 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# Recipe keys added after checkpoints were first made, with the value those checkpoints had.
+ADDED = {"model.objective": "diffusion", "model.prior": "none"}
+
+
 def recipe_changes(old: dict, new: dict) -> list[str]:
     """The keys, other than RESUMABLE ones, whose values differ between two resolved configs:
-    "optim.lr: 0.0001 -> 0.0002"."""
-    a, b = flatten(old), flatten(new)
+    "optim.lr: 0.0001 -> 0.0002". A key in ADDED that `old` lacks has its ADDED value."""
+    a, b = {**ADDED, **flatten(old)}, flatten(new)
     changed = []
     for key in sorted(set(a) | set(b)):
         if any(key == r or key.startswith(r + ".") for r in RESUMABLE):

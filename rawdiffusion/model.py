@@ -5,8 +5,17 @@ timestep, guided by the sRGB image. An RGB-guidance network (EDSR, RRDB or NAFNe
 turns the sRGB image into a feature map c; the middle and decoder blocks normalise with
 SPADE, GN(x) * (1 + gamma(c)) + beta(c), where c is bilinearly resized to x's size.
 
-gamma and beta depend on the RGB image only, so `UNet.encode_guidance` computes all of
-them once per image and `UNet.forward` reuses them for every denoising step:
+With a colour prior (`prior` = a baselines.MAPS kind, the project's colour-faithful design),
+a colour map fitted in closed form on the training split (baselines.ColourMap, stored in the
+network's buffers) gives an estimate x_prior of the packed RAW from the guide; the network
+conditions on it (it joins the RGB at the guidance network's input and x_t at the U-Net's
+input) and predicts only what the map cannot, x0 = x_prior + D(x_t, t; rgb, x_prior): the
+residual where the guide is clipped, local tone, texture, vignetting. The residual's output
+conv starts at zero, so an untrained network reproduces the map. `prior=None` is the paper's
+model.
+
+gamma, beta and x_prior depend on the RGB image only, so `UNet.encode_guidance` computes all
+of them once per image and `UNet.forward` reuses them for every denoising step:
 
     net = build_model("paper")
     guidance = net.encode_guidance(rgb)         # once per image
@@ -61,6 +70,14 @@ def zero_init(module):
     for p in module.parameters():
         nn.init.zeros_(p)
     return module
+
+
+class Guidance(tuple):
+    """What `UNet.encode_guidance` computes from an RGB guide: a tuple with one
+    (1 + gamma0, beta0, 1 + gamma1, beta1) per guided block, in the order of `UNet.dec`, and
+    `prior`, the colour prior's estimate x_prior (B, 4, H, W) in [-1, 1], or None."""
+
+    prior: torch.Tensor | None = None
 
 
 def resize(c, size):
@@ -163,21 +180,32 @@ class UNet(nn.Module):
     level after the first halves the resolution); `num_blocks` residual blocks per level;
     `attn_ds` downsampling factors with self-attention (plus the middle); `guide` "edsr",
     "rrdb" or "nafnet" with `guide_channels` features; `spade_hidden` SPADE hidden width.
+    `prior`: None (the paper's model) or a colour map kind of baselines.MAPS: the network
+    predicts the residual to that map's estimate (module docstring); the map's weights are the
+    buffer `prior.weights`, fitted by training (baselines.fit_colour_map) before step 0.
     `config` holds these as a plain dict: UNet(**net.config) rebuilds the network.
     Set `checkpointing = True` for gradient checkpointing of every block while training.
     """
 
     def __init__(self, channels, channel_mult, num_blocks, attn_ds, guide, guide_channels,
-                 spade_hidden):
+                 spade_hidden, prior=None):
         super().__init__()
         channel_mult, attn_ds = tuple(channel_mult), tuple(attn_ds)
         self.config = dict(
             channels=channels, channel_mult=channel_mult, num_blocks=num_blocks, attn_ds=attn_ds,
             guide=guide, guide_channels=guide_channels, spade_hidden=spade_hidden,
         )
+        if prior is not None:  # absent for the paper's model: its config stays as it was
+            self.config["prior"] = prior
         self.multiple = 2 ** (len(channel_mult) - 1)
         self.checkpointing = False
-        self.guide = GUIDES[guide](guide_channels)
+        extra = 0
+        if prior is not None:
+            from .baselines import ColourMap
+
+            self.prior = ColourMap(prior)
+            extra = RAW_CHANNELS  # x_prior joins the RGB and x_t
+        self.guide = GUIDES[guide](guide_channels, in_channels=3 + extra)
         emb_dim = 4 * channels
         self.time_embed = nn.Sequential(
             nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
@@ -186,7 +214,7 @@ class UNet(nn.Module):
         guided = dict(emb_dim=emb_dim, guide_channels=guide_channels, spade_hidden=spade_hidden)
 
         # Encoder of plain blocks; `skips` tracks the channels of the features it passes on.
-        self.conv_in = conv3x3(RAW_CHANNELS, channels)
+        self.conv_in = conv3x3(RAW_CHANNELS + extra, channels)
         self.enc = nn.ModuleList()
         skips, ch, ds = [channels], channels, 1
         for level, mult in enumerate(channel_mult):
@@ -239,15 +267,21 @@ class UNet(nn.Module):
 
         rgb: (B, 3, H, W) in [-1, 1]; H and W multiples of `self.multiple`, at least twice it
         (the reflect padding needs 2x2 maps at the lowest resolution).
-        Returns a tuple with one (1 + gamma0, beta0, 1 + gamma1, beta1) per guided block, in the
-        order of `self.dec`, each shaped like the activation it modulates. That is 972
-        values per pixel for the paper preset (243 MiB for 256x256 in float32): tile large
-        images.
+        Returns a Guidance: a tuple with one (1 + gamma0, beta0, 1 + gamma1, beta1) per guided
+        block, in the order of `self.dec`, each shaped like the activation it modulates, and
+        the colour prior's estimate `prior` (None without a prior). That is 972 values per
+        pixel for the paper preset (243 MiB for 256x256 in float32): tile large images.
         """
         H, W = rgb.shape[-2:]
         m = self.multiple
         if H % m or W % m or min(H, W) < 2 * m:
             raise ValueError(f"height and width must be multiples of {m}, >= {2 * m}; got {H}x{W}")
+        prior = None
+        if hasattr(self, "prior"):
+            from .baselines import guide_codes
+
+            prior = (self.prior(guide_codes(rgb)) * 2 - 1).to(rgb.dtype)
+            rgb = torch.cat([rgb, prior], dim=1)
         c = self._run(self.guide, rgb)
         pyramid = {}  # c resized once per resolution, shared by the blocks there
 
@@ -256,7 +290,9 @@ class UNet(nn.Module):
                 pyramid[ds] = resize(c, (H // ds, W // ds))
             return pyramid[ds]
 
-        return tuple(self._run(b.modulation, at(b.ds_in), at(b.ds_out)) for b in self.dec)
+        guidance = Guidance(self._run(b.modulation, at(b.ds_in), at(b.ds_out)) for b in self.dec)
+        guidance.prior = prior
+        return guidance
 
     def forward(self, x, t, rgb=None, guidance=None):
         """x0 prediction.
@@ -265,12 +301,13 @@ class UNet(nn.Module):
         t: (B,) integer timesteps in [0, 1000).
         rgb: (B, 3, H, W) in [-1, 1], the guide; or, instead of it,
         guidance: `encode_guidance(rgb)`, computed once and reused across timesteps.
-        Returns x0: (B, 4, H, W) in [-1, 1].
+        Returns x0: (B, 4, H, W) in [-1, 1]; with a prior, x_prior + the predicted residual.
         """
         if guidance is None:
             guidance = self.encode_guidance(rgb)
+        prior = getattr(guidance, "prior", None)
         emb = self.time_embed(timestep_embedding(t, self.config["channels"]))
-        h = self.conv_in(x)
+        h = self.conv_in(x if prior is None else torch.cat([x, prior], dim=1))
         skips = [h]
         for block in self.enc:
             h = self._run(block, h, emb)
@@ -279,10 +316,12 @@ class UNet(nn.Module):
             if block.takes_skip:
                 h = torch.cat([h, skips.pop()], dim=1)
             h = self._run(block, h, emb, mod)
-        return torch.tanh(self.conv_out(F.silu(self.norm_out(h))))
+        out = torch.tanh(self.conv_out(F.silu(self.norm_out(h))))
+        return out if prior is None else (prior + out).clamp(-1, 1)
 
 
-# RGB-guidance networks: (B, 3, H, W) in [-1, 1] -> (B, width, H, W), at full resolution.
+# RGB-guidance networks: (B, in_channels, H, W) in [-1, 1] -> (B, width, H, W), at full
+# resolution; in_channels is 3 (RGB), or 7 with a colour prior (RGB and x_prior).
 
 
 def _conv_relu_conv(width):
@@ -294,9 +333,9 @@ def _conv_relu_conv(width):
 class EDSR(nn.Module):
     """EDSR (Lim et al. 2017) without its upsampler: conv, 4 residual blocks, conv, global skip."""
 
-    def __init__(self, width, blocks=4):
+    def __init__(self, width, blocks=4, in_channels=3):
         super().__init__()
-        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.head = nn.Conv2d(in_channels, width, 3, padding=1)
         self.body = nn.ModuleList(_conv_relu_conv(width) for _ in range(blocks))
         self.tail = nn.Conv2d(width, width, 3, padding=1)
 
@@ -328,9 +367,9 @@ class RRDB(nn.Module):
     """RRDBNet (Wang et al. 2018, ESRGAN) without its upsampler: conv, 4 residual-in-residual
     dense blocks, conv, global skip."""
 
-    def __init__(self, width, blocks=4):
+    def __init__(self, width, blocks=4, in_channels=3):
         super().__init__()
-        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.head = nn.Conv2d(in_channels, width, 3, padding=1)
         self.body = nn.ModuleList(
             nn.Sequential(*(DenseBlock(width) for _ in range(3))) for _ in range(blocks)
         )
@@ -379,9 +418,9 @@ class NAFNet(nn.Module):
     """NAFNet U-Net with the reference's sizes (encoder 2, 2, 4, 8 blocks, middle 4, decoder
     2, 2, 2, 2); its last decoder features are the guidance. H, W: multiples of 16."""
 
-    def __init__(self, width, enc=(2, 2, 4, 8), middle=4, dec=(2, 2, 2, 2)):
+    def __init__(self, width, enc=(2, 2, 4, 8), middle=4, dec=(2, 2, 2, 2), in_channels=3):
         super().__init__()
-        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.intro = nn.Conv2d(in_channels, width, 3, padding=1)
         self.encoders, self.downs, self.ups, self.decoders = (nn.ModuleList() for _ in range(4))
         c = width
         for n in enc:

@@ -42,6 +42,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
 from .allocator import keep_freed_memory
+from .baselines import MAPS, fit_colour_map
 from .config import SetupError, ddim_steps, open_split, run_name
 from .bayer import normalise
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
@@ -61,6 +62,9 @@ CHECKPOINT = "checkpoint.pt"  # in the run directory; its contents: checkpoint.p
 VAL_SEED = 123  # validation images and noise are fixed across runs, as in the reference
 ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
 OBJECTIVES = ("diffusion", "direct")  # model.objective: see config.ModelConfig
+# model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
+# quality benchmark (README, "Quality").
+DEFAULT_PRIOR = "curves"
 
 
 # ----------------------------------------------------------------------------- data
@@ -180,9 +184,13 @@ def model_from_config(model: DictConfig) -> UNet:
     if model.objective not in OBJECTIVES:
         raise SetupError(f"model.objective={model.objective!r}: choose one of "
                          f"{', '.join(OBJECTIVES)}")
+    if model.prior not in ("none", *MAPS):
+        raise SetupError(f"model.prior={model.prior!r}: choose none (the paper's model) or a "
+                         f"colour map: {', '.join(MAPS)}")
     overrides = {k: v for k, v in OmegaConf.to_container(model).items()
-                 if k not in ("preset", "objective") and v is not None}
-    return build_model(model.preset, **overrides)
+                 if k not in ("preset", "objective", "prior") and v is not None}
+    return build_model(model.preset, prior=None if model.prior == "none" else model.prior,
+                       **overrides)
 
 
 def write_preview(path, rgb: torch.Tensor, generated: torch.Tensor, target: torch.Tensor):
@@ -318,6 +326,8 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     check(cfg, world)
     cuda = device.type == "cuda"
     seed, o = cfg.general.seed, cfg.optim
+    if cfg.model.prior is None:  # stored resolved: the checkpoint says which model it is
+        cfg.model.prior = DEFAULT_PRIOR if "root" in cfg.dataset else "none"
     resolved = OmegaConf.to_container(cfg, resolve=True)
 
     # Data. Both splits are opened first, so that missing data is reported before any work.
@@ -337,6 +347,13 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     if o.crop % net.multiple or o.crop < 2 * net.multiple:
         raise SetupError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
                             f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
+    checkpoint_path = run_dir / CHECKPOINT
+    if hasattr(net, "prior") and not checkpoint_path.is_file():
+        # The colour prior is fitted once, in closed form, on the training samples; from then
+        # on it is part of the weights (a buffer), saved and resumed with them.
+        net.prior.weights.copy_(fit_colour_map(train_set, cfg.dataset.train.split,
+                                               cfg.model.prior, ids=samples.ids,
+                                               progress=rank == 0)[0].weights)
     net.to(device)
     net.checkpointing = cfg.system.checkpointing
     memory_format = torch.preserve_format
@@ -351,7 +368,6 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
 
     # Resumption: the same command finds the same run directory and continues its checkpoint.
     step = 0
-    checkpoint_path = run_dir / CHECKPOINT
     if checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path, map_location=device)
         changes = config_module.recipe_changes(state["config"], resolved)
