@@ -1,19 +1,21 @@
 """Quality benchmark: RAW-Diffusion against the simplest alternatives, on real RAW, in one command.
 
-    python benchmarks/quality.py [--budget-minutes 16] [--device cpu] [--steps 2 6 24]
+    python benchmarks/quality.py [--budget-minutes 18] [--device cpu] [--steps 2 6 24]
                                  [--preset small --crop 64] [--out benchmarks/results]
+                                 [--checkpoint CAMERA LABEL FILE ...]
 
 For each camera of ../shared/data/raw (the three GoPro DNGs; the five scenes of the 5 MP GRBG
 sensor of Infinite-ISP as a second camera):
 1. prepares it with `rawdiffusion prepare folder` (3 x 3 patches, the scikit-learn split);
 2. fits every baseline with `rawdiffusion baseline fit` (unprocessing generic / with the
    camera's metadata, the linear, poly2, poly3 and curves colour maps);
-3. trains, with the real `train.py` command, RAW-Diffusion (the paper's objective) and the
-   one-pass control (model.objective=direct) within --budget-minutes of training in all (the
-   step count comes from timing a few training steps first);
+3. trains, with the real `train.py` command, the one-pass control (model.objective=direct),
+   RAW-Diffusion as the paper has it (model.prior=none) and with the colour prior
+   (model.prior=curves, the default for dataset=folder), within --budget-minutes of training in
+   all (the step count comes from timing a few training steps first);
 4. evaluates every method on the whole test patches under the paper's protocol (per patch,
    then averaged), the diffusion models at each of --steps; the shipped checkpoint too, on the
-   camera it was trained for;
+   camera it was trained for, and any --checkpoint given;
 and writes <out>/quality.md (a Markdown table), quality.json (the same, plus the commands)
 and quality.png (crops side by side: guide, target, methods, error maps).
 
@@ -108,32 +110,53 @@ def parameters(path: Path) -> int:
     return sum(v.numel() for v in state["model"].values() if v.is_floating_point())
 
 
-def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str) -> dict:
+def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
+             fresh: bool = False) -> dict:
     """Metrics of one generator on the test split (evaluation.evaluate, as sample.py runs it)
-    and its wall time per image."""
+    and its wall time per image, kept in out/result.json: a rerun reuses it unless `fresh`
+    (or the generator file changed)."""
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.evaluation import evaluate as evaluate_split
-    from rawdiffusion.generation import load_generator
+    from rawdiffusion.generation import file_digest, load_generator
 
-    shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of this run
+    saved = out / "result.json"
+    digest = file_digest(path)
+    if saved.is_file() and not fresh:
+        result = json.loads(saved.read_text())
+        if result.pop("digest", None) == digest:
+            return result
+    shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
     gen = load_generator(path, device, steps=steps or 24)
     dataset = PreparedDataset(data)
     start = time.perf_counter()
     summary = evaluate_split(dataset, "test", gen, out, seed=0)
     elapsed = time.perf_counter() - start
-    return {**{k: summary[k] for k in COLUMNS}, "highlight_fraction": summary["highlight_fraction"],
-            "images": summary["images"], "seconds_per_image": elapsed / summary["images"]}
+    result = {**{k: summary[k] for k in COLUMNS},
+              "highlight_fraction": summary["highlight_fraction"], "images": summary["images"],
+              "seconds_per_image": elapsed / summary["images"]}
+    saved.write_text(json.dumps({**result, "digest": digest}) + "\n")
+    return result
+
+
+# The trained models: (objective, model.prior, label). The one-pass control and the paper's
+# model have no prior; the project's default for dataset=folder adds the colour prior.
+TRAINED = (("direct", "none", "one-pass control"),
+           ("diffusion", "none", "RAW-Diffusion, paper model"),
+           ("diffusion", "curves", "RAW-Diffusion + colour prior (curves)"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/rawdiffusion_quality"),
-                        help="prepared data, baselines and runs (reused when rerun)")
+                        help="prepared data, baselines, runs and evaluations; a rerun reuses "
+                             "them (finished training runs and evaluated methods are skipped)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
                         help="where quality.md, quality.json and quality.png go")
-    parser.add_argument("--budget-minutes", type=float, default=16,
-                        help="training time in all, shared by the 4 training runs (2 cameras x "
-                             "diffusion / direct); default 16, about 40 minutes in all on 2 cores")
+    parser.add_argument("--budget-minutes", type=float, default=18,
+                        help="training time in all, shared by the 6 training runs (2 cameras x "
+                             "3 models); default 18: about 45 minutes in all on 2 cores")
+    parser.add_argument("--train-steps", type=int,
+                        help="steps per training run instead of what the budget buys")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 6, 24],
                         help="DDIM steps at which the diffusion models are evaluated")
@@ -141,6 +164,11 @@ def main() -> None:
                         "(paper on a GPU)")
     parser.add_argument("--crop", type=int, default=64, help="training crop (256 on a GPU)")
     parser.add_argument("--cameras", nargs="+", default=["gopro", "grbg5mp"])
+    parser.add_argument("--checkpoint", nargs=3, action="append", default=[],
+                        metavar=("CAMERA", "LABEL", "FILE"),
+                        help="also evaluate this checkpoint on CAMERA's test split (repeatable)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="evaluate every method again instead of reusing earlier results")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"{SHARED}: no such folder; the benchmark reads the real RAW files of "
@@ -150,11 +178,14 @@ def main() -> None:
 
     keep_freed_memory()
     commands, rows = [], []
-    per_step = seconds_per_step(args.preset, args.crop, args.device)
-    runs = 2 * len(args.cameras)
-    train_steps = max(10, int(args.budget_minutes * 60 / runs / per_step))
-    print(f"a training step takes {per_step:.3f} s: {train_steps} steps per run "
-          f"({args.budget_minutes} minutes over {runs} runs)", flush=True)
+    runs = len(TRAINED) * len(args.cameras)
+    per_step = None
+    train_steps = args.train_steps
+    if train_steps is None:
+        per_step = seconds_per_step(args.preset, args.crop, args.device)
+        train_steps = max(10, int(args.budget_minutes * 60 / runs / per_step))
+        print(f"a training step takes {per_step:.3f} s: {train_steps} steps per run "
+              f"({args.budget_minutes} minutes over {runs} runs)", flush=True)
     figure_inputs = {}
     for name, raw_dir in cameras(args.work).items():
         if name not in args.cameras:
@@ -172,28 +203,30 @@ def main() -> None:
                              "this camera (no colour matrix or white balance)"})
                 continue
             methods.append((kind, path, [None]))
-        for objective in ("direct", "diffusion"):
-            run_name = f"{name}-{objective}"
+        for objective, prior, label in TRAINED:
+            run_name = f"{name}-{objective}-{prior}-{args.preset}-{train_steps}"
             run([sys.executable, REPO / "train.py", "dataset=folder", f"dataset.root={data}",
                  f"general.out={args.work / 'runs'}", f"general.run={run_name}",
                  f"model.preset={args.preset}", f"model.objective={objective}",
-                 f"optim.crop={args.crop}", f"optim.max_steps={train_steps}",
-                 f"optim.decay_steps={train_steps}", f"general.save_every={train_steps}",
-                 f"log.val_every={train_steps}", f"log.preview_every={train_steps}",
-                 "log.val_images=4", "system.workers=0"], commands)
-            label = "one-pass control" if objective == "direct" else "RAW-Diffusion"
-            label += f" ({args.preset}, {train_steps} steps)"
-            methods.append((label, args.work / "runs" / run_name / "checkpoint.pt",
+                 f"model.prior={prior}", f"optim.crop={args.crop}",
+                 f"optim.max_steps={train_steps}", f"optim.decay_steps={train_steps}",
+                 f"general.save_every={train_steps}", f"log.val_every={train_steps}",
+                 f"log.preview_every={train_steps}", "log.val_images=4", "system.workers=0"],
+                commands)
+            methods.append((f"{label} ({args.preset}, {train_steps} steps)",
+                            args.work / "runs" / run_name / "checkpoint.pt",
                             [None] if objective == "direct" else args.steps))
         if name == SHIPPED_CAMERA:
-            methods.append(("RAW-Diffusion, shipped checkpoint", shipped_checkpoint(),
-                            args.steps))
+            methods.append(("shipped checkpoint", shipped_checkpoint(), args.steps))
+        methods += [(label, Path(path), args.steps) for camera, label, path in args.checkpoint
+                    if camera == name]
         for label, path, steps_list in methods:
             for steps in steps_list:
                 tag = f"{label}, ddim{steps}" if steps else label
                 print(f"evaluating {name}: {tag}", flush=True)
-                result = evaluate(path, steps, data, args.work / "eval" / name / tag.replace(
-                    " ", "_").replace(",", "").replace("/", "_"), args.device)
+                slug = "".join(c if c.isalnum() or c in "-." else "_" for c in tag)
+                result = evaluate(path, steps, data, args.work / "eval" / name / slug,
+                                  args.device, args.fresh)
                 rows.append({"camera": name, "method": label, "steps": steps,
                              "parameters": parameters(path), **result})
                 print("  " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()
@@ -276,7 +309,7 @@ def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
             x = gen.packed(guide, seed=0)
             err = np.abs(np.stack([x[0], x[1:3].mean(0), x[3]]) - np.stack(
                 [target[0], target[1:3].mean(0), target[3]])).mean(0)
-            short = label.split(" (")[0].replace(", shipped checkpoint", " shipped")
+            short = label.split(" (")[0]
             tiles.append((short + (f" ddim{steps}" if steps else ""), _view(x, gains, scale),
                           _heat(err)))
         pad, text = 6, 18
