@@ -147,10 +147,12 @@ def _image_files(inputs: list[str]) -> list[Path]:
 def cmd_convert(args) -> int:
     from .generation import barrier, convert, load_generator, merge_manifests, processes, shard
 
+    from .demo import shipped_checkpoint
+
     sources = _image_files(args.inputs)
     with processes(cpu=args.cpu) as device:
-        gen = load_generator(args.checkpoint, device, steps=args.steps, tile=args.tile,
-                             overlap=args.overlap)
+        gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
+                             tile=args.tile, overlap=args.overlap)
         done, skipped = convert(sources, Path(args.out), gen, args.seed, args.format,
                                 figure=args.figure)
         barrier()  # every part of the manifest is written
@@ -172,7 +174,8 @@ def cmd_baseline_fit(args) -> int:
     summary = f"{args.kind} baseline for {camera['make']} {camera['model']} ({camera['cfa']})"
     if "psnr_rggb_fit" in fit:
         summary += (f", fitted on {fit['pixels']} pixels of {fit['samples']} {args.split} "
-                    f"samples (fit PSNR {fit['psnr_rggb_fit']:.2f} dB, 4 channels)")
+                    f"samples (PSNR of the fit over all of them, 4 channels: "
+                    f"{fit['psnr_rggb_fit']:.2f} dB)")
     print(f"wrote {args.out}: {summary}")
     return 0
 
@@ -287,9 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint",
                    help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
-                        "fit)")
+                        "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=24, help="DDIM steps (default 24)")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
