@@ -22,7 +22,9 @@ and quality.png (crops side by side: guide, target, methods, error maps).
 Figures carry their protocol: normalised linear RAW in [0, 1]; PSNR/SSIM on R, (G1+G2)/2, B
 (3-ch, the paper's) and on the 4 packed channels (4-ch); angular error in degrees over pixels
 whose target exceeds 0.01 in every channel; highlight PSNR over the pixels where the guide is
-clipped (255 in any channel). Seconds per image are wall time on --device.
+clipped (255 in any channel); saturated hue error: the largest CIELAB hue error over eight
+saturated sRGB patches turned into the camera's DNG and rendered by LibRaw with its metadata
+(cameras with their own colour matrix only). Seconds per image are wall time on --device.
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     if saved.is_file() and not fresh:
         result = json.loads(saved.read_text())
         if result.pop("digest", None) == digest:
+            if "hue_error" not in result:  # kept by an earlier version of this script
+                result["hue_error"] = saturated_hue_error(
+                    load_generator(path, device, steps=steps or 24))
+                saved.write_text(json.dumps({**result, "digest": digest}) + "\n")
             return result
     shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
     gen = load_generator(path, device, steps=steps or 24)
@@ -134,8 +140,53 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     result = {**{k: summary[k] for k in COLUMNS},
               "highlight_fraction": summary["highlight_fraction"], "images": summary["images"],
               "seconds_per_image": elapsed / summary["images"]}
+    result["hue_error"] = saturated_hue_error(gen)
     saved.write_text(json.dumps({**result, "digest": digest}) + "\n")
     return result
+
+
+SATURATED = {"red": (220, 30, 30), "orange": (240, 120, 20), "yellow": (230, 220, 30),
+             "green": (30, 200, 40), "cyan": (30, 210, 220), "blue": (30, 40, 220),
+             "magenta": (220, 40, 220), "purple": (120, 30, 180)}
+
+
+def saturated_hue_error(gen, block: int = 32) -> float | None:
+    """How a generator treats colours that few training scenes contain: eight saturated sRGB
+    patches on grey are turned into the camera's RAW, written as its DNG and rendered by LibRaw
+    with the camera's own metadata (as the training guides were); returns the largest CIELAB
+    hue-angle difference in degrees between a patch and its rendering. None for a camera
+    without its own colour matrix (its DNGs carry documented defaults, which say nothing)."""
+    import tempfile
+    import warnings
+
+    import rawpy
+
+    from rawdiffusion.checkpoint import camera_raw
+    from rawdiffusion.images import halve_area
+    from rawdiffusion.io import write_dng
+
+    camera = gen.camera
+    if camera.get("color_matrix") is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour
+    guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
+    for i, c in enumerate(SATURATED.values()):
+        guide[block:2 * block, i * block:(i + 1) * block] = c
+    x = gen.packed(guide, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dng(Path(tmp) / "patches.dng", camera_raw(camera, x))
+        with rawpy.imread(str(Path(tmp) / "patches.dng")) as r:
+            rendered = halve_area(r.postprocess(user_flip=0))
+    hue = lambda rgb: np.degrees(np.arctan2(*colour.XYZ_to_Lab(  # noqa: E731
+        colour.sRGB_to_XYZ(rgb))[..., [2, 1]].T))
+    errors = []
+    for i, c in enumerate(SATURATED.values()):
+        patch = rendered[block + 8:2 * block - 8, i * block + 8:(i + 1) * block - 8]
+        d = hue(patch.reshape(-1, 3).mean(0) / 255) - hue(np.array(c) / 255)
+        errors.append(abs((d + 180) % 360 - 180))
+    return float(max(errors))
 
 
 # The trained models: (objective, model.prior, label). The one-pass control and the paper's
@@ -248,17 +299,19 @@ def main() -> None:
 def markdown(rows: list[dict]) -> str:
     fmt = lambda v, d: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{d}f}"  # noqa: E731
     lines = ["| camera | method | steps | PSNR 3-ch | SSIM 3-ch | PSNR 4-ch | SSIM 4-ch | angular "
-             "error (deg) | highlight PSNR | s / image | parameters |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "error (deg) | highlight PSNR | saturated hue error (deg) | s / image | "
+             "parameters |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "note" in r:
-            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | | |")
+            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | | | |")
             continue
         lines.append(
             f"| {r['camera']} | {r['method']} | {r['steps'] or '-'} | {fmt(r['psnr'], 2)} | "
             f"{fmt(r['ssim'], 4)} | {fmt(r['psnr_rggb'], 2)} | {fmt(r['ssim_rggb'], 4)} | "
             f"{fmt(r['angular_error'], 2)} | {fmt(r['psnr_highlight'], 2)} | "
-            f"{fmt(r['seconds_per_image'], 2)} | {r['parameters']:,} |")
+            f"{fmt(r.get('hue_error'), 0)} | {fmt(r['seconds_per_image'], 2)} | "
+            f"{r['parameters']:,} |")
     return "\n".join(lines) + "\n"
 
 
