@@ -178,6 +178,18 @@ def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
 
 # ----------------------------------------------------------------------------- model
 
+def resolve_prior(cfg: DictConfig, state: dict | None) -> str:
+    """model.prior as given; when it is not (None): the run's own for a run being resumed
+    (`state`, its checkpoint; runs from before the option have none), else DEFAULT_PRIOR for
+    dataset=folder and "none" (the paper's model) for the seed's named datasets. Stored
+    resolved in the checkpoint."""
+    if cfg.model.prior is not None:
+        return cfg.model.prior
+    if state is not None:
+        return state["config"].get("model", {}).get("prior", config_module.ADDED["model.prior"])
+    return DEFAULT_PRIOR if "root" in cfg.dataset else "none"
+
+
 def model_from_config(model: DictConfig) -> UNet:
     if model.preset not in PRESETS:
         raise SetupError(f"model.preset={model.preset!r}: choose one of {', '.join(PRESETS)}")
@@ -326,15 +338,16 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     check(cfg, world)
     cuda = device.type == "cuda"
     seed, o = cfg.general.seed, cfg.optim
-    if cfg.model.prior is None:  # stored resolved: the checkpoint says which model it is
-        cfg.model.prior = DEFAULT_PRIOR if "root" in cfg.dataset else "none"
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-
     # Data. Both splits are opened first, so that missing data is reported before any work.
     train_set = open_split(cfg.dataset.train, "training")
     val_set = open_split(cfg.dataset.val, "validation")
     name = cfg.dataset.train.name or train_set.description["name"]
     run_dir = Path(cfg.general.out) / run_name(cfg, name)
+    # Resumption: the same command finds the same run directory and continues its checkpoint.
+    checkpoint_path = run_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint_path, device) if checkpoint_path.is_file() else None
+    cfg.model.prior = resolve_prior(cfg, state)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     samples = TrainSamples(train_set, cfg.dataset.train.split, o.crop, seed,
                            cfg.dataset.train.max_items)
     # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
@@ -347,8 +360,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     if o.crop % net.multiple or o.crop < 2 * net.multiple:
         raise SetupError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
                             f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
-    checkpoint_path = run_dir / CHECKPOINT
-    if hasattr(net, "prior") and not checkpoint_path.is_file():
+    if hasattr(net, "prior") and state is None:
         # The colour prior is fitted once, in closed form, on the training samples; from then
         # on it is part of the weights (a buffer), saved and resumed with them.
         net.prior.weights.copy_(fit_colour_map(train_set, cfg.dataset.train.split,
@@ -366,10 +378,8 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     direct = cfg.model.objective == "direct"
     val_steps = None if direct else ddim_steps(cfg.diffusion_val.timestep_respacing)
 
-    # Resumption: the same command finds the same run directory and continues its checkpoint.
     step = 0
-    if checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, map_location=device)
+    if state is not None:
         changes = config_module.recipe_changes(state["config"], resolved)
         if changes:
             raise SetupError(f"{run_dir} holds a run with another recipe ("

@@ -319,9 +319,10 @@ def test_an_old_run_without_model_prior_resumes_as_the_papers_model(tiny, paper_
     state = load_checkpoint(path)
     del state["config"]["model"]["prior"], state["config"]["model"]["objective"]
     save_checkpoint(path, state)
-    run_dir = train(run_settings(tiny, tmp_path / "runs", model__prior="none",
-                                 optim__max_steps=2))
-    assert load_checkpoint(run_dir / training.CHECKPOINT)["step"] == 2
+    # The same command as the old run's (no model.prior): it resumes as the paper's model.
+    run_dir = train(run_settings(tiny, tmp_path / "runs", optim__max_steps=2))
+    resumed = load_checkpoint(run_dir / training.CHECKPOINT)
+    assert resumed["step"] == 2 and resumed["config"]["model"]["prior"] == "none"
 
 
 # ----------------------------------------------------------------------------- recipes

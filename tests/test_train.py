@@ -292,10 +292,12 @@ def test_ema_and_gradient_checkpointing(tiny, tmp_path):
                         load_checkpoint(checkpointed / "checkpoint.pt"))
 
     # One step with EMA decay 0.5: the EMA is halfway between the initial and the new weights.
-    run_dir = train(settings(tiny, tmp_path / "c", optim__max_steps=1, optim__ema_decay=0.5))
+    run_dir = train(settings(tiny, tmp_path / "c", optim__max_steps=1, optim__ema_decay=0.5,
+                             model__prior="none"))
     state = load_checkpoint(run_dir / "checkpoint.pt")
     torch.manual_seed(0)  # general.seed: the initial weights
-    initial = training.model_from_config(compose_config(["model.preset=small"]).model)
+    initial = training.model_from_config(
+        compose_config(["model.preset=small", "model.prior=none"]).model)
     for k, w0 in initial.state_dict().items():
         torch.testing.assert_close(state["ema"][k], (w0 + state["model"][k]) / 2)
     net, _ = load_model(run_dir / "checkpoint.pt")  # sampling uses the EMA weights
