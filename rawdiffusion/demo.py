@@ -28,7 +28,7 @@ def shipped_checkpoint() -> Path:
     return Path(str(resources.files("rawdiffusion") / "assets" / CHECKPOINT))
 
 
-def run_demo(out, checkpoint=None, steps: int = 24) -> int:
+def run_demo(out, checkpoint=None, steps: int = 2) -> int:
     out = Path(out)
     checkpoint = Path(checkpoint) if checkpoint else shipped_checkpoint()
     keep_freed_memory()

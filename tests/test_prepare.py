@@ -119,12 +119,13 @@ def test_colour_calibrations_go_from_raw_file_through_dataset_and_checkpoint_to_
 
 
 def test_cameras_from_before_illuminants_were_kept_write_an_unknown_illuminant(tmp_path):
-    # The shipped checkpoint holds one "color_matrix" (the GoPro's tungsten ColorMatrix1) and
-    # no illuminant: it must neither fail nor be labelled D65.
-    from rawdiffusion.demo import shipped_checkpoint
-
-    camera = load_checkpoint(shipped_checkpoint())["camera"]
-    assert "illuminant" not in camera and "color_matrix2" not in camera
+    # Checkpoints of that time (the first shipped one among them) hold one "color_matrix" (the
+    # GoPro's tungsten ColorMatrix1) and no illuminant: they must neither fail nor be labelled
+    # D65. This is that checkpoint's camera as it was stored.
+    camera = {"cfa": "RGGB", "make": "GoPro", "model": "FUSION", "black_level": [0.0] * 4,
+              "white_level": 16383.0, "wb": [1.9702147841453552, 1.0, 1.6989737153053284],
+              "color_matrix": [[1.8331, -0.8166, -0.2478], [0.1391, 0.8961, -0.0367],
+                               [0.0822, 0.0662, 0.2597]]}
     x = np.random.default_rng(0).uniform(0, 1, (4, 16, 16))
     write_dng(tmp_path / "old.dng", camera_raw(camera, x))
     written = dng_colour_tags(tmp_path / "old.dng")
