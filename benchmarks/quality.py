@@ -218,6 +218,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", nargs=3, action="append", default=[],
                         metavar=("CAMERA", "LABEL", "FILE"),
                         help="also evaluate this checkpoint on CAMERA's test split (repeatable)")
+    parser.add_argument("--checkpoint-steps", type=int, nargs="+",
+                        help="DDIM steps for the --checkpoint models (default: --steps)")
     parser.add_argument("--fresh", action="store_true",
                         help="evaluate every method again instead of reusing earlier results")
     args = parser.parse_args()
@@ -269,8 +271,8 @@ def main() -> None:
                             [None] if objective == "direct" else args.steps))
         if name == SHIPPED_CAMERA:
             methods.append(("shipped checkpoint", shipped_checkpoint(), args.steps))
-        methods += [(label, Path(path), args.steps) for camera, label, path in args.checkpoint
-                    if camera == name]
+        methods += [(label, Path(path), args.checkpoint_steps or args.steps)
+                    for camera, label, path in args.checkpoint if camera == name]
         for label, path, steps_list in methods:
             for steps in steps_list:
                 tag = f"{label}, ddim{steps}" if steps else label
