@@ -1,0 +1,50 @@
+"""The main job, `rawdiffusion demo`, with the shipped checkpoint: outputs, and colours kept."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rawdiffusion.demo import PHOTOS, run_demo
+from rawdiffusion.images import halve_area, read_rgb
+from rawdiffusion.io import read_raw, render_srgb
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert run_demo(out) == 0
+    return out
+
+
+def test_demo_writes_every_output_and_a_manifest(demo_out):
+    for photo in PHOTOS:
+        stem = photo.rsplit(".", 1)[0]
+        for name in (f"{stem}.dng", f"{stem}.png", f"{stem}_compare.png"):
+            assert (demo_out / name).is_file()
+    assert (demo_out / "overview.png").is_file()
+    records = [json.loads(line) for line in (demo_out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {2}
+
+
+def test_a_red_cup_stays_red_when_the_dng_is_rendered(demo_out):
+    """The colour prior's purpose: the coffee photo's red cup and saucer, turned into the GoPro's
+    RAW and rendered by LibRaw with the camera's own metadata, are still red (the paper's model
+    shipped before rendered them grey-brown)."""
+    photo = halve_area(_coffee())
+    rendered = halve_area(render_srgb(read_raw(demo_out / "coffee.dng")))
+    h, w = min(photo.shape[0], rendered.shape[0]), min(photo.shape[1], rendered.shape[1])
+    photo, rendered = photo[:h, :w].astype(float), rendered[:h, :w].astype(float)
+    red = (photo[..., 0] > 1.6 * photo[..., 1]) & (photo[..., 0] > 1.6 * photo[..., 2]) \
+        & (photo[..., 0] > 80)
+    assert red.mean() > 0.05  # the cup and saucer: a good part of the picture
+    r, g, b = rendered[red].T
+    still_red = (r > 1.3 * g) & (r > 1.3 * b)
+    assert still_red.mean() > 0.8
+
+
+def _coffee() -> np.ndarray:
+    from importlib import resources
+
+    with resources.as_file(resources.files("skimage") / "data" / "coffee.png") as path:
+        return read_rgb(path)
