@@ -149,9 +149,8 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 
 def cmd_convert(args) -> int:
-    from .generation import barrier, convert, load_generator, merge_manifests, processes, shard
-
     from .demo import shipped_checkpoint
+    from .generation import barrier, convert, load_generator, merge_manifests, processes, shard
 
     sources = _image_files(args.inputs)
     with processes(cpu=args.cpu) as device:
