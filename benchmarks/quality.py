@@ -219,7 +219,8 @@ def main() -> None:
                         metavar=("CAMERA", "LABEL", "FILE"),
                         help="also evaluate this checkpoint on CAMERA's test split (repeatable)")
     parser.add_argument("--checkpoint-steps", type=int, nargs="+",
-                        help="DDIM steps for the --checkpoint models (default: --steps)")
+                        help="DDIM steps for the models not trained here, the shipped "
+                             "checkpoint and --checkpoint ones (default: --steps)")
     parser.add_argument("--fresh", action="store_true",
                         help="evaluate every method again instead of reusing earlier results")
     args = parser.parse_args()
@@ -270,7 +271,8 @@ def main() -> None:
                             args.work / "runs" / run_name / "checkpoint.pt",
                             [None] if objective == "direct" else args.steps))
         if name == SHIPPED_CAMERA:
-            methods.append(("shipped checkpoint", shipped_checkpoint(), args.steps))
+            methods.append(("shipped checkpoint", shipped_checkpoint(),
+                            args.checkpoint_steps or args.steps))
         methods += [(label, Path(path), args.checkpoint_steps or args.steps)
                     for camera, label, path in args.checkpoint if camera == name]
         for label, path, steps_list in methods:
