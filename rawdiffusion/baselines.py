@@ -194,9 +194,12 @@ def save_baseline(path, kind: str, camera: dict, colour_map: ColourMap | None = 
 
 
 def is_baseline_file(path) -> bool:
-    """Whether `path` looks like a baseline file (JSON) rather than a checkpoint (a zip)."""
+    """Whether `path` is meant as a baseline file (named .json, or JSON text) rather than a
+    checkpoint (a zip archive): load_baseline then says what is wrong with it."""
+    if Path(path).suffix.lower() == ".json":
+        return True
     with open(path, "rb") as f:
-        return f.read(64).lstrip()[:1] == b"{"
+        return f.read(64).lstrip()[:1] in (b"{", b"[")
 
 
 @dataclass
@@ -219,11 +222,16 @@ class Baseline:
         if self.colour_map is None:
             from .unprocess import unprocess
 
-            return unprocess(guide, self.params)
-        # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
-        codes = torch.tensor(guide).permute(2, 0, 1)[None]
-        return torch.cat([self.colour_map(codes[..., y:y + self.rows, :])
-                          for y in range(0, codes.shape[-2], self.rows)], dim=-2)[0].numpy()
+            x = unprocess(guide, self.params)
+        else:
+            # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
+            codes = torch.tensor(guide).permute(2, 0, 1)[None]
+            x = torch.cat([self.colour_map(codes[..., y:y + self.rows, :])
+                           for y in range(0, codes.shape[-2], self.rows)], dim=-2)[0].numpy()
+        if not np.isfinite(x).all():
+            raise BaselineError(f"{self.kind} baseline {self.digest}: its parameters give "
+                                "non-finite values")
+        return x
 
 
 def load_baseline(path) -> Baseline:
@@ -265,6 +273,9 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
 
     if kind not in KINDS:
         raise BaselineError(f"--kind {kind}: choose one of {', '.join(KINDS)}")
+    if Path(out).is_dir() or not Path(out).name:
+        raise BaselineError(f"{out}: a folder; --out is the baseline file to write, e.g. "
+                            f"{Path(out) / (kind + '.json')}")
     if dataset.kind != "paired":  # RGB-only data has no camera (levels, Bayer order) to write
         raise BaselineError(f"{dataset.root}: a {dataset.kind!r} dataset; a baseline needs "
                             "paired RAW/RGB samples of the camera")

@@ -57,7 +57,9 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     done = read_records(out, "results", "id")
     part = out / f"results.part{rank}.jsonl"
     mine = [i for i in range(rank, len(ids), world)]
-    todo = [i for i in mine if ids[i] not in done
+    # Finished samples are skipped only if the same generator made them: another checkpoint
+    # (or baseline) sampled into the same folder redoes them.
+    todo = [i for i in mine if done.get(ids[i], {}).get("checkpoint") != gen.digest
             or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
     log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
              dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
@@ -65,7 +67,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
                       dynamic_ncols=True):
         sample = dataset.load(ids[index])
         x = gen.packed(sample.rgb, derived_seed(seed, index))
-        record = {"id": sample.id, "seed": derived_seed(seed, index)}
+        record = {"id": sample.id, "seed": derived_seed(seed, index), "checkpoint": gen.digest}
         if not rgb_only:
             target = bayer.normalise(sample.raw, sample.black, sample.white)
             guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
@@ -82,7 +84,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
 
 
 def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator) -> dict:
-    rows = [results[i] for i in ids if i in results]
+    rows = [results[i] for i in ids if results.get(i, {}).get("checkpoint") == gen.digest]
     if rgb_only:
         return {}
     with atomic_output(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:

@@ -65,6 +65,9 @@ class Generator:
         x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
                             torch.Generator(self.device).manual_seed(seed), tile=self.tile,
                             overlap=self.overlap, callback=callback)
+        if not torch.isfinite(x0).all():
+            raise ValueError(f"checkpoint {self.digest}: the network gave non-finite values "
+                             "(broken weights)")
         return ((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1)
 
 
@@ -178,19 +181,31 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
     naming it before anything is written for it.
     """
     rank, world = shard()
-    out.mkdir(parents=True, exist_ok=True)
     names = names or [p.stem for p in sources]
     if len(set(names)) != len(names):
         raise ValueError("two inputs have the same name; outputs would collide")
+    # An output must never replace an input (a photo.png beside --out's photo.png preview).
+    inputs = {p.resolve() for p in sources}
+    for name in names:
+        base = out / name
+        for path in (base.with_name(name + SUFFIX[fmt]), base.with_name(name + ".png"),
+                     _figure_path(base)):
+            if path.resolve() in inputs:
+                raise ValueError(f"{path}: an input photo would be overwritten by an output; "
+                                 "choose another --out folder")
+    out.mkdir(parents=True, exist_ok=True)
     mine = list(range(rank, len(sources), world))
     done = skipped = 0
     part = out / f"manifest.part{rank}.jsonl"
+    # A rerun skips photos finished with the same generator; another checkpoint redoes them.
+    made = read_records(out, "manifest", "source")
     bar = tqdm(total=len(mine), unit="image", desc="convert", disable=rank != 0,
                dynamic_ncols=True)
     with bar:
         for index in mine:
             source, base = sources[index], out / names[index]
-            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()):
+            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()) \
+                    and made.get(str(source), {}).get("checkpoint") == gen.digest:
                 skipped += 1
                 bar.update()
                 continue

@@ -23,7 +23,7 @@ from rawdiffusion.baselines import Baseline, BaselineError, ColourMap, fit_basel
 from rawdiffusion.checkpoint import camera_of, save_checkpoint
 from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
-from rawdiffusion.generation import file_digest, load_generator
+from rawdiffusion.generation import convert, file_digest, load_generator, merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
 from rawdiffusion.io import read_raw
 from rawdiffusion.model import build_model
@@ -434,3 +434,56 @@ def test_sample_py_takes_a_baseline_where_a_checkpoint_goes(camera_data, tmp_pat
 def test_load_generator_tells_a_baseline_from_a_checkpoint(camera_data):
     gen = load_generator(camera_data[1], steps=24)
     assert isinstance(gen, Baseline) and gen.steps is None and gen.kind == "linear"
+
+
+def test_convert_refuses_to_overwrite_an_input_photo(camera_data, tmp_path):
+    sources = photos(tmp_path / "in")
+    before = [p.read_bytes() for p in sources]
+    with pytest.raises(ValueError, match="an input photo would be overwritten"):
+        convert(sources, tmp_path / "in", load_generator(camera_data[1]), seed=0)
+    assert [p.read_bytes() for p in sources] == before
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(p.name for p in sources)
+
+
+def test_a_rerun_with_another_generator_redoes_the_work(camera_data, tmp_path):
+    """Finished outputs are skipped only when the same checkpoint or baseline made them."""
+    ds, linear_file = camera_data
+    poly2_file = tmp_path / "poly2.json"
+    baselines.fit_baseline(ds, "poly2", poly2_file)
+    sources = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    assert convert(sources, out, load_generator(linear_file), seed=0) == (3, 0)
+    assert convert(sources, out, load_generator(linear_file), seed=0) == (0, 3)
+    assert convert(sources, out, load_generator(poly2_file), seed=0) == (3, 0)
+    merge_manifests(out)
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {r["checkpoint"] for r in records} == {file_digest(poly2_file)}
+
+    base = ["dataset=folder", f"dataset.root={ds.root}", f"out={tmp_path / 's'}"]
+    first = evaluation.main(sample_config(*base, f"checkpoint={linear_file}"))
+    second = evaluation.main(sample_config(*base, f"checkpoint={poly2_file}"))
+    assert first["checkpoint"] == file_digest(linear_file)
+    assert second["checkpoint"] == file_digest(poly2_file) and second["images"] == 2
+    assert second["psnr_rggb"] != first["psnr_rggb"]
+
+
+def test_a_baseline_that_gives_non_finite_values_is_refused(tmp_path):
+    path = tmp_path / "singular.json"
+    params = {**generic_params().to_dict(), "xyz_to_cam": [[float("nan")] * 3] * 3}
+    path.write_text(json.dumps({**GOOD, "kind": "upi", "params": params}))
+    with pytest.raises(BaselineError, match="non-finite"):
+        baselines.load_baseline(path).packed(np.full((8, 8, 3), 128, np.uint8))
+
+
+def test_fit_refuses_a_folder_as_out_before_fitting(camera_data, tmp_path):
+    with pytest.raises(BaselineError, match="a folder; --out is the baseline file"):
+        baselines.fit_baseline(camera_data[0], "linear", tmp_path)
+
+
+def test_a_json_that_is_not_an_object_is_still_read_as_a_baseline(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "list.pt").write_text("[1, 2]")
+    assert baselines.is_baseline_file(tmp_path / "list.json")
+    assert baselines.is_baseline_file(tmp_path / "list.pt")
+    with pytest.raises(BaselineError, match="not a rawdiffusion baseline file"):
+        load_generator(tmp_path / "list.pt")
