@@ -202,7 +202,7 @@ def test_mean_metrics_skips_nan():
 def test_evaluation_summary_skips_missing_values(tmp_path):
     """metrics.json: means over the images that have a value, null when none has; metrics.csv:
     'nan' for a missing value."""
-    base = {k: 1.0 for k in evaluation.METRICS}
+    base = {**{k: 1.0 for k in evaluation.METRICS}, "checkpoint": "0" * 8}
     rows = {"a": {**base, "id": "a", "psnr": 30.0, "psnr_highlight": 20.0, "psnr_rest": math.nan},
             "b": {**base, "id": "b", "psnr": 40.0, "psnr_highlight": math.nan,
                   "psnr_rest": math.nan}}
