@@ -117,7 +117,7 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
 
 # ----------------------------------------------------------------------------- sample.py
 
-def samples_dir(cfg, checkpoint: Path, steps: int | None = 0) -> Path:
+def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     """<run>/samples/<val>-<split>-<respacing>-s<seed>, the run being the checkpoint's folder;
     for a checkpoint shipped inside the package, <general.out>/<its name> instead, and for a
     baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
