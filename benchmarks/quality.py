@@ -1,6 +1,6 @@
 """Quality benchmark: RAW-Diffusion against the simplest alternatives, on real RAW, in one command.
 
-    python benchmarks/quality.py [--budget-minutes 18] [--device cpu] [--steps 2 6 24]
+    python benchmarks/quality.py [--budget-minutes 14] [--device cpu] [--steps 2 6 24]
                                  [--preset small --crop 64] [--out benchmarks/results]
                                  [--checkpoint CAMERA LABEL FILE ...]
 
@@ -202,9 +202,10 @@ def main() -> None:
                              "them (finished training runs and evaluated methods are skipped)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
                         help="where quality.md, quality.json and quality.png go")
-    parser.add_argument("--budget-minutes", type=float, default=18,
+    parser.add_argument("--budget-minutes", type=float, default=14,
                         help="training time in all, shared by the 6 training runs (2 cameras x "
-                             "3 models); default 18: about 45 minutes in all on 2 cores")
+                             "3 models); default 14: with the evaluations, about 45 minutes "
+                             "on 2 cores by the timings of its parts")
     parser.add_argument("--train-steps", type=int,
                         help="steps per training run instead of what the budget buys")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
