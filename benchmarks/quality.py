@@ -124,11 +124,7 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     digest = file_digest(path)
     if saved.is_file() and not fresh:
         result = json.loads(saved.read_text())
-        if result.pop("digest", None) == digest:
-            if "hue_error" not in result:  # kept by an earlier version of this script
-                result["hue_error"] = saturated_hue_error(
-                    load_generator(path, device, steps=steps or 24))
-                saved.write_text(json.dumps({**result, "digest": digest}) + "\n")
+        if result.pop("digest", None) == digest and "hue_error" in result:
             return result
     shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
     gen = load_generator(path, device, steps=steps or 24)
@@ -156,20 +152,17 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
     hue-angle difference in degrees between a patch and its rendering. None for a camera
     without its own colour matrix (its DNGs carry documented defaults, which say nothing)."""
     import tempfile
-    import warnings
 
     import rawpy
 
     from rawdiffusion.checkpoint import camera_raw
     from rawdiffusion.images import halve_area
-    from rawdiffusion.io import write_dng
+    from rawdiffusion.io import colour_science, write_dng
 
     camera = gen.camera
     if camera.get("color_matrix") is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import colour
+    colour = colour_science()
     guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
     for i, c in enumerate(SATURATED.values()):
         guide[block:2 * block, i * block:(i + 1) * block] = c

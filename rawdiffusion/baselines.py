@@ -43,12 +43,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from .bayer import normalise
-from .io import atomic_output
+from .io import atomic_output, colour_science
 
 FORMAT = "rawdiffusion-baseline/1"
 MAPS = ("linear", "poly2", "poly3", "curves")
 UPI = ("upi", "upi-camera")
 KINDS = MAPS + UPI
+DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}  # the polynomial maps' degrees
 CURVE_KNOTS = 16
 MAX_FIT_PIXELS = 1 << 24  # pixels used to fit a map: an even grid of each sample beyond this
 RIDGE = 1e-6
@@ -62,13 +63,7 @@ class BaselineError(ValueError):
 def srgb_to_linear_table() -> np.ndarray:
     """(256,) float64: the linear value of every 8-bit sRGB code (IEC 61966-2-1 decoding,
     colour-science's `cctf_decoding(..., function="sRGB")`)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # colour-science warns that matplotlib is absent
-        import colour
-
-    return np.asarray(colour.cctf_decoding(np.arange(256) / 255.0, function="sRGB"),
+    return np.asarray(colour_science().cctf_decoding(np.arange(256) / 255.0, function="sRGB"),
                       dtype=np.float64)
 
 
@@ -82,7 +77,7 @@ def monomial_exponents(degree: int) -> list[tuple[int, int, int]]:
 def n_terms(kind: str) -> int:
     if kind == "curves":
         return 3 * CURVE_KNOTS + 1
-    return len(monomial_exponents({"linear": 1, "poly2": 2, "poly3": 3}[kind]))
+    return len(monomial_exponents(DEGREES[kind]))
 
 
 class ColourMap(nn.Module):
@@ -114,9 +109,9 @@ class ColourMap(nn.Module):
             ones = torch.ones_like(v[:, :1])
             return torch.cat([ones, hats.flatten(1, 2)], dim=1)
         lin = self.table[codes.long()]  # (B, 3, H, W) linear RGB
-        degree = {"linear": 1, "poly2": 2, "poly3": 3}[self.kind]
         r, g, b = lin.unbind(1)
-        return torch.stack([r**i * g**j * b**k for i, j, k in monomial_exponents(degree)], dim=1)
+        return torch.stack([r**i * g**j * b**k
+                            for i, j, k in monomial_exponents(DEGREES[self.kind])], dim=1)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (B, 3, H, W) 8-bit guide codes 0..255 -> packed RAW (B, 4, H, W) float32 in

@@ -512,15 +512,21 @@ def _rational_pairs(values, denominator: int) -> tuple[int, ...]:
     return tuple(x for v in values for x in (int(round(float(v) * denominator)), denominator))
 
 
+def colour_science():
+    """The colour-science package, imported on first use (it takes about a second) without its
+    warning that matplotlib, needed only for its plots, is missing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message='"Matplotlib" related API')
+        import colour
+    return colour
+
+
 @functools.cache
 def default_color_matrix() -> np.ndarray:
     """The XYZ -> camera matrix written for cameras without a known one: XYZ -> linear sRGB
     (D65), from colour-science, i.e. a camera whose raw RGB is linear sRGB. Renderers then
     show the white-balanced raw channels as sRGB, unchanged."""
-    with warnings.catch_warnings():  # colour-science warns that matplotlib is missing
-        warnings.filterwarnings("ignore", message='"Matplotlib" related API')
-        import colour
-    return np.array(colour.models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB, dtype=np.float64)
+    return np.array(colour_science().models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB, dtype=np.float64)
 
 
 def _check_dng_size(raw: RawImage) -> None:

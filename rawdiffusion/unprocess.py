@@ -26,7 +26,6 @@ B, normalised linear RAW (raw - black) / (white - black); see `bayer.py`.
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,12 +135,9 @@ def camera_params(camera: dict) -> UnprocessParams:
 
 @functools.cache
 def _srgb_to_xyz() -> np.ndarray:
-    # Imported on first use: colour-science takes about a second to import, and warns that
-    # matplotlib (its plotting, unused here) is missing.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message='"Matplotlib" related API')
-        import colour
-    return np.array(colour.models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ, dtype=np.float64)
+    from .io import colour_science
+
+    return np.array(colour_science().models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ, dtype=np.float64)
 
 
 def rgb_to_cam(xyz_to_cam) -> np.ndarray:
