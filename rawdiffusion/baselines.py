@@ -5,24 +5,29 @@ What a user could get without RAW-Diffusion, so that every quality figure has so
 checkpoint: `rawdiffusion baseline fit DATASET --kind KIND --out FILE` writes a small JSON file
 that `convert --checkpoint FILE` and `sample.py checkpoint=FILE` take in a checkpoint's place.
 
-Fitted colour maps (kinds `linear`, `poly2`, `poly3`, `curves`). The guide is linearised with the
-inverse sRGB transfer function (IEC 61966-2-1, from colour-science), expanded into terms, and
-mapped to the four packed channels by a (terms x 4) matrix W fitted in closed form by least
-squares on a prepared dataset's training split:
+Fitted colour maps (kinds `linear`, `poly2`, `poly3`, `curves`, and sums of these with `local`,
+e.g. `curves+poly3+local`). The guide is linearised with the inverse sRGB transfer function
+(IEC 61966-2-1, from colour-science), expanded into terms, and mapped to the four packed
+channels by a (terms x 4) matrix W fitted in closed form by least squares on a prepared
+dataset's training split. A kind is one or more groups of terms joined by "+", plus a constant:
 
-    linear   R, G, B, 1                                     (the 3x4 linear map)
-    poly2    all monomials of R, G, B up to degree 2        (10 terms)
-    poly3    all monomials of R, G, B up to degree 3        (20 terms)
+    linear   R, G, B                                        (with 1: the 3x4 linear map)
+    poly2    all monomials of R, G, B of degree 1 and 2     (9 terms)
+    poly3    all monomials of R, G, B of degree 1 to 3      (19 terms)
     curves   per-channel tone curves: 16 piecewise-linear "hat" functions of each 8-bit guide
-             channel, plus 1 (49 terms); sum_c h_kc(guide_c): a curve per channel followed by
-             a matrix, generalised, and so linear across channels (no cross terms)
+             channel (48 terms); sum_c h_kc(guide_c): a curve per channel followed by a
+             matrix, generalised, and so linear across channels (no cross terms)
+    local    the linear R, G, B of the 8 neighbours minus the pixel's own (24 terms): a 3x3
+             linear filter per channel, which undoes the sharpening and the half-pixel offset
+             of each CFA site that a camera's processing left in the sRGB image
 
-The polynomial terms are those of Finlayson et al. 2015 (colour-science's
-`polynomial_expansion_Finlayson2015`) plus a constant. The fit uses every pixel of every
-training sample (or an even grid of them, at most `MAX_FIT_PIXELS` in all), normalised with its
-image's own levels; pixels where the guide is clipped (255 in a channel) are kept, so the map
-learns the mean RAW behind a clipped guide; a tiny ridge (1e-6 of the mean diagonal) keeps the
-normal equations well-conditioned. Predictions are clipped to [0, 1].
+At most one polynomial group, and at least one group besides `local`. The polynomial terms
+are those of Finlayson et al. 2015 (colour-science's `polynomial_expansion_Finlayson2015`). The
+fit uses every pixel of every training sample (or an even grid of them, at most
+`MAX_FIT_PIXELS` in all), normalised with its image's own levels; pixels where the guide is
+clipped (255 in a channel) are kept, so the map learns the mean RAW behind a clipped guide; a
+tiny ridge (1e-6 of the mean diagonal) keeps the normal equations well-conditioned.
+Predictions are clipped to [0, 1]. Image borders repeat their edge pixels for `local`.
 
 Unprocessing (kinds `upi`, `upi-camera`): Brooks et al. 2019, unprocess.py; `upi` with generic
 parameters, `upi-camera` with the training camera's colour matrix and as-shot white balance.
@@ -40,19 +45,23 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .bayer import normalise
 from .io import atomic_output, colour_science
 
 FORMAT = "rawdiffusion-baseline/1"
-MAPS = ("linear", "poly2", "poly3", "curves")
+MAPS = ("linear", "poly2", "poly3", "curves")  # the single-group maps; any sum of groups works
 UPI = ("upi", "upi-camera")
 KINDS = MAPS + UPI
-DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}  # the polynomial maps' degrees
+DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}  # the polynomial groups' degrees
+GROUPS = (*MAPS, "local")  # a map kind's groups, in the order of its terms
 CURVE_KNOTS = 16
+LOCAL_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 MAX_FIT_PIXELS = 1 << 24  # pixels used to fit a map: an even grid of each sample beyond this
 RIDGE = 1e-6
+ROWS = 256  # guide rows expanded at once: bounds the memory of the terms
 
 
 class BaselineError(ValueError):
@@ -74,49 +83,96 @@ def monomial_exponents(degree: int) -> list[tuple[int, int, int]]:
     return sorted(exps, key=lambda e: (sum(e), [-x for x in e]))
 
 
+def map_groups(kind: str) -> tuple[str, ...]:
+    """The groups of terms of a colour map kind ("curves+poly3+local" -> ("poly3", "curves",
+    "local")), in GROUPS' order. Raises ValueError naming the kind and the rule it breaks."""
+    groups = str(kind).split("+")
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or len(set(groups)) < len(groups):
+        raise ValueError(f"colour map kind {kind!r}: one or more of {', '.join(GROUPS)} joined "
+                         "by +, each once")
+    if sum(g in DEGREES for g in groups) > 1:
+        raise ValueError(f"colour map kind {kind!r}: at most one of {', '.join(DEGREES)}")
+    if groups == ["local"]:
+        raise ValueError(f"colour map kind {kind!r}: local needs a colour group "
+                         f"({', '.join(MAPS)}) beside it")
+    return tuple(g for g in GROUPS if g in groups)
+
+
+def is_map_kind(kind: str) -> bool:
+    try:
+        map_groups(kind)
+    except ValueError:
+        return False
+    return True
+
+
 def n_terms(kind: str) -> int:
-    if kind == "curves":
-        return 3 * CURVE_KNOTS + 1
-    return len(monomial_exponents(DEGREES[kind]))
+    """Terms of a colour map kind, the constant included."""
+    sizes = {"curves": 3 * CURVE_KNOTS, "local": 3 * len(LOCAL_OFFSETS)}
+    return 1 + sum(sizes[g] if g in sizes else len(monomial_exponents(DEGREES[g])) - 1
+                   for g in map_groups(kind))
 
 
 class ColourMap(nn.Module):
-    """A fitted colour map: 8-bit sRGB guide -> packed RAW, per pixel (see the module docstring).
+    """A fitted colour map: 8-bit sRGB guide -> packed RAW (see the module docstring).
 
-    kind: one of MAPS; the weights W (terms x 4) are a buffer, so the map moves with a network
-    and is saved in its state dict.
+    kind: a colour map kind (map_groups), stored as written in GROUPS' order; the weights W
+    (terms x 4) are a buffer, so the map moves with a network and is saved in its state dict.
+    `halo`: the rows and columns of neighbours a pixel's terms read (1 with `local`, else 0).
+    Raises ValueError for an unknown kind or weights of the wrong shape.
     """
 
     def __init__(self, kind: str, weights: torch.Tensor | None = None):
         super().__init__()
-        if kind not in MAPS:
-            raise ValueError(f"colour map kind {kind!r}: choose one of {', '.join(MAPS)}")
-        self.kind = kind
+        self.groups = map_groups(kind)
+        self.kind = "+".join(self.groups)
+        self.halo = int("local" in self.groups)
         n = n_terms(kind)
         w = torch.zeros(n, 4, dtype=torch.float64) if weights is None else weights
         if tuple(w.shape) != (n, 4):
-            raise ValueError(f"a {kind} map has {n} x 4 weights, got {tuple(w.shape)}")
+            raise ValueError(f"a {self.kind} map has {n} x 4 weights, got {tuple(w.shape)}")
         self.register_buffer("weights", w.to(torch.float64))
         self.register_buffer("table", torch.from_numpy(srgb_to_linear_table()), persistent=False)
 
     def features(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (B, 3, H, W) integer-valued 8-bit guide codes 0..255 (any dtype) ->
-        (B, terms, H, W) float64."""
-        if self.kind == "curves":
-            v = codes.double() / 255  # (B, 3, H, W)
-            knots = torch.linspace(0, 1, CURVE_KNOTS, dtype=torch.float64, device=codes.device)
-            hats = (1 - (v[:, :, None] - knots[:, None, None]).abs() * (CURVE_KNOTS - 1)).clamp(0)
-            ones = torch.ones_like(v[:, :1])
-            return torch.cat([ones, hats.flatten(1, 2)], dim=1)
+        (B, terms, H, W) float64: 1, then each group's terms in GROUPS' order."""
         lin = self.table[codes.long()]  # (B, 3, H, W) linear RGB
-        r, g, b = lin.unbind(1)
-        return torch.stack([r**i * g**j * b**k
-                            for i, j, k in monomial_exponents(DEGREES[self.kind])], dim=1)
+        terms = [torch.ones_like(lin[:, :1])]
+        for group in self.groups:
+            if group == "curves":
+                v = codes.double() / 255
+                knots = torch.linspace(0, 1, CURVE_KNOTS, dtype=torch.float64,
+                                       device=codes.device)
+                hats = 1 - (v[:, :, None] - knots[:, None, None]).abs() * (CURVE_KNOTS - 1)
+                terms.append(hats.clamp(0).flatten(1, 2))
+            elif group == "local":
+                h, w = lin.shape[-2:]
+                padded = F.pad(lin, (1, 1, 1, 1), mode="replicate")
+                terms += [padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] - lin
+                          for dy, dx in LOCAL_OFFSETS]
+            else:
+                r, g, b = lin.unbind(1)
+                terms.append(torch.stack([r**i * g**j * b**k for i, j, k
+                                          in monomial_exponents(DEGREES[group])[1:]], dim=1))
+        return torch.cat(terms, dim=1)
+
+    def bands(self, codes: torch.Tensor, rows: int = ROWS):
+        """The terms of a large guide a band of rows at a time, each computed with its `halo`
+        of neighbouring rows, so that they equal `features(codes)` exactly: yields
+        (first row, (B, terms, rows of the band, W))."""
+        height = codes.shape[-2]
+        for y in range(0, height, rows):
+            lo, hi = max(0, y - self.halo), min(height, y + rows + self.halo)
+            n = min(rows, height - y)
+            yield y, self.features(codes[..., lo:hi, :])[..., y - lo:y - lo + n, :]
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (B, 3, H, W) 8-bit guide codes 0..255 -> packed RAW (B, 4, H, W) float32 in
         [0, 1] (normalised linear RAW, R, G1, G2, B)."""
-        x = torch.einsum("bnhw,nc->bchw", self.features(codes), self.weights)
+        x = torch.cat([torch.einsum("bnhw,nc->bchw", terms, self.weights)
+                       for _, terms in self.bands(codes)], dim=-2)
         return x.clamp(0, 1).float()
 
 
@@ -149,17 +205,19 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
     B = torch.zeros(n, 4, dtype=torch.float64)
     yy = torch.zeros(4, dtype=torch.float64)
     pixels = 0
-    for sample_id in tqdm(ids, desc=f"fit {kind}", unit="sample", disable=not progress,
+    for sample_id in tqdm(ids, desc=f"fit {cmap.kind}", unit="sample", disable=not progress,
                           dynamic_ncols=True):
         s = dataset.load(sample_id)
-        y = torch.from_numpy(normalise(s.raw, s.black, s.white)[:, ::stride, ::stride].copy())
-        codes = torch.from_numpy(s.rgb[::stride, ::stride].copy()).permute(2, 0, 1)[None]
-        X = cmap.features(codes)[0].flatten(1).T  # (pixels, n)
-        Y = y.flatten(1).T.double()               # (pixels, 4)
-        A += X.T @ X
-        B += X.T @ Y
-        yy += (Y * Y).sum(0)
-        pixels += X.shape[0]
+        y = torch.from_numpy(normalise(s.raw, s.black, s.white))
+        codes = torch.from_numpy(s.rgb.copy()).permute(2, 0, 1)[None]
+        # Terms on the full-resolution guide (local ones read neighbours), then the grid.
+        for top, terms in cmap.bands(codes, rows=stride * max(1, ROWS // stride)):
+            X = terms[0, :, ::stride, ::stride].flatten(1).T  # (pixels, n)
+            Y = y[:, top:top + terms.shape[-2]:stride, ::stride].flatten(1).T.double()
+            A += X.T @ X
+            B += X.T @ Y
+            yy += (Y * Y).sum(0)
+            pixels += X.shape[0]
     ridge = RIDGE * A.diagonal().mean()
     W = torch.linalg.solve(A + ridge * torch.eye(n, dtype=torch.float64), B)
     # Residual sum of squares from the normal equations: sum(Y^2) - 2 W.B + W.AW.
@@ -208,7 +266,6 @@ class Baseline:
     colour_map: ColourMap | None = None
     params: object = None  # unprocess.UnprocessParams for upi kinds
     steps: None = None
-    rows: int = 256  # guide rows per chunk: bounds the memory of the expanded terms
 
     @torch.no_grad()
     def packed(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
@@ -221,8 +278,7 @@ class Baseline:
         else:
             # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
             codes = torch.tensor(guide).permute(2, 0, 1)[None]
-            x = torch.cat([self.colour_map(codes[..., y:y + self.rows, :])
-                           for y in range(0, codes.shape[-2], self.rows)], dim=-2)[0].numpy()
+            x = self.colour_map(codes)[0].numpy()
         if not np.isfinite(x).all():
             raise BaselineError(f"{self.kind} baseline {self.digest}: its parameters give "
                                 "non-finite values")
@@ -242,12 +298,12 @@ def load_baseline(path) -> Baseline:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f"{path}: not a rawdiffusion baseline file (format {FORMAT})")
     kind = data.get("kind")
-    if kind not in KINDS:
+    if kind not in UPI and not is_map_kind(kind):
         raise BaselineError(f"{path}: unknown baseline kind {kind!r}")
     if not isinstance(data.get("camera"), dict):
         raise BaselineError(f"{path}: no camera description")
     try:
-        if kind in MAPS:
+        if kind not in UPI:
             weights = torch.tensor(data["weights"], dtype=torch.float64)
             if not torch.isfinite(weights).all():
                 raise ValueError("weights are not finite")
@@ -266,8 +322,11 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     from .checkpoint import camera_of
     from .unprocess import camera_params, generic_params
 
-    if kind not in KINDS:
-        raise BaselineError(f"--kind {kind}: choose one of {', '.join(KINDS)}")
+    if kind not in UPI:
+        try:
+            kind = "+".join(map_groups(kind))
+        except ValueError as e:
+            raise BaselineError(f"--kind {kind}: {e}; or one of {', '.join(UPI)}") from None
     if Path(out).is_dir() or not Path(out).name:
         raise BaselineError(f"{out}: a folder; --out is the baseline file to write, e.g. "
                             f"{Path(out) / (kind + '.json')}")
@@ -279,7 +338,7 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
         raise BaselineError(f"{dataset.root}: no images in the {split!r} split")
     camera = camera_of(images)
     colour_map = params = fit = None
-    if kind in MAPS:
+    if kind not in UPI:
         colour_map, fit = fit_colour_map(dataset, split, kind)
     elif kind == "upi":
         params = generic_params()

@@ -96,6 +96,15 @@ def dihedral(image: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def dihedral_inverse(image: np.ndarray, k: int) -> np.ndarray:
+    """The inverse of `dihedral(., k)`: dihedral_inverse(dihedral(x, k), k) == x."""
+    if not 0 <= k < 8:
+        raise ValueError(f"dihedral transform index must be in 0..7, got {k}")
+    if k >= 4:
+        image = image[..., ::-1]
+    return np.rot90(image, -(k % 4), axes=(-2, -1))
+
+
 def dihedral_cfa(cfa: str, k: int) -> str:
     """Bayer order of `dihedral(mosaic, k)` for an even-sized mosaic of order `cfa`."""
     tile = np.array(list(cfa)).reshape(2, 2)

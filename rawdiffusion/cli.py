@@ -126,8 +126,6 @@ def cmd_sample(args) -> int:
 # same PSNR within 0.05 dB at 2, 6 and 24 steps (README, "Quality"); the paper's evaluation
 # (sample.py) keeps ddim24.
 DEFAULT_STEPS = 2
-# Baseline kinds, as baselines.KINDS (kept here so that --help imports no torch).
-KINDS = ("linear", "poly2", "poly3", "curves", "upi", "upi-camera")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -174,7 +172,7 @@ def cmd_baseline_fit(args) -> int:
     result = fit_baseline(PreparedDataset(args.dataset), args.kind, args.out, split=args.split)
     camera = result["camera"]
     fit = result["fit"]
-    summary = f"{args.kind} baseline for {camera['make']} {camera['model']} ({camera['cfa']})"
+    summary = f"{result['kind']} baseline for {camera['make']} {camera['model']} ({camera['cfa']})"
     if "psnr_rggb_fit" in fit:
         summary += (f", fitted on {fit['pixels']} pixels of {fit['samples']} {args.split} "
                     f"samples (PSNR of the fit over all of them, 4 channels: "
@@ -318,12 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit a baseline for the camera of a prepared dataset's split and write it "
                     "as a small JSON file that `convert --checkpoint` and `sample.py "
                     "checkpoint=` take in a checkpoint's place. Maps (linear, poly2, poly3, "
-                    "curves) are fitted by least squares on every pixel of the split, clipped "
+                    "curves, and sums such as curves+poly3+local, local being a 3x3 "
+                    "neighbourhood filter) are fitted by least squares on every pixel of the "
+                    "split, clipped "
                     "guide pixels included, outputs clipped to [0, 1]; upi is unprocessing "
                     "(Brooks et al. 2019) with generic parameters, upi-camera with the camera's "
                     "colour matrix and as-shot white balance. See rawdiffusion/baselines.py.")
     p.add_argument("dataset", help="a prepared paired dataset folder")
-    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--kind", required=True,
+                   help="linear, poly2, poly3, curves, a sum of groups joined by + (one of "
+                        "linear/poly2/poly3, curves, local; e.g. curves+poly3+local), upi or "
+                        "upi-camera")
     p.add_argument("--out", required=True, help="the baseline file to write (.json)")
     p.add_argument("--split", default="train", help="split to fit on (default train)")
     p.set_defaults(func=cmd_baseline_fit)

@@ -5,7 +5,8 @@ timestep, guided by the sRGB image. An RGB-guidance network (EDSR, RRDB or NAFNe
 turns the sRGB image into a feature map c; the middle and decoder blocks normalise with
 SPADE, GN(x) * (1 + gamma(c)) + beta(c), where c is bilinearly resized to x's size.
 
-With a colour prior (`prior` = a baselines.MAPS kind, the project's colour-faithful design),
+With a colour prior (`prior` = a colour map kind of baselines.py, e.g. "curves+poly3+local",
+the project's colour-faithful design),
 a colour map fitted in closed form on the training split (baselines.ColourMap, stored in the
 network's buffers) gives an estimate x_prior of the packed RAW from the guide; the network
 conditions on it (it joins the RGB at the guidance network's input and x_t at the U-Net's
@@ -180,7 +181,7 @@ class UNet(nn.Module):
     level after the first halves the resolution); `num_blocks` residual blocks per level;
     `attn_ds` downsampling factors with self-attention (plus the middle); `guide` "edsr",
     "rrdb" or "nafnet" with `guide_channels` features; `spade_hidden` SPADE hidden width.
-    `prior`: None (the paper's model) or a colour map kind of baselines.MAPS: the network
+    `prior`: None (the paper's model) or a colour map kind (baselines.map_groups): the network
     predicts the residual to that map's estimate (module docstring); the map's weights are the
     buffer `prior.weights`, fitted by training (baselines.fit_colour_map) before step 0.
     `config` holds these as a plain dict: UNet(**net.config) rebuilds the network.
@@ -262,7 +263,7 @@ class UNet(nn.Module):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def encode_guidance(self, rgb):
+    def encode_guidance(self, rgb, prior=None):
         """All SPADE parameters for an RGB guide; they depend on nothing else.
 
         rgb: (B, 3, H, W) in [-1, 1]; H and W multiples of `self.multiple`, at least twice it
@@ -271,16 +272,22 @@ class UNet(nn.Module):
         block, in the order of `self.dec`, each shaped like the activation it modulates, and
         the colour prior's estimate `prior` (None without a prior). That is 972 values per
         pixel for the paper preset (243 MiB for 256x256 in float32): tile large images.
+        prior: the colour prior's estimate (B, 4, H, W) in [-1, 1] when it is computed outside,
+        as training does before its dihedral augmentation (the map's `local` terms are not
+        invariant to rotations); None: computed here from rgb.
         """
         H, W = rgb.shape[-2:]
         m = self.multiple
         if H % m or W % m or min(H, W) < 2 * m:
             raise ValueError(f"height and width must be multiples of {m}, >= {2 * m}; got {H}x{W}")
-        prior = None
-        if hasattr(self, "prior"):
-            from .baselines import guide_codes
+        if not hasattr(self, "prior"):
+            prior = None
+        else:
+            if prior is None:
+                from .baselines import guide_codes
 
-            prior = (self.prior(guide_codes(rgb)) * 2 - 1).to(rgb.dtype)
+                prior = self.prior(guide_codes(rgb)) * 2 - 1
+            prior = prior.to(rgb.dtype)
             rgb = torch.cat([rgb, prior], dim=1)
         c = self._run(self.guide, rgb)
         pyramid = {}  # c resized once per resolution, shared by the blocks there
@@ -294,17 +301,18 @@ class UNet(nn.Module):
         guidance.prior = prior
         return guidance
 
-    def forward(self, x, t, rgb=None, guidance=None):
+    def forward(self, x, t, rgb=None, guidance=None, prior=None):
         """x0 prediction.
 
         x: x_t (B, 4, H, W), packed RAW in [-1, 1] plus noise; H, W as in `encode_guidance`.
         t: (B,) integer timesteps in [0, 1000).
         rgb: (B, 3, H, W) in [-1, 1], the guide; or, instead of it,
         guidance: `encode_guidance(rgb)`, computed once and reused across timesteps.
+        prior: with rgb, the colour prior's estimate computed outside (see encode_guidance).
         Returns x0: (B, 4, H, W) in [-1, 1]; with a prior, x_prior + the predicted residual.
         """
         if guidance is None:
-            guidance = self.encode_guidance(rgb)
+            guidance = self.encode_guidance(rgb, prior)
         prior = getattr(guidance, "prior", None)
         emb = self.time_embed(timestep_embedding(t, self.config["channels"]))
         h = self.conv_in(x if prior is None else torch.cat([x, prior], dim=1))

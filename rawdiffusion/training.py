@@ -42,9 +42,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
 from .allocator import keep_freed_memory
-from .baselines import MAPS, fit_colour_map
+from .baselines import ColourMap, fit_colour_map, guide_codes, map_groups
+from .bayer import dihedral_inverse, dihedral_packed, normalise
 from .config import SetupError, ddim_steps, open_split, run_name
-from .bayer import normalise
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
 from .datasets.layout import PreparedDataset
@@ -63,8 +63,8 @@ VAL_SEED = 123  # validation images and noise are fixed across runs, as in the r
 ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
 OBJECTIVES = ("diffusion", "direct")  # model.objective: see config.ModelConfig
 # model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
-# quality benchmark (README, "Quality").
-DEFAULT_PRIOR = "curves"
+# quality benchmark on two cameras (README, "Quality").
+DEFAULT_PRIOR = "poly3+curves+local"
 
 
 # ----------------------------------------------------------------------------- data
@@ -87,7 +87,10 @@ class TrainSamples(torch.utils.data.Dataset):
     max_items keeps that many images of the split (all samples of each), drawn as the
     reference draws them (datasets.subsample.draw_images with `seed`); an epoch still has the
     full split's length, so the few samples repeat, as the reference resamples them.
-    Returns raw (4, crop, crop), rgb (3, crop, crop), both in [-1, 1].
+    Returns raw (4, crop, crop), rgb (3, crop, crop), both in [-1, 1], and, once `prior` is set
+    to the network's colour map, the map's estimate (4, crop, crop) in [-1, 1]: computed on the
+    crop before its dihedral transform and transformed with the RAW, as the map sees a guide at
+    generation time (its `local` terms are not invariant to rotations and flips).
     """
 
     def __init__(self, dataset: PreparedDataset, split: str, crop: int, seed: int,
@@ -114,6 +117,7 @@ class TrainSamples(torch.utils.data.Dataset):
             raise SetupError(f"optim.crop={crop} is larger than some samples of "
                                 f"{dataset.root} (down to {smallest} pixels)")
         self._order = (None, None)
+        self.prior: ColourMap | None = None
 
     def __len__(self) -> int:
         return self.epoch_length
@@ -131,9 +135,15 @@ class TrainSamples(torch.utils.data.Dataset):
         epoch, i = divmod(g, self.epoch_length)
         sample = self.dataset.load(self.ids[self.order(epoch)[i]])
         rng = np.random.default_rng([self.seed, AUGMENT, g])
-        raw, rgb, _ = paired_crop_dihedral(sample.raw, sample.rgb.transpose(2, 0, 1), self.crop,
+        raw, rgb, k = paired_crop_dihedral(sample.raw, sample.rgb.transpose(2, 0, 1), self.crop,
                                            rng)
-        return to_model_range(raw, rgb, sample.black, sample.white)
+        raw, rgb = to_model_range(raw, rgb, sample.black, sample.white)
+        if self.prior is None:
+            return raw, rgb
+        with torch.no_grad():
+            codes = torch.from_numpy(dihedral_inverse(rgb.numpy(), k).copy())
+            x_prior = self.prior(guide_codes(codes[None]))[0].numpy()
+        return raw, rgb, torch.from_numpy(dihedral_packed(x_prior, k).copy()) * 2 - 1
 
 
 class Draws(torch.utils.data.Sampler):
@@ -196,9 +206,12 @@ def model_from_config(model: DictConfig) -> UNet:
     if model.objective not in OBJECTIVES:
         raise SetupError(f"model.objective={model.objective!r}: choose one of "
                          f"{', '.join(OBJECTIVES)}")
-    if model.prior not in ("none", *MAPS):
-        raise SetupError(f"model.prior={model.prior!r}: choose none (the paper's model) or a "
-                         f"colour map: {', '.join(MAPS)}")
+    if model.prior != "none":
+        try:
+            map_groups(model.prior)
+        except ValueError as e:
+            raise SetupError(f"model.prior={model.prior!r}: none (the paper's model) or a "
+                             f"colour map kind; {e}") from None
     overrides = {k: v for k, v in OmegaConf.to_container(model).items()
                  if k not in ("preset", "objective", "prior") and v is not None}
     return build_model(model.preset, prior=None if model.prior == "none" else model.prior,
@@ -409,6 +422,8 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     val = val_batches(val_set, cfg.dataset.val.split, o.crop, cfg.log.val_images, o.batch_size)
     if not val:
         log.warning("the validation split is empty: no previews or validation metrics")
+    if hasattr(net, "prior"):  # the loader computes the map's estimate of each crop (TrainSamples)
+        samples.prior = copy.deepcopy(net.prior).cpu()
     loader = torch.utils.data.DataLoader(
         samples, batch_size=o.batch_size // world, sampler=Draws(step, o.batch_size, rank, world),
         num_workers=cfg.system.workers, pin_memory=cuda)
@@ -430,11 +445,12 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
             lr = o.lr * max(0.0, 1 - step / o.decay_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            raw, rgb = (x.to(device, non_blocking=True, memory_format=memory_format)
-                        for x in next(batches))
+            raw, rgb, *prior = (x.to(device, non_blocking=True, memory_format=memory_format)
+                                for x in next(batches))
+            prior = prior[0] if prior else None
             generator.manual_seed(derived_seed(seed, NOISE, step, rank))
             with autocast:
-                model_fn = lambda x_t, t: train_net(x_t, t, rgb=rgb)  # noqa: E731
+                model_fn = lambda x_t, t: train_net(x_t, t, rgb=rgb, prior=prior)  # noqa: E731
                 weights = (cfg.diffusion.w_mse, cfg.diffusion.w_l1, cfg.diffusion.w_logl1)
                 if direct:
                     loss, terms = diffusion.direct_loss(model_fn, raw, *weights)

@@ -163,6 +163,68 @@ def test_term_counts():
     assert [baselines.n_terms(k) for k in baselines.MAPS] == [4, 10, 20, 49]
     assert [ColourMap(k).weights.shape for k in baselines.MAPS] == \
         [(4, 4), (10, 4), (20, 4), (49, 4)]
+    # sums share one constant; their terms come in GROUPS' order whatever the kind's order
+    assert baselines.n_terms("curves+poly3+local") == 1 + 48 + 19 + 24 == 92
+    assert ColourMap("local+curves+poly3").kind == "poly3+curves+local"
+    assert ColourMap("curves+local").halo == 1 and ColourMap("poly3+curves").halo == 0
+    codes = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 6, 5)))
+    both = ColourMap("poly3+curves").features(codes)
+    assert torch.equal(both[:, :20], ColourMap("poly3").features(codes))
+    assert torch.equal(both[:, 20:], ColourMap("curves").features(codes)[:, 1:])
+
+
+@pytest.mark.parametrize("kind, rule", [("poly4", "one or more of"), ("curves+curves", "each once"),
+                                        ("linear+poly3", "at most one of"),
+                                        ("local", "needs a colour group"), ("", "one or more")])
+def test_impossible_kinds_say_which_rule_they_break(kind, rule):
+    with pytest.raises(ValueError, match=rule):
+        ColourMap(kind)
+    assert not baselines.is_map_kind(kind)
+
+
+def test_local_terms_are_the_neighbours_differences_with_repeated_edges():
+    codes = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, 3, 5, 6)))
+    terms = ColourMap("linear+local").features(codes)[0].numpy()  # 1, R, G, B, 8 x (R, G, B)
+    lin = baselines.srgb_to_linear_table()[codes[0].numpy()]
+    padded = np.pad(lin, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    for n, (dy, dx) in enumerate(baselines.LOCAL_OFFSETS):
+        neighbour = padded[:, 1 + dy:6 + dy, 1 + dx:7 + dx]
+        np.testing.assert_array_equal(terms[4 + 3 * n:7 + 3 * n], neighbour - lin)
+    assert (dy, dx) == (1, 1) and len(baselines.LOCAL_OFFSETS) == 8
+
+
+def test_bands_of_rows_give_the_whole_images_terms_exactly():
+    codes = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (1, 3, 23, 9)))
+    cmap = ColourMap("curves+local", torch.rand(73, 4, dtype=torch.float64))
+    whole = cmap.features(codes)
+    banded = torch.cat([terms for _, terms in cmap.bands(codes, rows=4)], dim=-2)
+    assert torch.equal(banded, whole)
+    assert [top for top, _ in cmap.bands(codes, rows=10)] == [0, 10, 20]
+
+
+def test_local_terms_recover_a_sharpened_camera(tmp_path, monkeypatch):
+    """RAW = the linear camera applied to a sharpened, half-pixel shifted linear guide (a 3x3
+    filter per channel): only a map with `local` terms fits it exactly, at any fit grid."""
+    kernel = np.array([[0.0, -0.2, 0.0], [-0.1, 1.7, 0.1], [0.0, -0.3, -0.2]])  # sums to 1
+
+    def sharpened(rgb):
+        lin = np.pad(baselines.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
+                     mode="edge")
+        h, w = rgb.shape[:2]
+        filtered = sum(kernel[1 + dy, 1 + dx] * lin[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                       for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        return np.clip(np.einsum("hwj,cj->chw", filtered, M) / 3 + 0.3, 0, 1)
+
+    ds = paired_dataset(tmp_path / "sharp", sharpened)
+    local, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    assert fit["psnr_rggb_fit"] > 80  # raw-number rounding only
+    assert fitted_psnr(ds, local, "test") > 80
+    plain, fit = baselines.fit_colour_map(ds, "train", "poly3", progress=False)
+    assert fit["psnr_rggb_fit"] < 40
+    # on an even grid the terms still read the full-resolution neighbours
+    monkeypatch.setattr(baselines, "MAX_FIT_PIXELS", 24 * 32 * 6 // 9)
+    grid, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    assert fit["stride"] == 3 and fitted_psnr(ds, grid, "test") > 80
 
 
 def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
@@ -355,10 +417,18 @@ def test_cli_baseline_fit(camera_data, tmp_path, capsys):
     assert f"4 channels: {psnr:.2f} dB" in printed
     assert baselines.load_baseline(out).kind == "poly2"
 
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["baseline", "fit", str(ds.root), "--kind", "poly4", "--out", str(out)])
-    assert exit_.value.code == 2
-    assert "argument --kind: invalid choice: 'poly4'" in capsys.readouterr().err
+    assert cli.main(["baseline", "fit", str(ds.root), "--kind", "poly4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --kind poly4: colour map kind 'poly4': one or more of") \
+        and err.count("\n") == 1
+    assert cli.main(["baseline", "fit", str(ds.root), "--kind", "poly2+poly3", "--out",
+                     str(out)]) == 2
+    assert "at most one of linear, poly2, poly3" in capsys.readouterr().err
+    # groups in any order: the file names them in their canonical order
+    assert cli.main(["baseline", "fit", str(ds.root), "--kind", "local+curves", "--out",
+                     str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert baselines.load_baseline(out).kind == "curves+local"
 
     # errors a user can fix: one line, exit 2
     assert cli.main(["baseline", "fit", str(ds.root), "--kind", "upi-camera", "--out",
@@ -368,10 +438,6 @@ def test_cli_baseline_fit(camera_data, tmp_path, capsys):
     assert cli.main(["baseline", "fit", str(tmp_path / "none"), "--kind", "linear", "--out",
                      str(tmp_path / "u.json")]) == 2
     assert "no dataset.json" in capsys.readouterr().err
-
-
-def test_cli_kinds_are_the_modules():
-    assert cli.KINDS == baselines.KINDS
 
 
 # ----------------------------------------------------------------------------- as a checkpoint

@@ -15,9 +15,11 @@ from omegaconf import OmegaConf
 
 from rawdiffusion import baselines, config, training
 from rawdiffusion.baselines import ColourMap, fit_colour_map, guide_codes
+from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
     save_checkpoint
 from rawdiffusion.config import SetupError
+from rawdiffusion.data import paired_crop_dihedral
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import Guidance, UNet, build_model
@@ -223,21 +225,22 @@ def curves_run(tiny, tmp_path_factory):
 
 def test_a_folder_run_fits_the_default_prior_on_its_training_samples(tiny, curves_run):
     out, run_dir = curves_run
-    assert training.DEFAULT_PRIOR == "curves"
+    kind = training.DEFAULT_PRIOR
+    assert kind == "poly3+curves+local"
     state = load_checkpoint(run_dir / training.CHECKPOINT)
-    assert state["config"]["model"]["prior"] == "curves"  # stored resolved
-    assert state["model_config"]["prior"] == "curves"
-    assert OmegaConf.load(run_dir / "config.yaml").model.prior == "curves"
+    assert state["config"]["model"]["prior"] == kind  # stored resolved
+    assert state["model_config"]["prior"] == kind
+    assert OmegaConf.load(run_dir / "config.yaml").model.prior == kind
     weights = state["model"]["prior.weights"]
-    assert weights.dtype == torch.float64 and weights.shape == (49, 4)
+    assert weights.dtype == torch.float64 and weights.shape == (1 + 19 + 48 + 24, 4)
 
     ds = PreparedDataset(tiny)
     ids = training.TrainSamples(ds, "train", 32, seed=0, max_items=2).ids
     assert len(ids) == 8 < len(ds.split("train")) == 12
-    fitted, _ = fit_colour_map(ds, "train", "curves", ids=ids, progress=False)
+    fitted, _ = fit_colour_map(ds, "train", kind, ids=ids, progress=False)
     torch.testing.assert_close(weights, fitted.weights, atol=1e-10, rtol=0)
     # the run's samples, not the whole split
-    everything, _ = fit_colour_map(ds, "train", "curves", progress=False)
+    everything, _ = fit_colour_map(ds, "train", kind, progress=False)
     assert not torch.allclose(weights, everything.weights, atol=1e-4)
     # the map is a buffer: the optimiser never sees it
     assert sum(v.numel() for s in state["optimizer"]["state"].values()
@@ -249,10 +252,43 @@ def test_a_folder_run_fits_the_default_prior_on_its_training_samples(tiny, curve
     s = ds.load(ds.split("test")[0])
     rgb = torch.from_numpy(s.rgb[:32, :32].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     x0 = generate(net, Diffusion(), rgb, 2, torch.Generator().manual_seed(0))
-    prior = 2 * ColourMap("curves", weights)(guide_codes(rgb)) - 1
+    prior = 2 * ColourMap(kind, weights)(guide_codes(rgb)) - 1
     assert x0.shape == (1, 4, 32, 32) and x0.min() >= -1 and x0.max() <= 1
     # two steps barely move the zero-initialised residual: the output is the map's estimate
     assert (x0 - prior).abs().max() < 0.05
+
+
+def test_training_crops_carry_the_maps_estimate_of_the_untransformed_crop(tiny):
+    """The map sees a crop as generation sees a guide, and its estimate is then rotated or
+    flipped with the RAW: `local` terms are not invariant to the dihedral transforms."""
+    ds = PreparedDataset(tiny)
+    samples = training.TrainSamples(ds, "train", 16, seed=3)
+    assert len(samples[0]) == 2  # no prior: RAW and RGB only
+    kind = "linear+local"
+    weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
+    weights[0] = 0.1
+    weights[1:4] = 0.5 * torch.eye(3, 4, dtype=torch.float64)  # R -> R, G -> G1, B -> G2
+    weights[4 + 3 * 1, 3] = 2.0  # B: the R difference to the neighbour above-centre ...
+    weights[4 + 3 * 3] = 0.5  # ... and the differences to the left neighbour, on every channel
+    samples.prior = ColourMap(kind, weights)
+    seen = set()
+    for g in range(40):
+        raw, rgb, prior = samples[g]
+        # the draw's window and transform, found again from its generator
+        epoch, i = divmod(g, samples.epoch_length)
+        sample = ds.load(samples.ids[samples.order(epoch)[i]])
+        h, w = sample.raw.shape[-2:]
+        where = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(float)
+        rng = np.random.default_rng([3, training.AUGMENT, g])
+        index, _, k = paired_crop_dihedral(np.concatenate([where, where]),
+                                           sample.rgb.transpose(2, 0, 1), 16, rng)
+        top, left = int(index[0].min()), int(index[3].min())  # planes 1, 2 may swap
+        crop = torch.from_numpy(sample.rgb[top:top + 16, left:left + 16].copy()).permute(2, 0, 1)
+        expected = dihedral_packed(samples.prior(crop[None])[0].numpy(), k) * 2 - 1
+        np.testing.assert_allclose(prior.numpy(), expected, atol=1e-6)
+        seen.add(k)
+    assert len(seen) >= 6  # the transforms that the map would get wrong were drawn
+    assert 0.2 < ((prior > -1) & (prior < 1)).float().mean()  # few estimates are clipped
 
 
 def test_resuming_does_not_refit_the_prior(tiny, curves_run, tmp_path, monkeypatch):
@@ -268,7 +304,7 @@ def test_resuming_does_not_refit_the_prior(tiny, curves_run, tmp_path, monkeypat
                                  optim__max_steps=3))
     assert resumed == tmp_path / "runs" / run_dir.name
     state = load_checkpoint(resumed / training.CHECKPOINT)
-    assert state["step"] == 3 and state["config"]["model"]["prior"] == "curves"
+    assert state["step"] == 3 and state["config"]["model"]["prior"] == training.DEFAULT_PRIOR
     assert torch.equal(state["model"]["prior.weights"], before["model"]["prior.weights"])
     assert not torch.equal(state["model"]["conv_in.weight"], before["model"]["conv_in.weight"])
 
