@@ -1,7 +1,12 @@
-"""Ordinary images: 8-bit files, area resizing and RAW previews for people to look at."""
+"""Ordinary images: photos of any bit depth read as 8-bit sRGB, area resizing, and RAW previews
+for people to look at."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -37,10 +42,131 @@ def halve_area(image: np.ndarray) -> np.ndarray:
     return (total / 4).astype(image.dtype)
 
 
-def read_rgb(path) -> np.ndarray:
-    """Any image PIL reads (JPEG, PNG, TIFF, ...) -> (H, W, 3) uint8."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+def read_rgb(path, max_pixels: int | None = None) -> np.ndarray:
+    """Any image Pillow reads (JPEG, PNG, TIFF, ...) -> (H, W, 3) uint8 sRGB codes, turned as its
+    EXIF orientation says (as viewers show it).
+
+    Samples are scaled to 8 bits: 16-bit ones as round(v / 65535 * 255), floats taken to be
+    in [0, 1] and clipped; greyscale gives three equal channels, alpha is dropped. TIFFs of more
+    than 8 bits a sample are read with tifffile (Pillow cuts 16-bit colour to its high byte, and
+    opens no float colour). max_pixels: the largest width x height read (default Pillow's
+    Image.MAX_IMAGE_PIXELS, about 89 MP). Raises PhotoError, naming the file and the reason.
+    """
+    path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    rgb, orientation = (_read_tiff if _wide_tiff(path) else _read_pillow)(path, limit)
+    method = _TRANSPOSE.get(orientation)  # ImageOps.exif_transpose's table
+    return rgb if method is None else np.asarray(Image.fromarray(rgb).transpose(method))
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be read: one line naming the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_ORIENTATION = 0x0112  # the EXIF (and TIFF) tag
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoding(path):
+    """What the decoders raise for a file they cannot read, as one PhotoError."""
+    try:
+        yield
+    except PhotoError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        raise PhotoError(path, f"not a readable image ({type(e).__name__}: {e})") from None
+
+
+def _check_size(path, width: int, height: int, limit: int | None) -> None:
+    if limit is not None and width * height > limit:
+        raise PhotoError(path, f"{width}x{height} is {width * height} pixels, over the limit of "
+                               f"{limit} (convert --max-pixels raises it)")
+
+
+def _open_unlimited(path) -> Image.Image:
+    """Image.open without Pillow's own size check, which ends in a DecompressionBombError at
+    twice its limit, whatever the caller allows; read_rgb checks the size itself."""
+    with _PILLOW_LIMIT, warnings.catch_warnings():  # the lock: threads share Pillow's limit
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_pillow(path: Path, limit: int | None) -> tuple[np.ndarray, int]:
+    with _decoding(path):
+        im = _open_unlimited(path)
+    with im:
+        _check_size(path, *im.size, limit)
+        with _decoding(path):
+            orientation = im.getexif().get(_ORIENTATION, 1)
+            im.load()
+            if not (im.mode in ("I", "F") or im.mode.startswith("I;16")):
+                return np.asarray(im.convert("RGB")), orientation  # 8-bit, palette, alpha, ...
+        return _grey(path, np.asarray(im), 65535), orientation  # 16-bit grey or float
+
+
+def _grey(path, plane: np.ndarray, maximum: int) -> np.ndarray:
+    """(H, W) samples in [0, maximum] (integers) or [0, 1] (floats) -> (H, W, 3) uint8."""
+    return np.repeat(_eight_bit(path, plane, maximum)[..., None], 3, axis=-1)
+
+
+def _eight_bit(path, samples: np.ndarray, maximum: int) -> np.ndarray:
+    if samples.dtype.kind == "f":
+        if np.isnan(samples).any():
+            raise PhotoError(path, "float samples that are NaN")
+        return np.round(np.clip(samples, 0, 1) * 255).astype(np.uint8)
+    if samples.min(initial=0) < 0 or samples.max(initial=0) > maximum:
+        # Pillow's 32-bit "I" images (PNM of more than 8 bits) hold 0..65535, TIFFs go to tifffile
+        raise PhotoError(path, f"{samples.dtype} samples outside 0..{maximum}: range unknown")
+    # float32 (a quarter of float64's memory) is exact here: v / 65535 * 255 is never near a half
+    return np.round(samples.astype(np.float32) * np.float32(255 / maximum)).astype(np.uint8)
+
+
+def _wide_tiff(path: Path) -> bool:
+    """A TIFF of more than 8 bits a sample (read with tifffile); False for anything else."""
+    import tifffile
+
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+            return False
+    with _decoding(path), tifffile.TiffFile(path) as tif:
+        return tif.pages.first.bitspersample > 8
+
+
+def _read_tiff(path: Path, limit: int | None) -> tuple[np.ndarray, int]:
+    import tifffile
+
+    with _decoding(path), tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        _check_size(path, page.imagewidth, page.imagelength, limit)
+        tag = page.tags.get(_ORIENTATION)
+        photometric, bits, axes = page.photometric, page.bitspersample, page.axes
+        samples = page.asarray()
+    if axes.startswith("S"):  # planar: one plane per sample
+        samples = np.moveaxis(samples, 0, -1)
+    if samples.dtype.kind not in "uf":
+        raise PhotoError(path, f"TIFF of {samples.dtype} samples: range unknown")
+    maximum = 2 ** bits - 1
+    if photometric == tifffile.PHOTOMETRIC.RGB:
+        rgb = _eight_bit(path, samples[..., :3], maximum)
+    elif photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE):
+        rgb = _grey(path, samples if samples.ndim == 2 else samples[..., 0], maximum)
+        if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+            rgb = 255 - rgb
+    else:
+        raise PhotoError(path, f"{bits}-bit TIFF of photometric {photometric.name}: not read")
+    return rgb, 1 if tag is None else tag.value
 
 
 def write_png(path, image: np.ndarray) -> None:
