@@ -148,21 +148,42 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 def cmd_convert(args) -> int:
     from .demo import shipped_checkpoint
-    from .generation import barrier, convert, load_generator, merge_manifests, processes, shard
+    from .generation import (ConversionFailed, barrier, convert, load_generator, merge_manifests,
+                             processes, shard)
 
     sources = _image_files(args.inputs)
+    out = Path(args.out)
     with processes(cpu=args.cpu) as device:
         gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
                              tile=args.tile, overlap=args.overlap)
-        done, skipped = convert(sources, Path(args.out), gen, args.seed, args.format,
-                                figure=args.figure)
+        failures = []
+        try:
+            done, skipped = convert(sources, out, gen, args.seed, args.format,
+                                    figure=args.figure, max_pixels=args.max_pixels)
+        except ConversionFailed as e:  # the other photos are converted: report them all
+            done, skipped, failures = e.done, e.skipped, e.failures
         barrier()  # every part of the manifest is written
         rank, world = shard()
         if rank == 0:
-            manifest = merge_manifests(Path(args.out))
-            print(f"{done} image(s) converted, {skipped} already done, by process 0 of {world}; "
-                  f"manifest {manifest}")
-    return 0
+            manifest = merge_manifests(out)
+            print(f"{done} image(s) converted, {skipped} already done, {len(failures)} failed, "
+                  f"by process 0 of {world}; manifest {manifest}")
+    if failures:  # as prepare reports its skipped files; each process its own
+        print(f"{len(failures)} file(s) failed:", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of counts: 0 or less is refused naming the option (as `--steps 0`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def cmd_baseline_fit(args) -> int:
@@ -295,8 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
                    help=f"DDIM steps (default {DEFAULT_STEPS}; see README, 'Quality')")
+    p.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                   help="largest photo to read, in pixels (width x height); default "
+                        "Pillow's limit, 89478485")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
                    help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")

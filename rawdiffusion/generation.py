@@ -28,21 +28,28 @@ from tqdm import tqdm
 from .allocator import keep_freed_memory
 from .checkpoint import camera_raw
 from .diffusion import Diffusion
-from .images import halve_area, raw_preview, read_rgb, write_png
-from .io import atomic_output, write_dng, write_hdf5, write_npy
+from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
+from .io import MIN_DNG_SIDE, atomic_output, write_dng, write_hdf5, write_npy
 from .sampling import derived_seed, generate_tiled, guide_tensor, pad_to_multiple
 
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
 
 
-def file_digest(path, length: int = 16) -> str:
-    """The first `length` hex digits of the file's SHA-256: names a checkpoint in manifests."""
+def file_digest(path) -> str:
+    """The file's SHA-256 (64 hex digits): names a checkpoint in manifests."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:length]
+    return h.hexdigest()
+
+
+def same_checkpoint(recorded: str | None, digest: str) -> bool:
+    """Whether a record's checkpoint digest names the file of `digest`: its full SHA-256, or the
+    first 16 hex digits of it, all that versions before the full digest recorded."""
+    return recorded is not None and (recorded == digest
+                                     or len(recorded) == 16 and digest.startswith(recorded))
 
 
 @dataclass
@@ -162,28 +169,105 @@ def read_records(out: Path, stem: str, key: str) -> dict[str, dict]:
     return records
 
 
+def read_manifest(out: Path, key: str) -> dict[str, dict]:
+    """Every manifest record in `out` by record[key]: manifest.jsonl, then the per-process parts
+    not yet merged into it (newer, so they win)."""
+    merged = out / "manifest.jsonl"
+    records = {}
+    if merged.is_file():
+        records = {r[key]: r for r in map(json.loads, merged.read_text().splitlines())}
+    return records | read_records(out, "manifest", key)
+
+
 def merge_manifests(out: Path) -> Path:
-    """Join the per-process manifest parts into manifest.jsonl, one line per output, sorted."""
-    records = read_records(out, "manifest", "output")
+    """Join the per-process manifest parts into manifest.jsonl (keeping the records of earlier
+    runs), one line per output, sorted; then remove the parts. A kill in between leaves parts
+    that are already merged, which the next merge joins again harmlessly."""
+    parts = sorted(out.glob("manifest.part*.jsonl"))
+    records = read_manifest(out, "output")
     path = out / "manifest.jsonl"
     with atomic_output(path) as tmp:
         tmp.write_text("".join(json.dumps(records[k]) + "\n" for k in sorted(records)))
+    for part in parts:
+        part.unlink()
     return path
 
 
+class ConversionFailed(ValueError):
+    """Photos that could not be read, raised once every other photo is converted: `failures`
+    holds one line per photo, naming it and the reason."""
+
+    def __init__(self, done: int, skipped: int, failures: list[str]):
+        self.done, self.skipped, self.failures = done, skipped, failures
+        super().__init__(f"{done} converted, {len(failures)} failed: " + "; ".join(failures))
+
+
 def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str = "dng",
-            names: list[str] | None = None, figure: bool = False) -> tuple[int, int]:
+            names: list[str] | None = None, figure: bool = False,
+            max_pixels: int | None = None) -> tuple[int, int]:
     """Convert RGB image files into RAW files in `out` (this process's share of them).
 
     names: output base names (default: the sources' stems). figure: also write
     <name>_compare.png, photo | generated RAW preview | the DNG as LibRaw renders it.
-    Returns (converted, skipped as already done). An unreadable image raises ValueError
-    naming it before anything is written for it.
+    max_pixels: the largest photo read (images.read_rgb; default Pillow's limit).
+    Returns (converted, skipped as already done). What concerns the whole job (no sources,
+    colliding names, an --out that is a file, a camera no DNG can hold) raises ValueError before
+    anything is written; a photo that cannot be read is skipped with nothing written for it,
+    and once the others are converted ConversionFailed names every such photo.
     """
     rank, world = shard()
     names = names or [p.stem for p in sources]
-    if len(set(names)) != len(names):
-        raise ValueError("two inputs have the same name; outputs would collide")
+    _check_job(sources, names, out, fmt, gen)
+    out.mkdir(parents=True, exist_ok=True)
+    mine = list(range(rank, len(sources), world))
+    done = skipped = 0
+    failures = []
+    part = out / f"manifest.part{rank}.jsonl"
+    # A rerun skips photos finished with the same generator; another checkpoint redoes them.
+    made = read_manifest(out, "source")
+    bar = tqdm(total=len(mine), unit="image", desc="convert", disable=rank != 0,
+               dynamic_ncols=True)
+    with bar:
+        for index in mine:
+            source, base = sources[index], out / names[index]
+            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()) \
+                    and same_checkpoint(made.get(str(source), {}).get("checkpoint"), gen.digest):
+                skipped += 1
+                bar.update()
+                continue
+            try:
+                photo = _read_photo(source, fmt, max_pixels)
+            except PhotoError as e:
+                failures.append(str(e))
+                bar.update()
+                continue
+            s = derived_seed(seed, index)
+            x = gen.packed(halve_area(photo), s)
+            paths = write_prediction(base, x, gen.camera, fmt)
+            if figure:
+                _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
+            append_record(part, {"source": str(source), "output": str(paths[0]),
+                                 "preview": str(paths[1]), "steps": gen.steps, "seed": s,
+                                 "checkpoint": gen.digest, "size": list(x.shape[1:])})
+            done += 1
+            bar.update()
+    if failures:
+        raise ConversionFailed(done, skipped, failures)
+    return done, skipped
+
+
+def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) -> None:
+    """What would stop the whole conversion, before anything is written."""
+    if not sources:
+        raise ValueError("no images to convert")
+    first = {}
+    for source, name in zip(sources, names):
+        if name in first:
+            raise ValueError(f"{first[name]} and {source} would both be written as "
+                             f"{out / name}.*; rename one or convert them separately")
+        first[name] = source
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: a file, not a folder; the outputs need a folder")
     # An output must never replace an input (a photo.png beside --out's photo.png preview).
     inputs = {p.resolve() for p in sources}
     for name in names:
@@ -193,44 +277,33 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
             if path.resolve() in inputs:
                 raise ValueError(f"{path}: an input photo would be overwritten by an output; "
                                  "choose another --out folder")
-    out.mkdir(parents=True, exist_ok=True)
-    mine = list(range(rank, len(sources), world))
-    done = skipped = 0
-    part = out / f"manifest.part{rank}.jsonl"
-    # A rerun skips photos finished with the same generator; another checkpoint redoes them.
-    made = read_records(out, "manifest", "source")
-    bar = tqdm(total=len(mine), unit="image", desc="convert", disable=rank != 0,
-               dynamic_ncols=True)
-    with bar:
-        for index in mine:
-            source, base = sources[index], out / names[index]
-            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()) \
-                    and made.get(str(source), {}).get("checkpoint") == gen.digest:
-                skipped += 1
-                bar.update()
-                continue
-            photo = _read_photo(source)
-            guide = halve_area(photo)
-            s = derived_seed(seed, index)
-            x = gen.packed(guide, s)
-            paths = write_prediction(base, x, gen.camera, fmt)
-            if figure:
-                _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
-            append_record(part, {"source": str(source), "output": str(paths[0]),
-                                   "preview": str(paths[1]), "steps": gen.steps, "seed": s,
-                                   "checkpoint": gen.digest, "size": list(x.shape[1:])})
-            done += 1
-            bar.update()
-    return done, skipped
+    problem = camera_problem(gen.camera) if fmt == "dng" else None
+    if problem:
+        raise ValueError(f"checkpoint {gen.digest[:16]}: its camera cannot be written as a DNG: "
+                         f"{problem}")
 
 
-def _read_photo(path: Path) -> np.ndarray:
-    try:
-        photo = read_rgb(path)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
-    if min(photo.shape[:2]) < 4:
-        raise ValueError(f"{path}: image of {photo.shape[1]}x{photo.shape[0]} is too small")
+def camera_problem(camera: dict) -> str | None:
+    """Why no DNG of `camera` (a checkpoint's camera fields) can be written, or None."""
+    missing = [k for k in ("cfa", "black_level", "white_level") if k not in camera]
+    if missing:
+        return f"no {', '.join(missing)}"
+    wb = camera.get("wb")
+    if wb and not (len(wb) == 3 and all(np.isfinite(g) and g > 0 for g in wb)):
+        return f"white balance {list(wb)} is not three positive gains"
+    try:  # RawImage checks the CFA order, the levels and the colour matrices
+        camera_raw(camera, np.zeros((4, MIN_DNG_SIDE, MIN_DNG_SIDE), np.float32))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _read_photo(path: Path, fmt: str, max_pixels: int | None) -> np.ndarray:
+    photo = read_rgb(path, max_pixels)
+    smallest = MIN_DNG_SIDE if fmt == "dng" else 4
+    if min(photo.shape[:2]) < smallest:
+        raise PhotoError(path, f"image of {photo.shape[1]}x{photo.shape[0]} is too small (the "
+                               f"{fmt} output needs {smallest} pixels a side)")
     return photo
 
 

@@ -1,5 +1,6 @@
 """RGB -> RAW conversion with a checkpoint: outputs, resumption, sharding, clear errors."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,9 @@ from PIL import Image
 
 from rawdiffusion.checkpoint import camera_raw, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion
-from rawdiffusion.generation import Generator, convert, file_digest, merge_manifests
+from rawdiffusion import cli
+from rawdiffusion.generation import (ConversionFailed, Generator, convert, file_digest,
+                                     merge_manifests)
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
 
@@ -127,3 +130,133 @@ def test_camera_raw_inverts_normalisation_exactly():
     assert levels.tolist() == CAMERA["black_level"]
     back = bayer.normalise(bayer.pack(raw.mosaic, raw.cfa), levels, raw.white_level)
     np.testing.assert_allclose(back, x, atol=0.5 / (4095 - 67))
+
+
+def test_a_folder_with_bad_photos_converts_the_others_and_reports_each(checkpoint, tmp_path,
+                                                                      capsys):
+    folder = tmp_path / "in"
+    photos(folder)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")  # sorts first
+    Image.fromarray(np.zeros((10, 40, 3), np.uint8)).save(folder / "photo1b.png")  # too small
+    out = tmp_path / "out"
+    assert cli.main(["convert", str(folder), "--checkpoint", str(checkpoint), "--out", str(out),
+                     "--cpu"]) == 1
+    captured = capsys.readouterr()
+    assert "3 image(s) converted, 0 already done, 2 failed" in captured.out
+    lines = captured.err.splitlines()
+    assert lines[-3:] == [
+        "2 file(s) failed:",
+        f"  {folder / 'broken.jpg'}: not a readable image (UnidentifiedImageError: cannot "
+        f"identify image file '{folder / 'broken.jpg'}')",
+        f"  {folder / 'photo1b.png'}: image of 40x10 is too small (the dng output needs 22 "
+        "pixels a side)"]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == [str(folder / f"photo{i}.png") for i in range(3)]
+    assert sorted(p.name for p in out.glob("broken*")) == []
+
+
+def test_the_library_raises_after_converting_the_others(checkpoint, tmp_path):
+    sources = photos(tmp_path / "in")
+    (tmp_path / "in" / "bad.png").write_bytes(b"junk")
+    with pytest.raises(ConversionFailed, match=r"^2 converted, 1 failed: .*bad\.png: not a "
+                                               r"readable image") as e:
+        convert([sources[0], tmp_path / "in" / "bad.png", sources[2]], tmp_path / "out",
+                generator(checkpoint), 0, fmt="npy")
+    assert (e.value.done, e.value.skipped, len(e.value.failures)) == (2, 0, 1)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npy")) == ["photo0.npy", "photo2.npy"]
+
+
+def test_max_pixels_refuses_a_photo_over_it(checkpoint, tmp_path, capsys):
+    sources = photos(tmp_path / "in", sizes=((40, 56),))
+    with pytest.raises(ConversionFailed, match=r"photo0\.png: 56x40 is 2240 pixels, over the "
+                                               r"limit of 2239 \(convert --max-pixels"):
+        convert(sources, tmp_path / "out", generator(checkpoint), 0, max_pixels=2239)
+    assert cli.main(["convert", str(sources[0]), "--checkpoint", str(checkpoint), "--out",
+                     str(tmp_path / "out"), "--max-pixels", "2240", "--cpu"]) == 0
+
+
+def test_two_photos_of_one_name_are_both_named(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / name)
+    sources = sorted(folder.iterdir())
+    with pytest.raises(ValueError, match=f"^{folder / 'a.jpg'} and {folder / 'a.png'} would "
+                                         f"both be written as {tmp_path / 'out' / 'a'}"):
+        convert(sources, tmp_path / "out", generator(checkpoint), 0)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("steps", ["0", "-3"])
+def test_steps_below_one_are_refused_naming_the_option(tmp_path, capsys, steps):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", steps])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"rawdiffusion convert: error: argument --steps: must be a positive integer, got "
+        f"'{steps}'")
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(checkpoint, tmp_path, capsys):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    (tmp_path / "out").write_text("a file")
+    assert cli.main(["convert", str(sources[0]), "--checkpoint", str(checkpoint), "--out",
+                     str(tmp_path / "out"), "--cpu"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'out'}: a file, not a folder; the "
+                                       "outputs need a folder\n")
+
+
+def test_nothing_to_convert_writes_nothing(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="^no images to convert$"):
+        convert([], tmp_path / "out", generator(checkpoint), 0)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("black_level", [5000.0] * 4, "black level 5000 is not below white level 4095"),
+    ("cfa", "RGBX", "unknown Bayer order 'RGBX'"),
+    ("wb", [2.0, 0.0, 1.5], "white balance [2.0, 0.0, 1.5] is not three positive gains"),
+    ("white_level", None, "no white_level")])
+def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_path, field, value,
+                                                             words):
+    gen = generator(checkpoint)
+    gen.camera = dict(gen.camera, **{field: value})
+    if value is None:
+        del gen.camera[field]
+    gen.packed = None  # any generation would fail with another error
+    with pytest.raises(ValueError, match="its camera cannot be written as a DNG: ") as e:
+        convert(photos(tmp_path / "in"), tmp_path / "out", gen, 0)
+    assert words in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_manifest_holds_the_full_sha256_and_a_rerun_knows_old_16_digit_ones(checkpoint,
+                                                                               tmp_path):
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert file_digest(checkpoint) == sha and len(sha) == 64
+    sources = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0, fmt="npy")
+    manifest = merge_manifests(out)
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert {r["checkpoint"] for r in records} == {sha}
+    # as written by a version that kept 16 hex digits: still this checkpoint's work
+    manifest.write_text("".join(json.dumps(dict(r, checkpoint=sha[:16])) + "\n"
+                                for r in records))
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (0, 3)
+    manifest.write_text("".join(json.dumps(dict(r, checkpoint="0" * 16)) + "\n"
+                                for r in records))
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (3, 0)
+
+
+def test_merging_removes_the_parts_and_keeps_earlier_runs(checkpoint, tmp_path):
+    sources = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    convert(sources[:1], out, generator(checkpoint), 0, fmt="npy")
+    merge_manifests(out)
+    assert sorted(p.name for p in out.glob("manifest*")) == ["manifest.jsonl"]
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (2, 1)
+    merge_manifests(out)
+    assert sorted(p.name for p in out.glob("manifest*")) == ["manifest.jsonl"]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == [str(s) for s in sources]
