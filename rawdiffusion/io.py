@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -493,14 +494,15 @@ def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dt
 def atomic_output(path):
     """Yield a temporary path next to `path`; rename it to `path` only if the block succeeds.
 
-    A killed or failing writer therefore never leaves a half-written `path` behind.
+    A killed or failing writer therefore never leaves a half-written `path` behind. The file
+    gets the mode open() would give it (0o666 less the umask), not mkstemp's 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -513,3 +513,28 @@ def test_cli_info_prints_json_and_one_line_errors(tmp_path):
         f"error: {tmp_path / 'levels.dng'}: impossible levels: DNG BlackLevel 5000 is not below "
         "DNG WhiteLevel 4095"]
     assert (tmp_path / "pv" / "good.png").is_file()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_outputs_get_the_mode_open_gives_not_0600(tmp_path, umask):
+    """atomic_output's files are created as open() creates files: 0o666 less the umask."""
+    import os
+
+    from rawdiffusion.images import write_png
+    from rawdiffusion.io import atomic_output
+
+    old = os.umask(umask)
+    try:
+        write_dng(tmp_path / "a.dng", synthetic_raw())
+        write_npy(tmp_path / "a.npy", np.zeros((4, 8, 8), np.float32))
+        write_hdf5(tmp_path / "a.h5", np.zeros((4, 8, 8), np.float32))
+        write_png(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+        with atomic_output(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["a.dng", "a.npy", "a.h5", "a.png", "a.txt", "plain.txt"],
+                                  0o666 & ~umask)
