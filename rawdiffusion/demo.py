@@ -9,7 +9,7 @@ overview of all four.
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
 from importlib import resources
 from pathlib import Path
 
@@ -36,12 +36,10 @@ def run_demo(out, checkpoint=None, steps: int = 2) -> int:
     camera = gen.camera
     print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}")
     photos = resources.files("skimage") / "data"
-    with tempfile.TemporaryDirectory() as tmp:
-        sources = []
-        for name in PHOTOS:
-            with resources.as_file(photos / name) as path:  # a real file even from a zip
-                sources.append(Path(tmp) / name)
-                sources[-1].write_bytes(Path(path).read_bytes())
+    with contextlib.ExitStack() as files:
+        # The installed photos themselves, so that the manifest names files a user can find
+        # (and a rerun skips what is done); a temporary copy only from a zipped scikit-image.
+        sources = [files.enter_context(resources.as_file(photos / name)) for name in PHOTOS]
         done, skipped = convert(sources, out, gen, seed=0, figure=True)
     merge_manifests(out)
     figures = [read_rgb(out / f"{Path(n).stem}_compare.png") for n in PHOTOS]

@@ -1,11 +1,13 @@
 """The main job, `rawdiffusion demo`, with the shipped checkpoint: outputs, and colours kept."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rawdiffusion.demo import PHOTOS, run_demo
+from rawdiffusion.demo import PHOTOS, run_demo, shipped_checkpoint
+from rawdiffusion.generation import file_digest
 from rawdiffusion.images import halve_area, read_rgb
 from rawdiffusion.io import read_raw, render_srgb
 
@@ -25,6 +27,19 @@ def test_demo_writes_every_output_and_a_manifest(demo_out):
     assert (demo_out / "overview.png").is_file()
     records = [json.loads(line) for line in (demo_out / "manifest.jsonl").read_text().splitlines()]
     assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {2}
+
+
+def test_the_manifest_names_the_installed_photos_and_its_parts_are_gone(demo_out):
+    """Sources a user can find (scikit-image's own files, not a deleted temporary copy), the
+    checkpoint's full SHA-256, and no manifest.part*.jsonl left beside the manifest."""
+    records = [json.loads(line) for line in (demo_out / "manifest.jsonl").read_text().splitlines()]
+    sources = [Path(r["source"]) for r in records]
+    assert sorted(p.name for p in sources) == sorted(PHOTOS)
+    assert all(p.is_file() and p.parent.name == "data" and p.parent.parent.name == "skimage"
+               for p in sources)
+    assert {r["checkpoint"] for r in records} == {file_digest(shipped_checkpoint())}
+    assert len(records[0]["checkpoint"]) == 64
+    assert sorted(p.name for p in demo_out.glob("manifest*")) == ["manifest.jsonl"]
 
 
 def test_a_red_cup_stays_red_when_the_dng_is_rendered(demo_out):
