@@ -48,9 +48,11 @@ def read_rgb(path, max_pixels: int | None = None) -> np.ndarray:
 
     Samples are scaled to 8 bits: 16-bit ones as round(v / 65535 * 255), floats taken to be
     in [0, 1] and clipped; greyscale gives three equal channels, alpha is dropped. TIFFs of more
-    than 8 bits a sample are read with tifffile (Pillow cuts 16-bit colour to its high byte, and
-    opens no float colour). max_pixels: the largest width x height read (default Pillow's
-    Image.MAX_IMAGE_PIXELS, about 89 MP). Raises PhotoError, naming the file and the reason.
+    than 8 bits a sample are read with tifffile, as Pillow opens no float colour and keeps only
+    the high byte of 16-bit colour; 16-bit colour PNGs (which only Pillow reads here) keep that
+    high byte, at most one code from the rounded value. max_pixels: the largest width x height
+    read (default Pillow's Image.MAX_IMAGE_PIXELS, about 89 MP). Raises PhotoError, naming the
+    file and the reason.
     """
     path = Path(path)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -129,7 +131,8 @@ def _eight_bit(path, samples: np.ndarray, maximum: int) -> np.ndarray:
     if samples.min(initial=0) < 0 or samples.max(initial=0) > maximum:
         # Pillow's 32-bit "I" images (PNM of more than 8 bits) hold 0..65535, TIFFs go to tifffile
         raise PhotoError(path, f"{samples.dtype} samples outside 0..{maximum}: range unknown")
-    # float32 (a quarter of float64's memory) is exact here: v / 65535 * 255 is never near a half
+    # float32, a quarter of float64's memory, rounds 16-bit samples exactly: v / 257 is never
+    # within 1/514 of a half
     return np.round(samples.astype(np.float32) * np.float32(255 / maximum)).astype(np.uint8)
 
 
@@ -137,11 +140,12 @@ def _wide_tiff(path: Path) -> bool:
     """A TIFF of more than 8 bits a sample (read with tifffile); False for anything else."""
     import tifffile
 
-    with open(path, "rb") as f:
-        if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
-            return False
-    with _decoding(path), tifffile.TiffFile(path) as tif:
-        return tif.pages.first.bitspersample > 8
+    with _decoding(path):
+        with open(path, "rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return False
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages.first.bitspersample > 8
 
 
 def _read_tiff(path: Path, limit: int | None) -> tuple[np.ndarray, int]:

@@ -153,3 +153,12 @@ def test_not_an_image_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "x.png").write_bytes(b"not a png")
     with pytest.raises(PhotoError, match=r"x\.png: not a readable image \(Unidentified"):
         read_rgb(tmp_path / "x.png")
+
+
+def test_a_missing_file_or_a_truncated_tiff_is_one_line(tmp_path):
+    with pytest.raises(PhotoError, match=r"gone\.png: not a readable image \(FileNotFound"):
+        read_rgb(tmp_path / "gone.png")
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((64, 64), np.uint16))
+    (tmp_path / "t.tif").write_bytes((tmp_path / "t.tif").read_bytes()[:100])
+    with pytest.raises(PhotoError, match=r"t\.tif: not a readable image"):
+        read_rgb(tmp_path / "t.tif")
