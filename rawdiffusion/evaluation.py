@@ -30,7 +30,8 @@ from .checkpoint import camera_of
 from .config import SetupError, ddim_steps, open_split, run_name
 from .datasets.layout import PreparedDataset
 from .generation import (FORMATS, Generator, append_record, barrier, load_generator,
-                         outputs_exist, processes, read_records, shard, write_prediction)
+                         outputs_exist, processes, read_records, same_checkpoint, shard,
+                         write_prediction)
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .sampling import derived_seed
@@ -59,7 +60,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     mine = [i for i in range(rank, len(ids), world)]
     # Finished samples are skipped only if the same generator made them: another checkpoint
     # (or baseline) sampled into the same folder redoes them.
-    todo = [i for i in mine if done.get(ids[i], {}).get("checkpoint") != gen.digest
+    todo = [i for i in mine if not same_checkpoint(done.get(ids[i], {}).get("checkpoint"),
+                                                   gen.digest)
             or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
     log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
              dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
@@ -84,7 +86,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
 
 
 def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator) -> dict:
-    rows = [results[i] for i in ids if results.get(i, {}).get("checkpoint") == gen.digest]
+    rows = [results[i] for i in ids
+            if same_checkpoint(results.get(i, {}).get("checkpoint"), gen.digest)]
     if rgb_only:
         return {}
     with atomic_output(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
