@@ -23,26 +23,35 @@ class UsageError(Exception):
 # ----------------------------------------------------------------------------- info
 
 def cmd_info(args) -> int:
-    from .io import RawFormatError, read_raw
+    """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
+    from .io import RawFormatError
 
     failed = 0
     for path in args.files:
         try:
-            raw = read_raw(path)
-        except RawFormatError as e:
-            print(f"error: {e}", file=sys.stderr)
+            _info_one(path, args.preview)
+        except (ValueError, OSError) as e:  # RawFormatError names its file; the others may not
+            print(f"error: {e if isinstance(e, RawFormatError) else f'{path}: {e}'}",
+                  file=sys.stderr)
             failed += 1
-            continue
-        print(json.dumps(raw.info()))
-        if args.preview:
-            from . import bayer
-            from .images import raw_preview, write_png
-
-            packed = bayer.pack(raw.mosaic, raw.cfa)
-            x = bayer.normalise(packed, bayer.packed_levels(raw.black_level, raw.cfa),
-                                raw.white_level)
-            write_png(Path(args.preview) / f"{Path(path).stem}.png", raw_preview(x))
+    if failed:
+        print(f"{failed} of {len(args.files)} file(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _info_one(path, preview) -> None:
+    from .io import read_raw
+
+    raw = read_raw(path)
+    print(json.dumps(raw.info()))
+    if preview:
+        from . import bayer
+        from .images import raw_preview, write_png
+
+        packed = bayer.pack(raw.mosaic, raw.cfa)
+        x = bayer.normalise(packed, bayer.packed_levels(raw.black_level, raw.cfa),
+                            raw.white_level)
+        write_png(Path(preview) / f"{Path(path).stem}.png", raw_preview(x))
 
 
 # ----------------------------------------------------------------------------- prepare

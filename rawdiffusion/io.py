@@ -25,8 +25,12 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError)
+from pydantic_core import PydanticCustomError
 
 CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
@@ -410,46 +414,116 @@ _DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
 def _sidecar_dtype(path: Path, text: str) -> np.dtype:
     m = _DTYPE_WORDS.search(text)
     if not m:
-        raise RawFormatError(path, f"sidecar dtype {text!r} is neither uint8 nor uint16")
+        raise RawFormatError(path, f"dtype: {text!r} is neither uint8 nor uint16")
     if m.group(1).lower() == "uint8":
         return np.dtype(np.uint8)
     big = re.search(r"\b(BE|big)", text, re.IGNORECASE) is not None
     return np.dtype(">u2" if big else "<u2")
 
 
+# A declared schema (pydantic) instead of checks scattered over the reader: every key's type
+# and range is stated once, and a bad value is reported with the key it came from, never as a
+# numpy broadcast message or a traceback. Extra keys (provenance, notes) are allowed.
+def _json(value) -> str:
+    return json.dumps(value, default=repr)
+
+
+def _levels(value):
+    """black_level: one number for all four CFA positions, or four (row-major, like cfa)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return (float(value),) * 4
+        except ValueError:
+            raise PydanticCustomError("custom", f"{_json(value)} is not a number") from None
+    if isinstance(value, (list, tuple)) and len(value) == 4:
+        return value
+    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else _json(value)
+    raise PydanticCustomError("custom", f"{got}: give one number, or four (one per CFA position)")
+
+
+def _gains(value):
+    """wb: three gains (R, G, B), or null for none."""
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 3):
+        return value
+    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else _json(value)
+    raise PydanticCustomError("custom", f"{got}: give three gains (R, G, B), or null")
+
+
+def _bayer_order(value: str) -> str:
+    if value.upper() not in CFA_ORDERS:
+        raise PydanticCustomError("custom", f"{value!r} is not a Bayer order "
+                                         f"({', '.join(CFA_ORDERS)})")
+    return value.upper()
+
+
+Gain = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Sidecar(BaseModel):
+    """The JSON sidecar of a headerless Bayer dump or PGM (see read_sidecar_raw). Levels are
+    checked together with level_problem: whether black < white needs both keys."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    dtype: str = "uint16"
+    cfa_pattern: Annotated[str, AfterValidator(_bayer_order)]
+    black_level: Annotated[tuple[float, float, float, float], BeforeValidator(_levels)]
+    white_level: float
+    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(_gains)] = None
+    make: str | None = None
+    model: str | None = None
+
+
+def _schema_problem(error: ValidationError) -> str:
+    """'key: what is wrong' of every error, in one line."""
+    problems = []
+    for e in error.errors(include_url=False):
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        what = e["msg"][:1].lower() + e["msg"][1:]
+        if e["type"] not in ("missing", "custom"):
+            what += f" (got {_json(e['input'])})"
+        problems.append(f"{key}: {what}")
+    return "; ".join(problems)
+
+
+def read_sidecar(side) -> Sidecar:
+    """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>'."""
+    try:
+        meta = json.loads(Path(side).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RawFormatError(side, f"unusable sidecar ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise RawFormatError(side, f"not a JSON object but {_json(meta)[:40]}")
+    try:
+        return Sidecar.model_validate(meta)
+    except ValidationError as e:
+        raise RawFormatError(side, _schema_problem(e)) from None
+
+
 def read_sidecar_raw(path) -> RawImage:
     """Read a headerless Bayer dump or a PGM (P5) described by a JSON sidecar of the same stem.
 
-    The sidecar gives `width`, `height`, `dtype` ("uint8", "uint16 little-endian",
-    "uint16 BE", ...), `cfa_pattern`, `black_level` (one value or four, per CFA position) and
-    `white_level`; optionally `make`, `model` and `wb` (R, G, B gains). Levels must satisfy
-    0 <= black < white <= 65535.
+    The sidecar (schema: `Sidecar`) gives `width`, `height` (positive integers), `dtype`
+    ("uint8", "uint16 little-endian", "uint16 BE", ...), `cfa_pattern` (a Bayer order, any
+    case), `black_level` (one number or four, per CFA position) and `white_level`; optionally
+    `make`, `model` and `wb` (three positive R, G, B gains, or null). Levels must satisfy
+    0 <= black < white <= 65535. Other keys are ignored.
     """
     path = Path(path)
     side = sidecar_path(path)
-    try:
-        meta = json.loads(side.read_text())
-        width, height = int(meta["width"]), int(meta["height"])
-        cfa = str(meta["cfa_pattern"]).upper()
-        black, white = meta["black_level"], float(meta["white_level"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RawFormatError(side, f"unusable sidecar ({type(e).__name__}: {e})") from None
-    if cfa not in CFA_ORDERS:
-        raise RawFormatError(side, f"cfa_pattern {cfa!r} is not a Bayer order "
-                                   f"({', '.join(CFA_ORDERS)})")
-    try:
-        black = tuple(float(b) for b in np.broadcast_to(np.asarray(black, dtype=np.float64), 4))
-    except (TypeError, ValueError):
-        raise RawFormatError(side, f"black_level {meta['black_level']!r} is not one number or "
-                                   "four (per CFA position)") from None
+    meta = read_sidecar(side)
+    width, height, black, white = meta.width, meta.height, meta.black_level, meta.white_level
+    problem = level_problem(black, white, ("black_level", "white_level"))
+    if problem:
+        raise RawFormatError(side, problem)
     data = path.read_bytes()
     if path.suffix.lower() == ".pgm":
         dtype, offset = _pgm_layout(path, data, width, height)
     else:
-        dtype, offset = _sidecar_dtype(side, str(meta.get("dtype", "uint16"))), 0
-    problem = level_problem(black, white, ("black_level", "white_level"))
-    if problem:
-        raise RawFormatError(side, problem)
+        dtype, offset = _sidecar_dtype(side, meta.dtype), 0
     expected = width * height * dtype.itemsize
     if len(data) - offset != expected:
         what = "PGM pixel data is" if offset else "file is"
@@ -460,10 +534,8 @@ def read_sidecar_raw(path) -> RawImage:
     problem = no_image_problem(mosaic, black, white)
     if problem:
         raise RawFormatError(path, problem)
-    wb = tuple(float(g) for g in meta["wb"]) if meta.get("wb") else None
-    return RawImage(mosaic=mosaic, cfa=cfa, black_level=black, white_level=white, wb=wb,
-                    make=str(meta.get("make", "")), model=str(meta.get("model", "")),
-                    path=str(path))
+    return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=black, white_level=white,
+                    wb=meta.wb, make=meta.make or "", model=meta.model or "", path=str(path))
 
 
 def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dtype, int]:

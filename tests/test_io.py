@@ -511,7 +511,8 @@ def test_cli_info_prints_json_and_one_line_errors(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'bad.dng'}: empty file",
         f"error: {tmp_path / 'levels.dng'}: impossible levels: DNG BlackLevel 5000 is not below "
-        "DNG WhiteLevel 4095"]
+        "DNG WhiteLevel 4095",
+        "2 of 3 file(s) could not be read"]
     assert (tmp_path / "pv" / "good.png").is_file()
 
 
