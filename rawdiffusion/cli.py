@@ -240,7 +240,7 @@ def _split_options(p: argparse.ArgumentParser) -> None:
                    help="fraction of images in the test split (default 0.15)")
     p.add_argument("--split-seed", type=int, default=2817,
                    help="random_state of the scikit-learn-identical split (default 2817)")
-    p.add_argument("--grid", type=int, default=3,
+    p.add_argument("--grid", type=_positive_int, default=3,
                    help="patches per side cut from every image (default 3: a 3x3 grid)")
 
 
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", required=True, choices=["nikon", "sony"])
     p.add_argument("--h416", action="store_true",
                    help="whole images resized to 416x640 with COCO boxes, instead of patches")
-    p.add_argument("--grid", type=int, default=3, help="patches per side (default 3)")
+    p.add_argument("--grid", type=_positive_int, default=3, help="patches per side (default 3)")
     _common_prepare(p, "output dataset folder")
     p.set_defaults(func=cmd_prepare_nod)
 

@@ -188,6 +188,19 @@ def test_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope'}: no such folder"
 
 
+@pytest.mark.parametrize("command", [["folder", "--raw-dir", "r"], ["fivek", "--root", "r",
+                                     "--camera", "nikon"], ["nod", "--root", "r", "--camera", "sony"]])
+@pytest.mark.parametrize("grid", ["0", "-2", "x"])
+def test_grid_below_one_is_refused_naming_the_option(command, grid, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", *command, "--out", str(tmp_path / "o"), "--grid", grid])
+    assert info.value.code == 2 and not (tmp_path / "o").exists()
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"argument --grid: must be a positive integer, got {grid!r}")
+    with pytest.raises(ValueError, match="grid 0: must be at least 1 patch per side"):
+        grid_boxes(1500, 2000, 0)
+
+
 # ----------------------------------------------------------------------------- real data
 
 @pytest.mark.parametrize("folder", ["dng", "bayer"])

@@ -46,6 +46,8 @@ def grid_boxes(height: int, width: int, grid: int) -> list[tuple[int, int, int, 
 
     Each patch is its grid cell centre-cropped to sides that are multiples of 32.
     """
+    if grid < 1:
+        raise ValueError(f"grid {grid}: must be at least 1 patch per side")
     cell_h, cell_w = height // grid, width // grid
     ph, pw = cell_h // PATCH_MULTIPLE * PATCH_MULTIPLE, cell_w // PATCH_MULTIPLE * PATCH_MULTIPLE
     if ph == 0 or pw == 0:
