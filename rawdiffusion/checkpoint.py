@@ -9,17 +9,37 @@ that camera's DNG without the dataset.
 
 from __future__ import annotations
 
+import inspect
+import pickle
+import re
+import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import bayer
-from .io import RawImage, atomic_output
-from .model import UNet
+from .config import SetupError
+from .io import (CFA_ORDERS, Gain, RawImage, atomic_output, level_problem, schema_problem,
+                 three_gains)
+from .model import GUIDES, PRESETS, UNet
 
 FORMAT = "rawdiffusion-checkpoint/1"
+# What every checkpoint holds besides "format", with its type; "ema" is None or a state dict.
+REQUIRED = {"step": int, "config": dict, "model_config": dict, "model": dict, "camera": dict}
+
+
+class CheckpointError(SetupError, ValueError):
+    """A file that is not a usable checkpoint: one line naming the file and why. A SetupError,
+    so that train.py and sample.py report it as their setup problems, and a ValueError, so that
+    the rawdiffusion command does: both as `error: ...` with exit status 2."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -29,21 +49,169 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """A checkpoint's dict; ValueError naming the file when it is not one of ours."""
+    """A checkpoint's dict, validated before any work: its container, keys, model_config, the
+    weights' shapes for that model_config and their finiteness, and the camera. Raises
+    CheckpointError (one line naming the file and what is wrong), FileNotFoundError when
+    there is no file. Nothing in the file is executed: torch.load(weights_only=True) unpickles
+    tensors and plain values only, and files that are not PyTorch zip archives (plain pickles,
+    random bytes) are refused before unpickling."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    problem = _container_problem(path)
+    if problem:
+        raise CheckpointError(path, f"not a readable checkpoint: {problem}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such checkpoint") from None
-    except Exception as e:  # a truncated file, another program's pickle, ...
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a rawdiffusion checkpoint")
+    except pickle.UnpicklingError as e:  # torch's several-paragraph "Weights only load failed"
+        raise CheckpointError(path, f"not a readable checkpoint: {_refused(e)}") from None
+    except Exception as e:  # a damaged archive, ...
+        raise CheckpointError(path, f"not a readable checkpoint ({type(e).__name__}: "
+                                    f"{_first_sentence(e)})") from None
+    problem = checkpoint_problem(state)
+    if problem:
+        raise CheckpointError(path, problem)
     return state
+
+
+def _container_problem(path: Path) -> str | None:
+    """Why `path` cannot be what torch.save writes (a zip archive holding data.pkl), or None."""
+    if path.is_dir():
+        return "a directory, not a checkpoint file"
+    with open(path, "rb") as f:
+        head = f.read(1)
+    if not head:
+        return "an empty file"
+    if not zipfile.is_zipfile(path):
+        if head == b"\x80":  # pickle protocol 2 and later
+            return "a plain pickle, not a PyTorch zip archive (left unpickled)"
+        return "not a PyTorch zip archive (truncated, or another kind of file)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        return f"a damaged zip archive ({e})"
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "a zip archive without the data.pkl of a PyTorch checkpoint"
+    return None
+
+
+def _refused(error: Exception) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    what = found.group(1) if found else "objects"
+    return (f"it holds {what}, not only tensors and plain values (refused unexecuted: "
+            "checkpoints load with weights_only=True)")
+
+
+def _first_sentence(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text.split(". ")[0][:200]
+
+
+def checkpoint_problem(state) -> str | None:
+    """What is wrong with a loaded checkpoint dict (one line, no file name), or None."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return "not a rawdiffusion checkpoint (no format " + repr(FORMAT) + ")"
+    for key, kind in REQUIRED.items():
+        if key not in state:
+            return f"incomplete checkpoint: no {key!r}"
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            return f"{key}: a {type(state[key]).__name__}, expected a {kind.__name__}"
+    shapes, problem = _network_shapes(state["model_config"], state["config"])
+    return problem or _weights_problem(state, shapes) or _camera_problem(state["camera"])
+
+
+def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]:
+    """The state-dict shapes of UNet(**model_config), built without memory, or a problem."""
+    from .baselines import map_groups
+
+    arguments = set(inspect.signature(UNet).parameters)
+    unknown = sorted(set(model_config) - arguments)
+    missing = sorted(arguments - set(model_config) - {"prior"})
+    if unknown or missing:
+        return {}, (f"model_config: unknown key {unknown[0]!r}" if unknown else
+                    f"model_config: no {missing[0]!r}")
+    if model_config["guide"] not in GUIDES:
+        return {}, (f"model_config: guide {model_config['guide']!r} is not one of "
+                    f"{', '.join(GUIDES)}")
+    preset = (config.get("model") or {}).get("preset") if isinstance(config.get("model"),
+                                                                       dict) else None
+    if preset is not None and preset not in PRESETS:
+        return {}, f"config: model.preset {preset!r} is not one of {', '.join(PRESETS)}"
+    try:
+        if model_config.get("prior") is not None:
+            map_groups(model_config["prior"])
+        with torch.device("meta"):  # shapes only: no memory, no initialisation work
+            net = UNet(**model_config)
+    except Exception as e:  # numbers of the wrong type or size, an unknown prior
+        return {}, f"model_config: {_first_sentence(e)}"
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}, None
+
+
+def _weights_problem(state: dict, shapes: dict) -> str | None:
+    """Missing, extra, misshapen or non-finite weights in "model" and "ema"."""
+    for name in ("model", "ema"):
+        weights = state.get(name)
+        if name == "ema" and weights is None:
+            continue
+        if not isinstance(weights, dict):
+            return f"{name}: a {type(weights).__name__}, expected a state dict"
+        missing = [k for k in shapes if k not in weights]
+        extra = [k for k in weights if k not in shapes]
+        if missing or extra:
+            return (f"{name}: no {missing[0]!r} ({len(missing)} weight(s) of model_config's "
+                    "network missing)" if missing else
+                    f"{name}: {extra[0]!r} is no weight of model_config's network")
+        for key, value in weights.items():
+            if not isinstance(value, torch.Tensor):
+                return f"{name}: {key!r} is a {type(value).__name__}, not a tensor"
+            if tuple(value.shape) != shapes[key]:
+                return (f"{name}: {key!r} has shape {tuple(value.shape)}, model_config's "
+                        f"network {shapes[key]}")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return f"{name}: {key!r} holds non-finite values (NaN or inf)"
+    return None
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Matrix = tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite],
+               tuple[Finite, Finite, Finite]]
+
+
+class Camera(BaseModel):
+    """The camera a checkpoint writes RAW as (camera_of's dict). A declared schema (pydantic,
+    as io.Sidecar) so that a bad value is reported with its key. Levels are per packed
+    channel; black < white is checked with io.level_problem."""
+
+    model_config = ConfigDict(extra="allow")
+    cfa: Literal[CFA_ORDERS]
+    black_level: tuple[Finite, Finite, Finite, Finite]
+    white_level: float
+    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
+    color_matrix: Matrix | None = None
+    color_matrix2: Matrix | None = None
+    illuminant: int | None = None
+    illuminant2: int | None = None
+    make: str = ""
+    model: str = ""
+
+
+def _camera_problem(camera: dict) -> str | None:
+    """An impossible camera; {} (none recorded, as in networks saved by tests) is no problem
+    here, generation.load_generator refuses it."""
+    if not camera:
+        return None
+    try:
+        valid = Camera.model_validate(camera)
+    except ValidationError as e:
+        return schema_problem(e, prefix="camera.")
+    problem = level_problem(valid.black_level, valid.white_level, ("black_level", "white_level"))
+    return f"camera: {problem}" if problem else None
 
 
 def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     """The trained network of a checkpoint, in eval mode, and the checkpoint's dict.
-    ema: use the EMA weights when the run kept them."""
+    ema: use the EMA weights when the run kept them. CheckpointError as load_checkpoint."""
     state = load_checkpoint(path, map_location=device)
     net = UNet(**state["model_config"]).to(device)
     net.load_state_dict(state["ema"] if ema and state.get("ema") is not None else state["model"])

@@ -82,13 +82,18 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     """What `convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with: a
     trained checkpoint's Generator, or a baseline file's baselines.Baseline (same interface:
     `packed`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
-    in one forward pass whatever `steps` says (its `steps` is None)."""
+    in one forward pass whatever `steps` says (its `steps` is None). The checkpoint is
+    validated before any work (checkpoint.load_checkpoint), and must name its camera: what
+    it generates is written as that camera's RAW. CheckpointError, one line, otherwise."""
     from .baselines import is_baseline_file, load_baseline
-    from .checkpoint import load_model
+    from .checkpoint import CheckpointError, load_model
 
     if Path(path).is_file() and is_baseline_file(path):
         return load_baseline(path)
     net, state = load_model(path, device=device)
+    if not state["camera"]:
+        raise CheckpointError(path, "camera: none recorded (a checkpoint that generates needs "
+                                    "the Bayer order and levels of the RAW it writes)")
     if objective_of(state) == "direct":
         steps = None
     return Generator(net, Diffusion().to(device), state["camera"], file_digest(path), steps=steps,

@@ -443,7 +443,7 @@ def _levels(value):
     raise PydanticCustomError("custom", f"{got}: give one number, or four (one per CFA position)")
 
 
-def _gains(value):
+def three_gains(value):
     """wb: three gains (R, G, B), or null for none."""
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 3):
         return value
@@ -472,16 +472,18 @@ class Sidecar(BaseModel):
     cfa_pattern: Annotated[str, AfterValidator(_bayer_order)]
     black_level: Annotated[tuple[float, float, float, float], BeforeValidator(_levels)]
     white_level: float
-    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(_gains)] = None
+    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
     make: str | None = None
     model: str | None = None
 
 
-def _schema_problem(error: ValidationError) -> str:
-    """'key: what is wrong' of every error, in one line."""
+def schema_problem(error: ValidationError, prefix: str = "") -> str:
+    """'key: what is wrong' of every error of a pydantic schema, in one line; keys after
+    `prefix` (as "camera.")."""
     problems = []
     for e in error.errors(include_url=False):
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                               for p in e["loc"]).lstrip(".")
         what = e["msg"][:1].lower() + e["msg"][1:]
         if e["type"] not in ("missing", "custom"):
             what += f" (got {_json(e['input'])})"
@@ -500,7 +502,7 @@ def read_sidecar(side) -> Sidecar:
     try:
         return Sidecar.model_validate(meta)
     except ValidationError as e:
-        raise RawFormatError(side, _schema_problem(e)) from None
+        raise RawFormatError(side, schema_problem(e)) from None
 
 
 def read_sidecar_raw(path) -> RawImage:
