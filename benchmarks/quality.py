@@ -8,11 +8,12 @@ For each camera of ../shared/data/raw (the three GoPro DNGs; the five scenes of 
 sensor of Infinite-ISP as a second camera):
 1. prepares it with `rawdiffusion prepare folder` (3 x 3 patches, the scikit-learn split);
 2. fits every baseline with `rawdiffusion baseline fit` (unprocessing generic / with the
-   camera's metadata, the linear, poly2, poly3 and curves colour maps);
+   camera's metadata, the linear, poly2, poly3 and curves colour maps, and the colour prior's
+   map poly3+curves+local alone);
 3. trains, with the real `train.py` command, the one-pass control (model.objective=direct),
-   RAW-Diffusion as the paper has it (model.prior=none) and with the colour prior
-   (model.prior=curves, the default for dataset=folder), within --budget-minutes of training in
-   all (the step count comes from timing a few training steps first);
+   RAW-Diffusion as the paper has it (model.prior=none) and with the colour prior (the default
+   for dataset=folder, training.DEFAULT_PRIOR), within --budget-minutes of training in all (the
+   step count comes from timing a few training steps first);
 4. evaluates every method on the whole test patches under the paper's protocol (per patch,
    then averaged), the diffusion models at each of --steps; the shipped checkpoint too, on the
    camera it was trained for, and any --checkpoint given;
@@ -43,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "raw"
 SECOND_CAMERA = [f"infiniteisp_{s}_2592x1536_8bit_grbg" for s in
                  ("indoor1", "outdoor1", "outdoor2", "outdoor3", "outdoor4")]
-BASELINES = ("upi", "upi-camera", "linear", "poly2", "poly3", "curves")
+BASELINES = ("upi", "upi-camera", "linear", "poly2", "poly3", "curves", "poly3+curves+local")
 COLUMNS = ("psnr", "ssim", "psnr_rggb", "ssim_rggb", "angular_error", "psnr_highlight")
 SHIPPED_CAMERA = "gopro"  # the shipped checkpoint was trained on the GoPro DNGs
 
@@ -118,13 +119,13 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     (or the generator file changed)."""
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.evaluation import evaluate as evaluate_split
-    from rawdiffusion.generation import file_digest, load_generator
+    from rawdiffusion.generation import file_digest, load_generator, same_checkpoint
 
     saved = out / "result.json"
     digest = file_digest(path)
     if saved.is_file() and not fresh:
         result = json.loads(saved.read_text())
-        if result.pop("digest", None) == digest and "hue_error" in result:
+        if same_checkpoint(result.pop("digest", None), digest) and "hue_error" in result:
             return result
     shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
     gen = load_generator(path, device, steps=steps or 24)
@@ -182,10 +183,11 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
 
 
 # The trained models: (objective, model.prior, label). The one-pass control and the paper's
-# model have no prior; the project's default for dataset=folder adds the colour prior.
+# model have no prior; "default" is the project's default for dataset=folder, the colour prior
+# (training.DEFAULT_PRIOR).
 TRAINED = (("direct", "none", "one-pass control"),
            ("diffusion", "none", "RAW-Diffusion, paper model"),
-           ("diffusion", "curves", "RAW-Diffusion + colour prior (curves)"))
+           ("diffusion", "default", "RAW-Diffusion + colour prior"))
 
 
 def main() -> None:
@@ -222,6 +224,7 @@ def main() -> None:
                          "../shared/data/raw in place")
     from rawdiffusion.allocator import keep_freed_memory
     from rawdiffusion.demo import shipped_checkpoint
+    from rawdiffusion.training import DEFAULT_PRIOR
 
     keep_freed_memory()
     commands, rows = [], []
@@ -251,6 +254,8 @@ def main() -> None:
                 continue
             methods.append((kind, path, [None]))
         for objective, prior, label in TRAINED:
+            if prior == "default":
+                prior, label = DEFAULT_PRIOR, f"{label} ({DEFAULT_PRIOR})"
             run_name = f"{name}-{objective}-{prior}-{args.preset}-{train_steps}"
             run([sys.executable, REPO / "train.py", "dataset=folder", f"dataset.root={data}",
                  f"general.out={args.work / 'runs'}", f"general.run={run_name}",
