@@ -27,7 +27,9 @@ fit uses every pixel of every training sample (or an even grid of them, at most
 `MAX_FIT_PIXELS` in all), normalised with its image's own levels; pixels where the guide is
 clipped (255 in a channel) are kept, so the map learns the mean RAW behind a clipped guide; a
 tiny ridge (1e-6 of the mean diagonal) keeps the normal equations well-conditioned.
-Predictions are clipped to [0, 1]. Image borders repeat their edge pixels for `local`.
+Predictions are clipped to [0, 1]; with `local`, also to the range of the colour terms' estimate
+over each pixel's 3x3 neighbourhood (ColourMap.estimate: no halos). Image borders repeat their
+edge pixels for `local`.
 
 Unprocessing (kinds `upi`, `upi-camera`): Brooks et al. 2019, unprocess.py; `upi` with generic
 parameters, `upi-camera` with the training camera's colour matrix and as-shot white balance.
@@ -158,22 +160,41 @@ class ColourMap(nn.Module):
                                           in monomial_exponents(DEGREES[group])[1:]], dim=1))
         return torch.cat(terms, dim=1)
 
+    def _windows(self, height: int, rows: int):
+        """Bands of `rows` rows: (first row, rows, first and end row read with the halo)."""
+        for y in range(0, height, rows):
+            yield y, min(rows, height - y), max(0, y - self.halo), min(height, y + rows + self.halo)
+
     def bands(self, codes: torch.Tensor, rows: int = ROWS):
         """The terms of a large guide a band of rows at a time, each computed with its `halo`
         of neighbouring rows, so that they equal `features(codes)` exactly: yields
         (first row, (B, terms, rows of the band, W))."""
-        height = codes.shape[-2]
-        for y in range(0, height, rows):
-            lo, hi = max(0, y - self.halo), min(height, y + rows + self.halo)
-            n = min(rows, height - y)
+        for y, n, lo, hi in self._windows(codes.shape[-2], rows):
             yield y, self.features(codes[..., lo:hi, :])[..., y - lo:y - lo + n, :]
+
+    def estimate(self, terms: torch.Tensor) -> torch.Tensor:
+        """The map's estimate from `features` terms (B, terms, H, W) -> (B, 4, H, W) float64,
+        clipped to [0, 1]. With `local` terms, each pixel is also clipped to the range of the
+        map without them (its colour terms alone) over the pixel's 3x3 neighbourhood: a RAW
+        image is not sharpened, so an edge's values lie between those of its two sides, and
+        the 3x3 filter must not overshoot them (it does at sharp corners between saturated
+        colours, which the training photos rarely contain)."""
+        x = torch.einsum("bnhw,nc->bchw", terms, self.weights)
+        if "local" in self.groups:
+            colour = n_terms(self.kind) - 3 * len(LOCAL_OFFSETS)  # local terms come last
+            base = F.pad(torch.einsum("bnhw,nc->bchw", terms[:, :colour], self.weights[:colour]),
+                         (1, 1, 1, 1), mode="replicate")
+            x = torch.minimum(torch.maximum(x, -F.max_pool2d(-base, 3, stride=1)),
+                              F.max_pool2d(base, 3, stride=1))
+        return x.clamp(0, 1)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes: (B, 3, H, W) 8-bit guide codes 0..255 -> packed RAW (B, 4, H, W) float32 in
-        [0, 1] (normalised linear RAW, R, G1, G2, B)."""
-        x = torch.cat([torch.einsum("bnhw,nc->bchw", terms, self.weights)
-                       for _, terms in self.bands(codes)], dim=-2)
-        return x.clamp(0, 1).float()
+        [0, 1] (normalised linear RAW, R, G1, G2, B), computed in bands of ROWS rows (each with
+        its halo of neighbours, so exactly as for the whole image)."""
+        bands = [self.estimate(self.features(codes[..., lo:hi, :]))[..., y - lo:y - lo + n, :]
+                 for y, n, lo, hi in self._windows(codes.shape[-2], ROWS)]
+        return torch.cat(bands, dim=-2).float()
 
 
 def guide_codes(rgb: torch.Tensor) -> torch.Tensor:

@@ -202,12 +202,41 @@ def test_bands_of_rows_give_the_whole_images_terms_exactly():
     assert [top for top, _ in cmap.bands(codes, rows=10)] == [0, 10, 20]
 
 
-def test_local_terms_recover_a_sharpened_camera(tmp_path, monkeypatch):
-    """RAW = the linear camera applied to a sharpened, half-pixel shifted linear guide (a 3x3
-    filter per channel): only a map with `local` terms fits it exactly, at any fit grid."""
-    kernel = np.array([[0.0, -0.2, 0.0], [-0.1, 1.7, 0.1], [0.0, -0.3, -0.2]])  # sums to 1
+def test_the_local_filter_never_overshoots_its_neighbourhoods_colours(monkeypatch):
+    """A 3x3 filter with strong weights overshoots at a sharp corner of three colours; the map
+    keeps each pixel within the range of its neighbourhood's colour-term estimates."""
+    kind = "linear+local"
+    weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
+    weights[0] = 0.2
+    weights[1:4] = 0.5 * torch.eye(3, 4, dtype=torch.float64)
+    weights[4:] = 0.3 * torch.randn(24, 4, generator=torch.Generator().manual_seed(0),
+                                    dtype=torch.float64)
+    cmap = ColourMap(kind, weights)
+    codes = torch.zeros(1, 3, 12, 12, dtype=torch.uint8)
+    codes[..., :, :6] = torch.tensor([200, 40, 30], dtype=torch.uint8)[:, None, None]
+    codes[..., :, 6:] = torch.tensor([60, 120, 200], dtype=torch.uint8)[:, None, None]
+    codes[..., 4:8, 3:9] = 128
+    terms = cmap.features(codes)
+    raw = torch.einsum("bnhw,nc->bchw", terms, weights)  # the filter alone
+    colour = torch.einsum("bnhw,nc->bchw", terms[:, :4], weights[:4])
+    lo, hi = colour.amin(dim=(2, 3), keepdim=True), colour.amax(dim=(2, 3), keepdim=True)
+    assert ((raw < lo - 0.05) | (raw > hi + 0.05)).any()  # it overshoots ...
+    x = cmap(codes).double()
+    assert (x >= lo - 1e-6).all() and (x <= hi + 1e-6).all()  # ... the map does not
+    flat = (slice(None), slice(None), slice(0, 2), slice(0, 2))  # away from the edges: unchanged
+    torch.testing.assert_close(x[flat], raw[flat].clamp(0, 1), atol=1e-6, rtol=0)
+    # in bands of rows (each with its halo) exactly as the whole image
+    monkeypatch.setattr(baselines, "ROWS", 5)
+    assert torch.equal(cmap(codes), x.float())
 
-    def sharpened(rgb):
+
+def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_path, monkeypatch):
+    """RAW = the linear camera applied to the linear guide resampled half a pixel off its grid
+    (a 3x3 filter per channel, as a CFA site sits off the guide pixel's centre): only a map with
+    `local` terms fits it exactly, at any fit grid."""
+    kernel = np.array([[0.05, 0.2, 0.0], [0.25, 0.5, 0.0], [0.0, 0.0, 0.0]])  # sums to 1
+
+    def shifted(rgb):
         lin = np.pad(baselines.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
                      mode="edge")
         h, w = rgb.shape[:2]
@@ -215,7 +244,7 @@ def test_local_terms_recover_a_sharpened_camera(tmp_path, monkeypatch):
                        for dy in (-1, 0, 1) for dx in (-1, 0, 1))
         return np.clip(np.einsum("hwj,cj->chw", filtered, M) / 3 + 0.3, 0, 1)
 
-    ds = paired_dataset(tmp_path / "sharp", sharpened)
+    ds = paired_dataset(tmp_path / "shifted", shifted)
     local, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
     assert fit["psnr_rggb_fit"] > 80  # raw-number rounding only
     assert fitted_psnr(ds, local, "test") > 80

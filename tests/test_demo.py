@@ -63,3 +63,30 @@ def _coffee() -> np.ndarray:
 
     with resources.as_file(resources.files("skimage") / "data" / "coffee.png") as path:
         return read_rgb(path)
+
+
+def test_flat_patches_come_out_flat_without_halos_or_dark_borders():
+    """The artefacts of the paper's model shipped before (embossed edges, wood grain in flat
+    areas, darker border columns) are absent: a guide of three flat colours gives three flat
+    RAW levels, edges that stay between them, and border columns like the interior."""
+    from rawdiffusion.generation import load_generator
+
+    gen = load_generator(shipped_checkpoint(), "cpu", steps=2)
+    guide = np.zeros((64, 96, 3), np.uint8)
+    guide[:, :48] = (200, 40, 30)  # red
+    guide[:, 48:] = (60, 120, 200)  # blue
+    guide[20:44, 20:76] = (128, 128, 128)  # a grey box across the edge
+    x = gen.packed(guide, seed=0).astype(np.float64)  # (4, 64, 96) in [0, 1]
+    regions = {"red": x[:, 2:18, 2:46], "blue": x[:, 2:18, 50:94], "grey": x[:, 22:42, 22:74]}
+    levels = np.stack([r.mean(axis=(1, 2)) for r in regions.values()])  # (3, 4)
+    for name, region in regions.items():
+        assert region.std(axis=(1, 2)).max() < 1e-3, name  # flat (1e-3: 1/4 % of the range)
+    assert np.abs(levels[0] - levels[1]).max() > 0.1  # the colours differ in the RAW
+    # edges between levels: no over- or undershoot beyond the flat levels (no halo)
+    assert (x >= levels.min(axis=0)[:, None, None] - 2e-3).all()
+    assert (x <= levels.max(axis=0)[:, None, None] + 2e-3).all()
+    # the outermost 3 columns and rows are as flat as the interior
+    for edge in (x[:, 2:18, :3], x[:, 2:18, -3:], x[:, :3, 2:46], x[:, -3:, 50:94]):
+        assert edge.std(axis=(1, 2)).max() < 1e-3
+    np.testing.assert_allclose(x[:, 2:18, :3].mean(axis=(1, 2)), levels[0], atol=1e-3)
+    np.testing.assert_allclose(x[:, 2:18, -3:].mean(axis=(1, 2)), levels[1], atol=1e-3)
