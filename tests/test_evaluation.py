@@ -152,7 +152,8 @@ def test_convert_cli_and_export(data, tmp_path, capsys):
     assert cli(["convert", str(photos / "a.jpg"), "--checkpoint", str(tmp_path / "junk.pt"),
                 "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {tmp_path / 'junk.pt'}: not a readable checkpoint (")
+    assert err == (f"error: {tmp_path / 'junk.pt'}: not a readable checkpoint: not a PyTorch "
+                   "zip archive (truncated, or another kind of file)")
     assert "\n" not in err
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
 
