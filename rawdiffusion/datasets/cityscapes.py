@@ -127,7 +127,7 @@ def prepare_cityscapes(root, out, splits=("train", "val"), workers: int = 1):
     ids = [i.image_id for its in items.values() for i in its]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{root}: an image name occurs in two splits")
-    job = functools.partial(prepare_item, out=str(out))
+    job = functools.partial(layout.per_image, prepare_item, out=str(out))
     done, failures = run_jobs(job, [i for its in items.values() for i in its], workers=workers,
                               desc="prepare cityscapes_h416")
     kept = {split: [i.image_id for i in its if i in done] for split, its in items.items()}

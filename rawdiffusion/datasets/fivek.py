@@ -27,11 +27,13 @@ orientation without rotating anything.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from ..io import RawFormatError
 from ..jobs import run_jobs
+from . import layout
 from .paired import Task, prepare_paired, split_like_sklearn
 
 MODELS = {"nikon": "NIKON D700", "canon": "Canon EOS 5D"}  # EXIF Model, exactly as in the files
@@ -81,8 +83,8 @@ def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_see
     model = MODELS[camera]
     files = find_dngs(root)
     # Tag reading is a few hundred microseconds per file: in this process, not worth workers.
-    models, failures = run_jobs(camera_model, [str(p) for p in files], workers=1,
-                                desc="read camera models")
+    models, failures = run_jobs(functools.partial(layout.per_image, camera_model),
+                                [str(p) for p in files], workers=1, desc="read camera models")
     selected = [p for p in files if models.get(str(p)) == model]
     if not selected:
         raise FileNotFoundError(f"{root}: none of the {len(files)} DNG files is from a {model}")

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_output
+from ..io import RawFormatError, atomic_output
 
 FORMAT = "rawdiffusion-dataset/1"
 DESCRIPTION = "dataset.json"
@@ -41,6 +42,41 @@ def write_json(path, data) -> None:
 def write_lines(path, lines) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text("".join(f"{line}\n" for line in lines))
+
+
+class ImageFailed(RawFormatError):
+    """One input of a prepare command that could not be prepared: the job runner reports its
+    reason next to the file and goes on with the others."""
+
+
+def bad_file_errors() -> tuple[type[Exception], ...]:
+    """What a truncated or corrupt input can raise besides OSError and ValueError (which the job
+    runner reports as they are): the decoders' own errors and impossible sizes."""
+    import struct
+    import zlib
+
+    import rawpy
+    from PIL import Image
+
+    return (EOFError, MemoryError, OverflowError, SyntaxError, struct.error, zlib.error,
+            rawpy.LibRawError, Image.DecompressionBombError)
+
+
+def per_image(fn, item, **kwargs):
+    """fn(item, **kwargs) for one input of a prepare command, where no exception of one input
+    may stop the others: bad-file errors become ImageFailed with their type and message, and
+    anything else (a bug) too, with where it was raised, so the report names file and cause.
+    Module-level, so that functools.partial(per_image, fn, ...) goes to worker processes."""
+    try:
+        return fn(item, **kwargs)
+    except (OSError, ValueError):
+        raise  # reported by the job runner as they are
+    except bad_file_errors() as e:
+        raise ImageFailed(item, f"{type(e).__name__}: {e}") from None
+    except Exception as e:
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        raise ImageFailed(item, f"unexpected {type(e).__name__} at {Path(frame.filename).name}:"
+                                f"{frame.lineno}: {e} (a bug; please report it)") from None
 
 
 def image_meta_path(root, image_id: str) -> Path:

@@ -130,7 +130,7 @@ def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
     ids = [t.image_id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ValueError("two input files map to the same image id")
-    job = functools.partial(prepare_image, out=str(out), grid=grid, size=size)
+    job = functools.partial(layout.per_image, prepare_image, out=str(out), grid=grid, size=size)
     done, failures = run_jobs(job, tasks, workers=workers, desc=f"prepare {name}")
     kept = {s: [t.image_id for t in ts if t in done] for s, ts in splits.items()}
     description = layout.finish(out, name, "paired", made_by, kept)
