@@ -62,3 +62,80 @@ def test_an_exception_in_one_rgb_image_is_reported_and_the_dataset_written(
     assert f"{bad}_leftImg8bit.png: OverflowError: cannot fit 'int'" in capsys.readouterr().err
     ds = PreparedDataset(out)
     assert ds.split("train") == ids["train"][1:] and ds.split("val") == ids["val"]
+
+
+# ----------------------------------------------------------------------------- unusable datasets
+
+@pytest.mark.parametrize("text, reason", [
+    (None, "no dataset.json; not a prepared dataset"),
+    ("[1]", "format '[1]', expected 'rawdiffusion-dataset/1'; not a prepared dataset"),
+    ('{"format": "rawdiffusion-dataset/1"}', "no dataset name"),
+    ('{"format": "rawdiffusion-dataset/1", "name": "x", "kind": "paired", "splits": {}, '
+     '"images": {"a": {"samples": ["a_0"]}}}', "image 'a' has no split"),
+    ('{"format": "rawdiffusion-dataset/1", "na', "unreadable (JSONDecodeError: "),
+])
+def test_subsample_of_a_folder_that_is_no_prepared_dataset_is_one_line(
+        text, reason, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    if text is not None:
+        (folder / "dataset.json").write_text(text)
+    assert main(["prepare", "subsample", str(folder), "--out", str(tmp_path / "sub"),
+                 "--max-items", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {folder}") and reason in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", "--raw-dir", str(raw_folder(tmp_path / "src", 2)),
+                 "--out", str(out), "--test-fraction", "0", "--grid", "1", "--workers", "1"]) == 0
+    return PreparedDataset(out)
+
+
+def cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("folder, suffix, reason", [
+    ("raw", "npy", "unreadable sample (ValueError: Failed to read all data"),
+    ("rgb", "png", "not a readable image (OSError: image file is truncated)"),
+])
+def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffix, reason):
+    import torch
+
+    from rawdiffusion.config import SetupError
+    from rawdiffusion.datasets.errors import SampleError
+    from rawdiffusion.training import TrainSamples, val_batches
+
+    path = prepared.root / folder / f"img1_0.{suffix}"
+    cut_in_half(path)
+    expected = (f"{path}: {reason}", f"delete {prepared.root / 'meta' / 'img1.json'} and rerun")
+    with pytest.raises(SampleError) as info:
+        val_batches(prepared, "train", 32, 2, 2)
+    assert isinstance(info.value, SetupError) and isinstance(info.value, ValueError)
+    assert all(part in str(info.value) for part in expected)
+    samples = TrainSamples(prepared, "train", 32, seed=0)
+    draw = next(g for g in range(2) if samples.ids[samples.order(0)[g]] == "img1_0")
+    # through a worker process, as training loads: still one line, no worker traceback
+    loader = torch.utils.data.DataLoader(samples, sampler=[draw], num_workers=1)
+    with pytest.raises(SampleError) as info:
+        next(iter(loader))
+    assert len(str(info.value).splitlines()) == 1
+    assert all(part in str(info.value) for part in expected)
+
+
+def test_training_on_a_truncated_sample_ends_in_one_error_line(prepared, tmp_path, monkeypatch,
+                                                              capsys):
+    cut_in_half(prepared.root / "raw" / "img0_0.npy")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["train", "dataset=folder", f"dataset.root={prepared.root}", "model.preset=small",
+              f"general.out={tmp_path / 'runs'}", "optim.crop=32", "optim.batch_size=2",
+              "optim.max_steps=1", "log.val_images=2", "system.workers=1"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    line = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert line.startswith(f"error: {prepared.root / 'raw' / 'img0_0.npy'}: unreadable sample")

@@ -109,6 +109,66 @@ def finish(root, name: str, kind: str, made_by: dict, splits: dict[str, list[str
     return description
 
 
+def read_description(path) -> dict:
+    """ROOT/dataset.json, checked for what readers index: kind, splits, images with their split
+    and samples. Anything else (another tool's JSON, a cut file) is a DatasetError."""
+    from .errors import DatasetError
+
+    try:
+        description = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSON syntax are ValueErrors
+        raise DatasetError(path, f"unreadable ({type(e).__name__}: {e})") from None
+    got = description.get("format") if isinstance(description, dict) else description
+    if got != FORMAT:
+        raise DatasetError(path, f"format {str(got)[:40]!r}, expected {FORMAT!r}; not a "
+                                 "prepared dataset (make one with `rawdiffusion prepare ...`)")
+    problem = description_problem(description)
+    if problem:
+        raise DatasetError(path, f"{problem}; rerun the prepare command that made it")
+    return description
+
+
+def description_problem(d: dict) -> str | None:
+    """What makes a dataset description unusable, or None."""
+    if not isinstance(d.get("name"), str):
+        return "no dataset name"
+    if d.get("kind") not in ("paired", "rgb"):
+        return f"kind {d.get('kind')!r}, expected 'paired' or 'rgb'"
+    for key in ("splits", "images"):
+        if not isinstance(d.get(key), dict):
+            return f"no {key!r} object"
+    for image_id, e in d["images"].items():
+        if not isinstance(e, dict) or not isinstance(e.get("split"), str):
+            return f"image {image_id!r} has no split"
+        if not isinstance(e.get("samples"), list):
+            return f"image {image_id!r} has no list of samples"
+    return None
+
+
+def read_raw_sample(path, remake: str) -> np.ndarray:
+    """raw/<id>.npy: (4, h, w) uint16, or a SampleError naming the file, ending in `remake`."""
+    from .errors import SampleError
+
+    try:
+        raw = np.load(path)
+    except (OSError, ValueError, EOFError) as e:  # a cut file: "Failed to read all data", "EOF"
+        raise SampleError(path, f"unreadable sample ({type(e).__name__}: {e}){remake}") from None
+    if raw.ndim != 3 or raw.shape[0] != 4:
+        raise SampleError(path, f"shape {raw.shape}, expected a packed RAW (4, h, w){remake}")
+    return raw
+
+
+def read_rgb_sample(path, remake: str) -> np.ndarray:
+    """rgb/<id>.png: (h, w, 3) uint8, or a SampleError naming the file, ending in `remake`."""
+    from ..images import read_rgb
+    from .errors import SampleError
+
+    try:
+        return read_rgb(path)
+    except (OSError, ValueError) as e:  # images.PhotoError names the file already
+        raise SampleError(path, str(e).removeprefix(f"{path}: ") + remake) from None
+
+
 @dataclass
 class Sample:
     """One training/evaluation sample as stored: raw (4, h, w) uint16 or None; rgb (h, w, 3)
@@ -131,10 +191,7 @@ class PreparedDataset:
         if not path.is_file():
             raise FileNotFoundError(f"{self.root}: no {DESCRIPTION}; not a prepared dataset "
                                     "(make one with `rawdiffusion prepare ...`)")
-        self.description = json.loads(path.read_text())
-        if self.description.get("format") != FORMAT:
-            raise ValueError(f"{path}: format {self.description.get('format')!r}, "
-                             f"expected {FORMAT!r}")
+        self.description = read_description(path)
         parent = self.description.get("parent")
         self.data_root = (self.root / parent).resolve() if parent else self.root
         self.images = self.description["images"]
@@ -152,12 +209,15 @@ class PreparedDataset:
         return path.read_text().split()
 
     def load(self, sample_id: str) -> Sample:
-        from ..images import read_rgb
-
-        entry = self.images[self._image_of[sample_id]]
+        """One sample; a file that cannot be read is a SampleError saying how to remake it
+        (prepare skips images whose entry exists, so the entry goes first)."""
+        image_id = self._image_of[sample_id]
+        entry = self.images[image_id]
+        remake = (f"; delete {image_meta_path(self.data_root, image_id)} and rerun the prepare "
+                  "command to remake that image")
         raw = None
         if self.kind == "paired":
-            raw = np.load(self.data_root / "raw" / f"{sample_id}.npy")
-        rgb = read_rgb(self.data_root / "rgb" / f"{sample_id}.png")
+            raw = read_raw_sample(self.data_root / "raw" / f"{sample_id}.npy", remake)
+        rgb = read_rgb_sample(self.data_root / "rgb" / f"{sample_id}.png", remake)
         return Sample(sample_id, raw, rgb, np.asarray(entry.get("black_level", [0.0] * 4)),
                       float(entry.get("white_level", 1.0)), entry)

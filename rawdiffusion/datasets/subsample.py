@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
+from .errors import DatasetError
 
 
 def draw_images(train_ids, max_items: int, seed: int) -> list[str]:
@@ -67,9 +68,13 @@ def prepare_subsample(dataset, out, max_items: int, seed: int = 0) -> dict:
         layout.write_lines(out / f"{split}.txt",
                            [s for s in source.split(split) if s in kept_samples])
     for path in sorted((source.root / "annotations").glob("*.json")):
-        annotations = json.loads(path.read_text())
-        if path.stem == "train":
-            annotations = restrict(annotations, kept_samples)
+        try:
+            annotations = json.loads(path.read_text())
+            if path.stem == "train":
+                annotations = restrict(annotations, kept_samples)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DatasetError(path, f"not a COCO annotation file ({type(e).__name__}: "
+                                     f"{e})") from None
         layout.write_json(out / "annotations" / path.name, annotations)
     layout.write_json(out / layout.DESCRIPTION, description)
     return description
