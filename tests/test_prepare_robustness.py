@@ -139,3 +139,41 @@ def test_training_on_a_truncated_sample_ends_in_one_error_line(prepared, tmp_pat
     assert info.value.code == 2 and "Traceback" not in err
     line = next(line for line in err.splitlines() if line.startswith("error:"))
     assert line.startswith(f"error: {prepared.root / 'raw' / 'img0_0.npy'}: unreadable sample")
+
+
+# ----------------------------------------------------------------------------- not files
+
+def test_entries_named_like_raw_files_that_are_not_files_are_each_reported(tmp_path, capsys):
+    import os
+
+    src, out = raw_folder(tmp_path / "src", 2), tmp_path / "out"
+    (src / "folder.dng").mkdir()
+    os.mkfifo(src / "pipe.nef")  # would block a reader forever
+    (src / "gone.dng").symlink_to(src / "nowhere.dng")
+    (src / "loop.dng").symlink_to(src / "loop.dng")
+    (src / "good.dng").symlink_to(src / "img0.dng")  # a link to a file is a file
+    args = ["prepare", "folder", "--raw-dir", str(src), "--out", str(out), "--workers", "1",
+            "--test-fraction", "0"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "4 file(s) skipped" in err
+    for line in (f"{src / 'folder.dng'}: a directory, not a RAW file",
+                 f"{src / 'pipe.nef'}: a FIFO (named pipe), not a RAW file",
+                 f"{src / 'gone.dng'}: a dangling symlink (to {src / 'nowhere.dng'})",
+                 f"{src / 'loop.dng'}: a symlink loop"):
+        assert f"  {line}\n" in err
+    assert sorted(PreparedDataset(out).images) == ["good", "img0", "img1"]
+    assert main(args + ["--keep-going"]) == 0
+
+
+def test_fivek_reports_dng_entries_that_are_not_files(tmp_path):
+    from fake_trees import fivek_tree
+    from rawdiffusion.datasets.fivek import prepare_fivek
+
+    files = fivek_tree(tmp_path / "fivek", {"nikon": 3, "canon": 1, "other": 0})
+    odd = files["nikon"][0].parent / "a9999-x_DSC9999.dng"
+    odd.mkdir()
+    description, failures = prepare_fivek(tmp_path / "fivek", tmp_path / "out", "nikon",
+                                          test_fraction=0)
+    assert [(f.item, f.reason) for f in failures] == [(str(odd), "a directory, not a RAW file")]
+    assert description["splits"] == {"train": 3, "test": 0}

@@ -34,14 +34,15 @@ from pathlib import Path
 from ..io import RawFormatError
 from ..jobs import run_jobs
 from . import layout
-from .paired import Task, prepare_paired, split_like_sklearn
+from .paired import Task, prepare_paired, regular_files, split_like_sklearn
 
 MODELS = {"nikon": "NIKON D700", "canon": "Canon EOS 5D"}  # EXIF Model, exactly as in the files
 LAYOUT = "raw_photos/HQa*/photos/*.dng"
 
 
 def find_dngs(root) -> list[Path]:
-    """The DNGs under ROOT/raw_photos, sorted by path (as the reference sorts them)."""
+    """The entries named *.dng under ROOT/raw_photos (files or not: see paired.regular_files),
+    sorted by path (as the reference sorts them)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder; expected the MIT-Adobe FiveK folder "
@@ -50,7 +51,7 @@ def find_dngs(root) -> list[Path]:
     if not photos.is_dir():
         raise FileNotFoundError(f"{root}: no raw_photos folder; expected the FiveK layout "
                                 f"{LAYOUT}")
-    files = [p for p in photos.rglob("*") if p.suffix.lower() == ".dng" and p.is_file()]
+    files = [p for p in photos.rglob("*") if p.suffix.lower() == ".dng"]
     if not files:
         raise FileNotFoundError(f"{photos}: no DNG files; expected the FiveK layout {LAYOUT}")
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
@@ -75,13 +76,14 @@ def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_see
                   grid: int = 3, workers: int = 1):
     """`rawdiffusion prepare fivek`: one camera's FiveK DNGs -> dataset fivek_<camera> in `out`.
 
-    Returns (description, failures); failures include DNGs whose tags cannot be read (their
-    camera is unknown, so they are left out of both splits) and selected files that fail to decode.
+    Returns (description, failures); failures include entries named *.dng that are no files
+    (a directory, a broken symlink, ...), DNGs whose tags cannot be read (their camera is
+    unknown, so they are left out of both splits) and selected files that fail to decode.
     """
     if camera not in MODELS:
         raise ValueError(f"camera {camera!r} is not one of {', '.join(MODELS)}")
     model = MODELS[camera]
-    files = find_dngs(root)
+    files, skipped = regular_files(find_dngs(root))
     # Tag reading is a few hundred microseconds per file: in this process, not worth workers.
     models, failures = run_jobs(functools.partial(layout.per_image, camera_model),
                                 [str(p) for p in files], workers=1, desc="read camera models")
@@ -95,5 +97,5 @@ def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_see
     splits = {"train": [Task(str(p), p.stem) for p in train],
               "test": [Task(str(p), p.stem) for p in test]}
     description, more = prepare_paired(splits, out, f"fivek_{camera}", made_by, workers, grid=grid)
-    return description, failures + more
+    return description, skipped + failures + more
 

@@ -7,10 +7,12 @@ either a grid x grid set of patches (FiveK protocol) or the whole image resized 
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,14 +141,53 @@ def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
 
 def find_raw_files(folder) -> list[Path]:
     """RAW files directly in `folder` (DNG, NEF, ..., or dumps with a JSON sidecar), sorted."""
+    return [p for p in raw_named_entries(folder) if p.is_file()]
+
+
+def raw_named_entries(folder) -> list[Path]:
+    """Entries directly in `folder` named like RAW files (a RAW suffix, or a JSON sidecar beside
+    them), whatever they are, sorted."""
     from ..io import RAW_SUFFIXES, sidecar_path
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and (
-        p.suffix.lower() in RAW_SUFFIXES
-        or (p.suffix.lower() != ".json" and sidecar_path(p).is_file())))
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in RAW_SUFFIXES
+                  or (p.suffix.lower() != ".json" and sidecar_path(p).is_file()))
+
+
+def not_a_file(path: Path) -> str | None:
+    """What `path` is when it is not a regular file or a symlink to one (a directory, a FIFO,
+    a dangling symlink, a symlink loop, ...), else None."""
+    link = "a symlink to " if path.is_symlink() else ""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop"
+        if link and e.errno == errno.ENOENT:
+            return f"a dangling symlink (to {os.readlink(path)})"
+        return f"unreadable ({e.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    return f"{link}{kind}, not a RAW file"
+
+
+def regular_files(entries) -> tuple[list[Path], list[Failure]]:
+    """(the entries that are regular files or symlinks to one, a Failure for each other one
+    saying what it is), so that prepare reports them and goes on."""
+    files, skipped = [], []
+    for path in entries:
+        what = not_a_file(path)
+        if what:
+            skipped.append(Failure(str(path), what))
+        else:
+            files.append(path)
+    return files, skipped
 
 
 def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float = 0.15,
@@ -154,9 +195,11 @@ def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float =
     """`rawdiffusion prepare folder`: one camera's RAW files -> a paired dataset.
 
     The split is made over all RAW files found, by sorted path (as scikit-learn would), before
-    any is read, so a file that fails does not move the others between splits.
+    any is read, so a file that fails does not move the others between splits. Entries named
+    like RAW files that are no regular files (directories, FIFOs, broken symlinks) are left out
+    of the split and reported with the failures.
     """
-    files = find_raw_files(raw_dir)
+    files, skipped = regular_files(raw_named_entries(raw_dir))
     if not files:
         raise FileNotFoundError(f"{raw_dir}: no RAW files (DNG, NEF, CR2, ARW, ..., or a dump "
                                 "with a JSON sidecar)")
@@ -164,6 +207,8 @@ def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float =
     task = lambda p: Task(str(p), layout.image_id_for(p, raw_dir))  # noqa: E731
     made_by = {"command": "prepare folder", "raw_dir": os.path.abspath(raw_dir),
                "test_fraction": test_fraction, "split_seed": split_seed, "grid": grid}
-    return prepare_paired({"train": [task(p) for p in train], "test": [task(p) for p in test]},
-                          out, name or Path(raw_dir).resolve().name, made_by, workers, grid=grid)
+    description, failures = prepare_paired(
+        {"train": [task(p) for p in train], "test": [task(p) for p in test]},
+        out, name or Path(raw_dir).resolve().name, made_by, workers, grid=grid)
+    return description, skipped + failures
 
