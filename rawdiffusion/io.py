@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
+import sys
 import tempfile
 import uuid
 import warnings
@@ -216,6 +218,48 @@ def read_raw(path) -> RawImage:
     return _read_with_rawpy(path)
 
 
+@contextlib.contextmanager
+def c_stderr_to(lines: list[str]):
+    """Keep what C libraries write to file descriptor 2 (LibRaw's "<file>: Unexpected end of
+    file") off the terminal while the block runs; append its lines to `lines` on the way out, so
+    that an error can say them in its one line. Not for threads that print meanwhile."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep off it
+        yield lines
+        return
+    sys.stderr.flush()  # what Python printed before goes where it was meant to
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+@contextlib.contextmanager
+def tifffile_quiet():
+    """Keep tifffile's ERROR log lines about a damaged file's tags off the terminal: callers
+    turn what they could not read into one error of their own (or do without the tags)."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _libraw_said(lines: list[str], path: Path) -> str:
+    """LibRaw's own messages, without the file name it starts them with: "; <message>"."""
+    said = [line.removeprefix(f"{path}: ") for line in lines]
+    return "".join(f"; {line}" for line in dict.fromkeys(said))
+
+
 def _read_with_rawpy(path: Path) -> RawImage:
     import rawpy
 
@@ -233,8 +277,9 @@ def _read_with_rawpy(path: Path) -> RawImage:
         problem = _dng_level_problem(raw_tags)
         if problem:
             raise RawFormatError(path, problem)
+    said: list[str] = []
     try:
-        with rawpy.imread(str(path)) as raw:
+        with c_stderr_to(said), rawpy.imread(str(path)) as raw:
             _check_bayer(path, raw)
             # copy: raw_image_visible is a view into LibRaw memory that is freed on close
             mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
@@ -254,9 +299,11 @@ def _read_with_rawpy(path: Path) -> RawImage:
         raise RawFormatError(path, reason) from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
         reason = "truncated or corrupt file" if _looks_like_tiff(path) else "not a readable RAW file"
-        raise RawFormatError(path, f"{reason} (LibRaw: {_libraw_message(e)})") from None
+        raise RawFormatError(path, f"{reason} (LibRaw: {_libraw_message(e)}"
+                                   f"{_libraw_said(said, path)})") from None
     except rawpy.LibRawError as e:
-        raise RawFormatError(path, f"LibRaw cannot decode it ({_libraw_message(e)})") from None
+        raise RawFormatError(path, f"LibRaw cannot decode it ({_libraw_message(e)}"
+                                   f"{_libraw_said(said, path)})") from None
 
     if cfa not in CFA_ORDERS:
         raise RawFormatError(path, f"unsupported colour filter layout {cfa!r} (not a Bayer sensor)")
@@ -346,7 +393,7 @@ def _tiff_ifds(path: Path) -> tuple[dict | None, dict]:
     if not _looks_like_tiff(path):
         return None, {}
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile_quiet(), tifffile.TiffFile(path) as tif:
             first = tif.pages[0]
             tags = {t.code: _tag_value(t) for t in first.tags.values()}
             raw_tags = tags
@@ -734,18 +781,23 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     import rawpy
 
     source = raw.path
-    if source and Path(source).is_file() and not sidecar_path(source).is_file():
-        with rawpy.imread(source) as r:
-            rgb = r.postprocess(user_flip=0)
-    else:
-        try:
-            _check_dng_size(raw)
-        except ValueError as e:
-            raise RawFormatError(raw.path or raw.camera, f"cannot render it: {e}") from None
-        with tempfile.TemporaryDirectory(prefix="rawdiffusion-") as tmp:
-            _write_dng_file(Path(tmp) / "render.dng", raw)
-            with rawpy.imread(str(Path(tmp) / "render.dng")) as r:
+    said: list[str] = []
+    try:
+        if source and Path(source).is_file() and not sidecar_path(source).is_file():
+            with c_stderr_to(said), rawpy.imread(source) as r:
                 rgb = r.postprocess(user_flip=0)
+        else:
+            try:
+                _check_dng_size(raw)
+            except ValueError as e:
+                raise RawFormatError(raw.path or raw.camera, f"cannot render it: {e}") from None
+            with tempfile.TemporaryDirectory(prefix="rawdiffusion-") as tmp:
+                _write_dng_file(Path(tmp) / "render.dng", raw)
+                with c_stderr_to(said), rawpy.imread(str(Path(tmp) / "render.dng")) as r:
+                    rgb = r.postprocess(user_flip=0)
+    except rawpy.LibRawError as e:  # a file that changed since it was read, say
+        raise RawFormatError(raw.path or raw.camera, f"LibRaw cannot render it "
+                             f"({_libraw_message(e)}{_libraw_said(said, source)})") from None
     if rgb.shape[:2] != raw.mosaic.shape:
         raise RawFormatError(raw.path, f"rendered image is {rgb.shape[1]}x{rgb.shape[0]}, the "
                                        f"mosaic {raw.mosaic.shape[1]}x{raw.mosaic.shape[0]}")

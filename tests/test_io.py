@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -539,3 +540,32 @@ def test_outputs_get_the_mode_open_gives_not_0600(tmp_path, umask):
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == dict.fromkeys(["a.dng", "a.npy", "a.h5", "a.png", "a.txt", "plain.txt"],
                                   0o666 & ~umask)
+
+
+# ----------------------------------------------------------------------------- library noise
+
+def cut_copy(source, tmp_path, keep):
+    """A copy of `source` (read in place) cut to its first `keep` bytes (a fraction if < 1)."""
+    data = source.read_bytes()
+    path = tmp_path / source.name
+    path.write_bytes(data[: int(len(data) * keep) if keep < 1 else keep])
+    return path
+
+
+@pytest.mark.parametrize("keep, said", [(0.5, "; Unexpected end of file"), (5000, "")])
+def test_a_truncated_dng_is_one_error_line_without_library_noise(keep, said, tmp_path, capfd):
+    """LibRaw prints "Unexpected end of file" on the C stderr and tifffile logs an ERROR per
+    unreadable tag; only the project's own line may reach the terminal."""
+    from rawdiffusion.cli import main
+
+    path = cut_copy(require_shared(SHARED_RAW / "dng/gopro_hero6_GOPR0024.dng"), tmp_path, keep)
+    assert main(["info", str(path)]) == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: {path}: truncated or corrupt file (LibRaw: Input/output error{said})",
+        "1 of 1 file(s) could not be read"]
+    with pytest.raises(RawFormatError):  # and the C stderr is back where it was
+        read_raw(path)
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"

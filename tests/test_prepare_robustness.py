@@ -177,3 +177,19 @@ def test_fivek_reports_dng_entries_that_are_not_files(tmp_path):
                                           test_fraction=0)
     assert [(f.item, f.reason) for f in failures] == [(str(odd), "a directory, not a RAW file")]
     assert description["splits"] == {"train": 3, "test": 0}
+
+
+def test_prepare_prints_no_library_noise_for_a_truncated_dng(tmp_path, capfd):
+    from conftest import SHARED_RAW, require_shared
+
+    data = require_shared(SHARED_RAW / "dng/gopro_hero6_GOPR0024.dng").read_bytes()
+    src = raw_folder(tmp_path / "src", 1)
+    (src / "cut.dng").write_bytes(data[: len(data) // 2])
+    (src / "head.dng").write_bytes(data[:5000])
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(tmp_path / "out"),
+                 "--workers", "2", "--test-fraction", "0"]) == 1
+    err = capfd.readouterr().err
+    assert "Unexpected end of file\n" not in err and "TiffTag" not in err
+    assert f"  {src / 'cut.dng'}: truncated or corrupt file (LibRaw: Input/output error; " \
+           "Unexpected end of file)\n" in err
+    assert f"  {src / 'head.dng'}: truncated or corrupt file" in err

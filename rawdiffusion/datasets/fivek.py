@@ -31,7 +31,7 @@ import functools
 import os
 from pathlib import Path
 
-from ..io import RawFormatError
+from ..io import RawFormatError, tifffile_quiet
 from ..jobs import run_jobs
 from . import layout
 from .paired import Task, prepare_paired, regular_files, split_like_sklearn
@@ -62,7 +62,7 @@ def camera_model(path: str) -> str:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile_quiet(), tifffile.TiffFile(path) as tif:
             tag = tif.pages[0].tags.get(272)
             model = None if tag is None else str(tag.value).strip()
     except (tifffile.TiffFileError, OSError, ValueError, IndexError) as e:
