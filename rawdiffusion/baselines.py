@@ -308,21 +308,25 @@ class Baseline:
 
 def load_baseline(path) -> Baseline:
     """A baseline file's generator; BaselineError naming the file when it is not a usable one."""
+    from .checkpoint import camera_schema_problem
     from .generation import file_digest
     from .unprocess import UnprocessParams
 
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BaselineError(f"{path}: not a readable baseline file ({type(e).__name__}: {e})") \
-            from None
+    except (OSError, ValueError, RecursionError) as e:  # decoding, syntax, nesting too deep
+        raise BaselineError(f"{path}: not a readable baseline file ({type(e).__name__}: "
+                            f"{str(e)[:200]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f"{path}: not a rawdiffusion baseline file (format {FORMAT})")
     kind = data.get("kind")
     if kind not in UPI and not is_map_kind(kind):
         raise BaselineError(f"{path}: unknown baseline kind {kind!r}")
-    if not isinstance(data.get("camera"), dict):
+    if not isinstance(data.get("camera"), dict) or not data["camera"]:
         raise BaselineError(f"{path}: no camera description")
+    problem = camera_schema_problem(data["camera"])
+    if problem:
+        raise BaselineError(f"{path}: {problem}")
     try:
         if kind not in UPI:
             weights = torch.tensor(data["weights"], dtype=torch.float64)

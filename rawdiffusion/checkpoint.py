@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import bayer
-from .config import SetupError
+from .config import OBJECTIVES, SetupError
 from .io import (CFA_ORDERS, Gain, RawImage, atomic_output, level_problem, schema_problem,
                  three_gains)
 from .model import GUIDES, PRESETS, UNet
@@ -118,7 +118,7 @@ def checkpoint_problem(state) -> str | None:
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
             return f"{key}: a {type(state[key]).__name__}, expected a {kind.__name__}"
     shapes, problem = _network_shapes(state["model_config"], state["config"])
-    return problem or _weights_problem(state, shapes) or _camera_problem(state["camera"])
+    return problem or _weights_problem(state, shapes) or camera_schema_problem(state["camera"])
 
 
 def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]:
@@ -138,6 +138,10 @@ def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]
                                                                        dict) else None
     if preset is not None and preset not in PRESETS:
         return {}, f"config: model.preset {preset!r} is not one of {', '.join(PRESETS)}"
+    objective = (config.get("model") or {}).get("objective", "diffusion") \
+        if isinstance(config.get("model"), dict) else "diffusion"
+    if objective not in OBJECTIVES:  # what generation.objective_of reads
+        return {}, f"config: model.objective {objective!r} is not one of {', '.join(OBJECTIVES)}"
     try:
         if model_config.get("prior") is not None:
             map_groups(model_config["prior"])
@@ -196,7 +200,7 @@ class Camera(BaseModel):
     model: str = ""
 
 
-def _camera_problem(camera: dict) -> str | None:
+def camera_schema_problem(camera: dict) -> str | None:
     """An impossible camera; {} (none recorded, as in networks saved by tests) is no problem
     here, generation.load_generator refuses it."""
     if not camera:

@@ -195,6 +195,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> str:
+    """argparse type of output folders: an existing file there is refused naming the option."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return text
+
+
 def cmd_baseline_fit(args) -> int:
     from .baselines import fit_baseline
     from .datasets.layout import PreparedDataset
@@ -228,8 +235,8 @@ def cmd_demo(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
-    p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--out", required=True, type=_folder, help=out_help)
+    p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
                    help="worker processes (default: up to 4 cores)")
     p.add_argument("--keep-going", action="store_true",
                    help="exit 0 even when some input files were skipped")
@@ -254,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe RAW files (one JSON object per file)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--preview", metavar="DIR",
+    p.add_argument("--preview", metavar="DIR", type=_folder,
                    help="also write a viewable PNG of each mosaic (greens averaged, gamma 1/5)")
     p.set_defaults(func=cmd_info)
 
@@ -300,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = psub.add_parser("subsample", help="a few training images of a prepared dataset "
                                           "(the *_subsample datasets)")
     p.add_argument("dataset", help="a prepared dataset folder")
-    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--out", required=True, type=_folder, help="output dataset folder")
     p.add_argument("--max-items", type=int, required=True,
                    help="training images to keep (all samples of each)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image permutation")

@@ -88,6 +88,9 @@ class GeneralConfig:
     save_every: int = 1000  # steps between checkpoints (one is also written at the end)
 
 
+OBJECTIVES = ("diffusion", "direct")  # model.objective: see ModelConfig
+
+
 @dataclass
 class ModelConfig:
     """A preset of model.PRESETS; the network keys, when set, replace the preset's values.

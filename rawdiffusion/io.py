@@ -542,7 +542,7 @@ def read_sidecar(side) -> Sidecar:
     """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>'."""
     try:
         meta = json.loads(Path(side).read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nesting too deep
         raise RawFormatError(side, f"unusable sidecar ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise RawFormatError(side, f"not a JSON object but {_json(meta)[:40]}")
@@ -611,14 +611,24 @@ def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dt
 
 # ----------------------------------------------------------------------------- writing
 
+class OutputError(ValueError):
+    """An output path that cannot be written; the message names it and why."""
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path next to `path`; rename it to `path` only if the block succeeds.
 
     A killed or failing writer therefore never leaves a half-written `path` behind. The file
-    gets the mode open() would give it (0o666 less the umask), not mkstemp's 0o600.
+    gets the mode open() would give it (0o666 less the umask), not mkstemp's 0o600. Raises
+    OutputError when `path` is a folder or a file stands where one of its folders should be.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder, where a file is to be written")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OutputError(f"{path}: cannot be written, {blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies

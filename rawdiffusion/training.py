@@ -44,7 +44,7 @@ from . import config as config_module
 from .allocator import keep_freed_memory
 from .baselines import ColourMap, fit_colour_map, guide_codes, map_groups
 from .bayer import dihedral_inverse, dihedral_packed, normalise
-from .config import SetupError, ddim_steps, open_split, run_name
+from .config import OBJECTIVES, SetupError, ddim_steps, open_split, run_name
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
 from .datasets.layout import PreparedDataset
@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"  # in the run directory; its contents: checkpoint.py
 VAL_SEED = 123  # validation images and noise are fixed across runs, as in the reference
 ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
-OBJECTIVES = ("diffusion", "direct")  # model.objective: see config.ModelConfig
 # model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
 # quality benchmark on two cameras (README, "Quality").
 DEFAULT_PRIOR = "poly3+curves+local"

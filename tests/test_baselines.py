@@ -293,7 +293,8 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
 # ----------------------------------------------------------------------------- files
 
 def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
-    camera = {"cfa": "RGGB", "make": "Testmaker", "model": "Synthetic 1"}
+    camera = {"cfa": "RGGB", "make": "Testmaker", "model": "Synthetic 1",
+              "black_level": [64.0, 64.0, 64.0, 64.0], "white_level": 1023.0}
     weights = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (20, 4)))
     cmap = ColourMap("poly3", weights)
     path = tmp_path / "poly3.json"
@@ -337,7 +338,8 @@ def test_a_checkpoint_is_not_a_baseline_file(tmp_path):
     assert baselines.is_baseline_file(tmp_path / "b.json")
 
 
-GOOD = {"format": baselines.FORMAT, "kind": "linear", "camera": {"cfa": "RGGB"},
+GOOD = {"format": baselines.FORMAT, "kind": "linear",
+        "camera": {"cfa": "RGGB", "black_level": [64.0] * 4, "white_level": 1023.0},
         "weights": np.eye(4).tolist()}
 BAD_FILES = {
     "random bytes": (b"\xff\xfe" + np.random.default_rng(0).bytes(200),
@@ -348,6 +350,12 @@ BAD_FILES = {
     "a list": ([GOOD], "not a rawdiffusion baseline file"),
     "unknown kind": ({**GOOD, "kind": "poly4"}, "unknown baseline kind 'poly4'"),
     "no camera": ({k: v for k, v in GOOD.items() if k != "camera"}, "no camera description"),
+    "empty camera": ({**GOOD, "camera": {}}, "no camera description"),
+    "impossible camera": ({**GOOD, "camera": {**GOOD["camera"], "black_level": [2000.0] * 4}},
+                          "black_level"),
+    "camera of another CFA": ({**GOOD, "camera": {**GOOD["camera"], "cfa": "RGBW"}},
+                              "camera.cfa"),
+    "deeply nested": (b"[" * 100_000 + b"]" * 100_000, "not a readable baseline file"),
     "no weights": ({k: v for k, v in GOOD.items() if k != "weights"},
                    "unusable linear baseline (KeyError"),
     "null weights": ({**GOOD, "weights": None}, "unusable linear baseline (TypeError"),

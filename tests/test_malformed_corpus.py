@@ -22,42 +22,8 @@ import torch
 
 from malformed_corpus import SHARED_DNG, build, kinds, problems, run_case
 
-BASELINE_CAMERA = ("load_baseline does not validate the baseline's camera: the refusal names it "
-                   "by its digest ('checkpoint <16 hex digits>: its camera cannot be written as "
-                   "a DNG'), not by its path")
-OBJECTIVE = ("checkpoint validation ignores config.model.objective: objective 5 is neither "
-             "'diffusion' nor 'direct' yet is accepted (sampled as diffusion)")
+XFAIL = {}  # case name: a defect of the package that makes it fail, in one line
 
-XFAIL = {  # case name: the defect, in one line
-    "info/sidecar-deeply-nested": "read_sidecar does not catch the RecursionError of json.loads "
-                                  "on a sidecar nested 100000 deep: traceback",
-    "convert/baseline-deeply-nested": "load_baseline does not catch the RecursionError of "
-                                      "json.loads on a deeply nested file: traceback",
-    "baseline fit/dataset-json-deeply-nested": "PreparedDataset does not catch the RecursionError "
-                                               "of a deeply nested dataset.json: traceback",
-    "convert/baseline-camera-empty": BASELINE_CAMERA,
-    "convert/baseline-camera-cfa-rgbw": BASELINE_CAMERA,
-    "convert/baseline-camera-black-above-white": BASELINE_CAMERA,
-    "convert/baseline-camera-wb-two": BASELINE_CAMERA,
-    "convert/baseline-camera-white-string": "load_baseline does not validate the baseline's "
-                                            "camera: white_level \"high\" reaches camera_problem "
-                                            "and ends in a numpy _UFuncNoLoopError traceback",
-    "convert/ckpt-config-bad-objective": OBJECTIVE,
-    "export/config-bad-objective": OBJECTIVE + "; export writes it",
-    "baseline fit/out-under-a-file": "baseline fit --out under an existing file: FileExistsError "
-                                     "traceback from atomic_output's mkdir",
-    "prepare/option-workers--3": "prepare --workers -3 is accepted (run_jobs takes it as 1) where "
-                                 "other counts are refused naming the option",
-    "prepare/option-out-existing-file": "prepare folder --out an existing file: FileExistsError "
-                                        "traceback (not refused before any work)",
-    "info/option-preview-a-file": "info --preview an existing file is blamed on each input "
-                                  "('good.dng: [Errno 17] File exists: ...', counted unreadable), "
-                                  "not refused once naming --preview",
-    "export/option-out-existing-folder": "export --out an existing folder: IsADirectoryError "
-                                         "traceback from os.replace of the temporary file",
-    "export/option-out-under-a-file": "export --out under an existing file: FileExistsError "
-                                      "traceback from atomic_output's mkdir",
-}
 
 _CORPUS = {}
 

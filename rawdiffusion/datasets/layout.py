@@ -116,7 +116,7 @@ def read_description(path) -> dict:
 
     try:
         description = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSON syntax are ValueErrors
+    except (OSError, ValueError, RecursionError) as e:  # decoding, syntax, nesting too deep
         raise DatasetError(path, f"unreadable ({type(e).__name__}: {e})") from None
     got = description.get("format") if isinstance(description, dict) else description
     if got != FORMAT:
