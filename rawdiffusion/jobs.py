@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -34,20 +35,16 @@ def run_jobs(fn, items, workers: int = 1, desc: str = "") -> tuple[dict, list[Fa
     """Apply `fn` to every item, in `workers` processes (1: in this process).
 
     Returns ({item: result} for the items that worked, [Failure] for the ones that raised
-    RawFormatError, OSError or ValueError); any other exception is a bug and propagates.
-    `fn` must be a module-level function (it is pickled to the workers).
+    RawFormatError, OSError or ValueError, or whose worker process died); any other exception
+    is a bug and propagates. `fn` must be a module-level function (it is pickled to the
+    workers).
     """
     items = list(items)
     results, failures = {}, []
     workers = max(1, min(workers, len(items), os.cpu_count() or 1))
     bar = tqdm(total=len(items), desc=desc, unit="file", dynamic_ncols=True)
-    if workers == 1:
-        outcomes = (_call(fn, item) for item in items)
-        pool = None
-    else:
-        # spawn, not fork: workers start clean even if the parent holds threads (torch, tqdm)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        outcomes = (f.result() for f in as_completed([pool.submit(_call, fn, i) for i in items]))
+    outcomes = (_call(fn, item) for item in items) if workers == 1 else \
+        _pooled(fn, items, workers)
     try:
         for item, result, reason in outcomes:
             if reason is None:
@@ -58,6 +55,37 @@ def run_jobs(fn, items, workers: int = 1, desc: str = "") -> tuple[dict, list[Fa
             bar.update()
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        outcomes.close()
     return results, failures
+
+
+def _pooled(fn, items: list, workers: int):
+    """_call's outcomes from `workers` processes. A worker that dies (a crash inside a decoding
+    library, the out-of-memory killer) breaks the whole pool: the items not finished then run
+    one process each, which pins the death on its own item and lets the others complete."""
+    # spawn, not fork: workers start clean even if the parent holds threads (torch, tqdm)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    futures = {pool.submit(_call, fn, item): n for n, item in enumerate(items)}
+    finished = set()
+    try:
+        for future in as_completed(futures):
+            outcome = future.result()
+            finished.add(futures[future])
+            yield outcome
+    except BrokenProcessPool:
+        pass
+    finally:
+        pool.shutdown(cancel_futures=True)
+    for n, item in enumerate(items):
+        if n not in finished:
+            yield _alone(fn, item, context)
+
+
+def _alone(fn, item, context):
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        try:
+            return pool.submit(_call, fn, item).result()
+        except BrokenProcessPool:
+            return item, None, ("its worker process died (a crash in a decoding library, or "
+                                "out of memory)")
