@@ -209,7 +209,8 @@ def cmd_baseline_fit(args) -> int:
     result = fit_baseline(PreparedDataset(args.dataset), args.kind, args.out, split=args.split)
     camera = result["camera"]
     fit = result["fit"]
-    summary = f"{result['kind']} baseline for {camera['make']} {camera['model']} ({camera['cfa']})"
+    summary = (f"{result['kind']} baseline for {camera['make']} {camera['model']} "
+               f"({camera['cfa']})")
     if "psnr_rggb_fit" in fit:
         summary += (f", fitted on {fit['pixels']} pixels of {fit['samples']} {args.split} "
                     f"samples (PSNR of the fit over all of them, 4 channels: "
@@ -381,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "with the shipped checkpoint")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--checkpoint", help="another checkpoint than the shipped one")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
                    help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.set_defaults(func=cmd_demo)
     return parser
