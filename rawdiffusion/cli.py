@@ -195,6 +195,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _ddim_steps(text: str) -> int:
+    """argparse type of DDIM step counts: those an integer stride of the 1000 steps gives."""
+    from .diffusion import ddim_timesteps
+
+    steps = _positive_int(text)
+    try:
+        ddim_timesteps(steps)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return steps
+
+
 def _folder(text: str) -> str:
     """argparse type of output folders: an existing file there is refused naming the option."""
     if Path(text).exists() and not Path(text).is_dir():
@@ -333,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
                    help=f"DDIM steps (default {DEFAULT_STEPS}; see README, 'Quality')")
     p.add_argument("--max-pixels", type=_positive_int, metavar="N",
                    help="largest photo to read, in pixels (width x height); default "
@@ -382,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "with the shipped checkpoint")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--checkpoint", help="another checkpoint than the shipped one")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
                    help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -305,10 +305,16 @@ def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDat
 
 def ddim_steps(respacing: str) -> int:
     """"ddim24" -> 24 (the reference's respacing names; only DDIM is used here)."""
+    from .diffusion import ddim_timesteps
+
     m = re.fullmatch(r"ddim(\d+)", respacing)
     if not m:
         raise SetupError(f"diffusion_val.timestep_respacing={respacing!r}: expected ddim<N>, "
                          "e.g. ddim24")
+    try:
+        ddim_timesteps(int(m.group(1)))
+    except ValueError as e:
+        raise SetupError(f"diffusion_val.timestep_respacing={respacing}: {e}") from None
     return int(m.group(1))
 
 

@@ -23,7 +23,8 @@ def ddim_timesteps(n):
     for stride in range(1, T):
         if len(range(0, T, stride)) == n:
             return list(range(0, T, stride))
-    raise ValueError(f"no integer stride gives {n} of {T} steps")
+    raise ValueError(f"no integer stride gives {n} of {T} steps; counts that work include "
+                     "2, 4, 5, 6, 8, 10, 20, 24, 25, 50, 100")
 
 
 # Per-sample loss terms, x0_hat and x0: (B, C, H, W) in [-1, 1] -> (B,).

@@ -193,7 +193,11 @@ def resolve_prior(cfg: DictConfig, state: dict | None) -> str:
     dataset=folder and "none" (the paper's model) for the seed's named datasets. Stored
     resolved in the checkpoint."""
     if cfg.model.prior is not None:
-        return cfg.model.prior
+        try:  # the groups of a map in their canonical order: "local+curves" is "curves+local"
+            return cfg.model.prior if cfg.model.prior == "none" else \
+                "+".join(map_groups(cfg.model.prior))
+        except ValueError:
+            return cfg.model.prior  # model_from_config says what is wrong with it
     if state is not None:
         return state["config"].get("model", {}).get("prior", config_module.ADDED["model.prior"])
     return DEFAULT_PRIOR if "root" in cfg.dataset else "none"
@@ -281,6 +285,11 @@ def check(cfg: DictConfig, world: int) -> None:
                             ">= 1")
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
+    if o.max_steps > o.decay_steps:  # the learning rate is 0 from decay_steps on
+        raise SetupError(f"optim.max_steps={o.max_steps} is past optim.decay_steps="
+                         f"{o.decay_steps}, where the learning rate reaches 0: the steps after it "
+                         "would change nothing. To train longer, start a run (general.run=NAME) "
+                         "with both set to the new length")
 
 
 class Recorder:
@@ -406,6 +415,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     if step >= o.max_steps:
         log.info("%s is trained to step %d (optim.max_steps=%d)", run_dir, step, o.max_steps)
         return run_dir
+
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(run_dir / "config.yaml") as tmp:

@@ -260,3 +260,14 @@ def test_merging_removes_the_parts_and_keeps_earlier_runs(checkpoint, tmp_path):
     assert sorted(p.name for p in out.glob("manifest*")) == ["manifest.jsonl"]
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["source"] for r in records] == [str(s) for s in sources]
+
+
+@pytest.mark.parametrize("steps", ["1", "37"])
+def test_step_counts_no_stride_gives_are_refused_naming_the_option(tmp_path, capsys, steps):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", steps])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"rawdiffusion convert: error: argument --steps: no integer stride gives {steps} of 1000 "
+        "steps; counts that work include 2, 4, 5, 6, 8, 10, 20, 24, 25, 50, 100")
+    assert not (tmp_path / "out").exists()

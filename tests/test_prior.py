@@ -416,3 +416,13 @@ def test_an_exported_network_with_a_large_residual_generates_within_float16(tmp_
     assert (x[0] - a.encode_guidance(rgb).prior).abs().max() > 0.5  # the residual matters
     torch.testing.assert_close(x[1], x[0], atol=2e-2, rtol=0)
     assert not torch.equal(x[1], x[0])  # and the weights really were rounded
+
+
+def test_a_prior_written_in_another_order_is_the_same_recipe(tiny, curves_run, tmp_path):
+    """model.prior=local+curves+poly3 names the default prior's map: the run resumes."""
+    out, run_dir = curves_run
+    shutil.copytree(out, tmp_path / "runs")
+    resumed = train(run_settings(tiny, tmp_path / "runs", dataset__train__max_items=2,
+                                 model__prior="local+curves+poly3", optim__max_steps=3))
+    state = load_checkpoint(resumed / training.CHECKPOINT)
+    assert state["step"] == 3 and state["config"]["model"]["prior"] == training.DEFAULT_PRIOR

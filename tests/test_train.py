@@ -343,3 +343,17 @@ def test_the_shared_gopro_folder_trains_and_resumes(tmp_path):
     train(settings(tmp_path / "gopro", tmp_path / "runs", **changes))
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert state["step"] == 3 and state["camera"]["cfa"] == "RGGB"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"diffusion_val__timestep_respacing": "ddim37"},
+     r"diffusion_val.timestep_respacing=ddim37: no integer stride gives 37 of 1000 steps; "
+     r"counts that work include 2, 4"),
+    ({"optim__max_steps": 30, "optim__decay_steps": 20},
+     r"optim.max_steps=30 is past optim.decay_steps=20, where the learning rate reaches 0"),
+])
+def test_settings_that_would_fail_or_do_nothing_later_are_refused_first(tiny, tmp_path, changes,
+                                                                          message):
+    with pytest.raises(SetupError, match=message):
+        train(settings(tiny, tmp_path, **changes))
+    assert not any(tmp_path.iterdir())  # before any work
