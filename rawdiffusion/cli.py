@@ -195,6 +195,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type of seeds: a negative one is refused naming the option."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
 def _ddim_steps(text: str) -> int:
     """argparse type of DDIM step counts: those an integer stride of the 1000 steps gives."""
     from .diffusion import ddim_timesteps
@@ -234,6 +245,11 @@ def cmd_baseline_fit(args) -> int:
 def cmd_export(args) -> int:
     from .checkpoint import export_checkpoint
 
+    from .baselines import is_baseline_file
+
+    if Path(args.checkpoint).is_file() and is_baseline_file(args.checkpoint):
+        raise UsageError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
+                         "is; export takes a training checkpoint")
     size = export_checkpoint(args.checkpoint, args.out)
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
     return 0
@@ -352,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Pillow's limit, 89478485")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
                    help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
     p.add_argument("--tile", type=int, default=256,
                    help="tile side in packed pixels for large images (default 256)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap (default 64)")

@@ -271,3 +271,23 @@ def test_step_counts_no_stride_gives_are_refused_naming_the_option(tmp_path, cap
         f"rawdiffusion convert: error: argument --steps: no integer stride gives {steps} of 1000 "
         "steps; counts that work include 2, 4, 5, 6, 8, 10, 20, 24, 25, 50, 100")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_negative_seed_is_refused_naming_the_option(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "-5"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got '-5'")
+
+
+def test_export_of_a_baseline_file_says_what_it_is(tmp_path, capsys):
+    from rawdiffusion.baselines import FORMAT
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"format": FORMAT, "kind": "linear"}))
+    assert cli.main(["export", str(path), "--out", str(tmp_path / "e.pt")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {path}: a baseline file, already small and shareable as it is; export takes a "
+        "training checkpoint")
+    assert not (tmp_path / "e.pt").exists()
