@@ -56,7 +56,6 @@ from .io import atomic_output, colour_science
 FORMAT = "rawdiffusion-baseline/1"
 MAPS = ("linear", "poly2", "poly3", "curves")  # the single-group maps; any sum of groups works
 UPI = ("upi", "upi-camera")
-KINDS = MAPS + UPI
 DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}  # the polynomial groups' degrees
 GROUPS = (*MAPS, "local")  # a map kind's groups, in the order of its terms
 CURVE_KNOTS = 16
