@@ -119,7 +119,8 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     (or the generator file changed)."""
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.evaluation import evaluate as evaluate_split
-    from rawdiffusion.generation import file_digest, load_generator, same_checkpoint
+    from rawdiffusion.checkpoint import file_digest, same_checkpoint
+    from rawdiffusion.convert import load_generator
 
     saved = out / "result.json"
     digest = file_digest(path)
@@ -167,7 +168,7 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
     guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
     for i, c in enumerate(SATURATED.values()):
         guide[block:2 * block, i * block:(i + 1) * block] = c
-    x = gen.packed(guide, seed=0)
+    x = gen.generate(guide, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         write_dng(Path(tmp) / "patches.dng", camera_raw(camera, x))
         with rawpy.imread(str(Path(tmp) / "patches.dng")) as r:
@@ -342,7 +343,7 @@ def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
 
     from rawdiffusion.bayer import normalise
     from rawdiffusion.datasets.layout import PreparedDataset
-    from rawdiffusion.generation import load_generator
+    from rawdiffusion.convert import load_generator
 
     font = ImageFont.load_default(size=13)
     blocks = []
@@ -361,7 +362,7 @@ def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
         for label, ckpt, steps_list in methods:
             steps = steps_list[len(steps_list) // 2]  # the middle step count: ddim6 by default
             gen = load_generator(ckpt, device, steps=steps or 24)
-            x = gen.packed(guide, seed=0)
+            x = gen.generate(guide, seed=0)
             err = np.abs(np.stack([x[0], x[1:3].mean(0), x[3]]) - np.stack(
                 [target[0], target[1:3].mean(0), target[3]])).mean(0)
             short = label.split(" (")[0]

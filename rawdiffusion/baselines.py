@@ -277,7 +277,7 @@ def is_baseline_file(path) -> bool:
 
 @dataclass
 class Baseline:
-    """A loaded baseline, used like a checkpoint's generation.Generator: `packed` maps a guide
+    """A loaded baseline, used like a checkpoint's convert.RawGenerator: `generate` maps a guide
     to packed RAW. steps is None: a baseline has no sampling steps."""
 
     kind: str
@@ -288,7 +288,7 @@ class Baseline:
     steps: None = None
 
     @torch.no_grad()
-    def packed(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
+    def generate(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
         """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` and
         `callback` are accepted for the generator interface; a baseline is deterministic."""
         if self.colour_map is None:
@@ -308,7 +308,7 @@ class Baseline:
 def load_baseline(path) -> Baseline:
     """A baseline file's generator; BaselineError naming the file when it is not a usable one."""
     from .checkpoint import camera_schema_problem
-    from .generation import file_digest
+    from .checkpoint import file_digest
     from .unprocess import UnprocessParams
 
     try:

@@ -9,6 +9,7 @@ that camera's DNG without the dataset.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import pickle
 import re
@@ -40,6 +41,22 @@ class CheckpointError(SetupError, ValueError):
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
+
+
+def file_digest(path) -> str:
+    """The file's SHA-256 (64 hex digits): names a checkpoint in manifests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_checkpoint(recorded: str | None, digest: str) -> bool:
+    """Whether a record's checkpoint digest names the file of `digest`: its full SHA-256, or the
+    first 16 hex digits of it, all that versions before the full digest recorded."""
+    return recorded is not None and (recorded == digest
+                                     or len(recorded) == 16 and digest.startswith(recorded))
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -140,7 +157,7 @@ def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]
         return {}, f"config: model.preset {preset!r} is not one of {', '.join(PRESETS)}"
     objective = (config.get("model") or {}).get("objective", "diffusion") \
         if isinstance(config.get("model"), dict) else "diffusion"
-    if objective not in OBJECTIVES:  # what generation.objective_of reads
+    if objective not in OBJECTIVES:  # what convert.objective_of reads
         return {}, f"config: model.objective {objective!r} is not one of {', '.join(OBJECTIVES)}"
     try:
         if model_config.get("prior") is not None:
@@ -202,7 +219,7 @@ class Camera(BaseModel):
 
 def camera_schema_problem(camera: dict) -> str | None:
     """An impossible camera; {} (none recorded, as in networks saved by tests) is no problem
-    here, generation.load_generator refuses it."""
+    here, convert.load_generator refuses it."""
     if not camera:
         return None
     try:

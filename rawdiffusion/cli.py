@@ -157,8 +157,8 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 def cmd_convert(args) -> int:
     from .demo import shipped_checkpoint
-    from .generation import (ConversionFailed, barrier, convert, load_generator, merge_manifests,
-                             processes, shard)
+    from .convert import ConversionFailed, convert, load_generator
+    from .processes import barrier, merge_manifests, processes, shard
 
     sources = _image_files(args.inputs)
     out = Path(args.out)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .generation import convert, load_generator, merge_manifests
+from .convert import convert, load_generator
+from .processes import merge_manifests
 from .images import read_rgb, write_png
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")

@@ -8,10 +8,17 @@ sqrt(1 - alpha_bar_t) eps. Images are (B, C, H, W) in [-1, 1].
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 T = 1000  # diffusion steps
+
+
+def derived_seed(*key: int) -> int:
+    """A 63-bit torch seed derived from integers (a run seed, a step, an item index, ...), so
+    that every random stream depends only on what it is for, not on execution order."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def ddim_timesteps(n):

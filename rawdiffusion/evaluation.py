@@ -8,7 +8,7 @@ by default, with that image's Bayer order and levels, or the reference's HDF5 / 
 previews. RGB-only data (Cityscapes, BDD100K) gives predictions only, written as the
 checkpoint's camera.
 
-Like generation.convert it is sharded over torchrun processes, and resumable: finished samples
+Like convert.convert it is sharded over torchrun processes, and resumable: finished samples
 are recorded in per-process parts (results.part<rank>.jsonl) and skipped when rerun.
 """
 
@@ -26,22 +26,21 @@ from tqdm import tqdm
 
 from . import bayer, config
 from .baselines import is_baseline_file
-from .checkpoint import camera_of
+from .checkpoint import camera_of, same_checkpoint
 from .config import SetupError, ddim_steps, open_split, run_name
+from .convert import FORMATS, RawGenerator, load_generator, outputs_exist, write_prediction
 from .datasets.layout import PreparedDataset
-from .generation import (FORMATS, Generator, append_record, barrier, load_generator,
-                         outputs_exist, processes, read_records, same_checkpoint, shard,
-                         write_prediction)
+from .diffusion import derived_seed
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
-from .sampling import derived_seed
+from .processes import append_record, barrier, processes, read_records, shard
 
 log = logging.getLogger(__name__)
 METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_error",
            "psnr_highlight", "psnr_rest", "highlight_fraction")
 
 
-def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
+def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path, seed: int,
              save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False) -> dict:
     """Sample `split` of `dataset` into `out`; returns the averaged metrics ({} for RGB only).
 
@@ -68,7 +67,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     for index in tqdm(todo, unit="sample", desc=f"sample {split}", disable=rank != 0,
                       dynamic_ncols=True):
         sample = dataset.load(ids[index])
-        x = gen.packed(sample.rgb, derived_seed(seed, index))
+        x = gen.generate(sample.rgb, derived_seed(seed, index))
         record = {"id": sample.id, "seed": derived_seed(seed, index), "checkpoint": gen.digest}
         if not rgb_only:
             target = bayer.normalise(sample.raw, sample.black, sample.white)
@@ -85,7 +84,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
 
 
-def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator) -> dict:
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator) -> dict:
     rows = [results[i] for i in ids
             if same_checkpoint(results.get(i, {}).get("checkpoint"), gen.digest)]
     if rgb_only:

@@ -28,20 +28,17 @@ import itertools
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
-from .allocator import keep_freed_memory
 from .baselines import ColourMap, fit_colour_map, guide_codes, map_groups
 from .bayer import dihedral_inverse, dihedral_packed, normalise
 from .config import OBJECTIVES, SetupError, ddim_steps, open_split, run_name
@@ -49,12 +46,13 @@ from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
 from .datasets.layout import PreparedDataset
 from .datasets.subsample import draw_images
-from .diffusion import Diffusion
 from .images import raw_preview, write_png
 from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
-from .sampling import derived_seed, generate
+from .diffusion import Diffusion, derived_seed
+from .processes import barrier, mean_over_processes, processes, shard
+from .tiling import generate
 
 log = logging.getLogger(__name__)
 
@@ -242,28 +240,7 @@ def validate(net: UNet, diffusion: Diffusion, batches, steps: int, device) -> tu
     return mean_metrics(results), generated
 
 
-# ----------------------------------------------------------------------------- processes
-
-def init_processes() -> tuple[int, int, torch.device]:
-    """(rank, world size, device). Several processes under torchrun (or a SLURM job of several
-    submitit tasks) train with DDP: NCCL on GPUs, gloo on CPU. Freed memory is kept for reuse
-    (allocator.keep_freed_memory)."""
-    keep_freed_memory()
-    if "RANK" not in os.environ and "SUBMITIT_EXECUTOR" in os.environ:
-        import submitit
-
-        if submitit.JobEnvironment().num_tasks > 1:  # hydra.launcher.tasks_per_node > 1
-            # All of a node's GPUs stay visible; each task picks its own by LOCAL_RANK.
-            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    cuda = torch.cuda.is_available()
-    if "RANK" not in os.environ:
-        return 0, 1, torch.device("cuda" if cuda else "cpu")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if cuda else "cpu")
-
+# ----------------------------------------------------------------------------- checks
 
 def check(cfg: DictConfig, world: int) -> None:
     """Settings that cannot work, reported before any work is done."""
@@ -342,17 +319,13 @@ class Recorder:
 
 def main(cfg: DictConfig) -> Path:
     """Train (or resume) the run that `cfg` describes; returns its run directory."""
-    rank, world, device = init_processes()
-    if rank:
-        logging.getLogger().setLevel(logging.WARNING)  # one process reports
-    try:
+    with processes() as device:
+        rank, world = shard()
+        if rank:
+            logging.getLogger().setLevel(logging.WARNING)  # one process reports
         run_dir = train(cfg, rank, world, device)
-        if world > 1:
-            dist.barrier()  # finish together: a late process would find its peers gone
+        barrier()  # finish together: a late process would find its peers gone
         return run_dir
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
@@ -482,10 +455,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
             # Scalars. Reading the sums waits for the GPU, so only every log.every steps and
             # before a checkpoint: a diverged loss is caught before it can be saved.
             if step % cfg.log.every == 0 or save:
-                if world > 1:
-                    dist.all_reduce(sums)
-                    sums /= world
-                mean = (sums / (step - last_step)).tolist()
+                mean = (mean_over_processes(sums) / (step - last_step)).tolist()
                 if not all(math.isfinite(v) for v in mean):
                     raise SetupError(
                         f"the loss became {mean[0]} between steps {last_step} and {step}; "

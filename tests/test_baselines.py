@@ -23,12 +23,14 @@ from rawdiffusion.baselines import Baseline, BaselineError, ColourMap, fit_basel
 from rawdiffusion.checkpoint import camera_of, save_checkpoint
 from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
-from rawdiffusion.generation import convert, file_digest, load_generator, merge_manifests
+from rawdiffusion.checkpoint import file_digest
+from rawdiffusion.convert import convert, load_generator
+from rawdiffusion.processes import merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
 from rawdiffusion.io import read_raw
 from rawdiffusion.model import build_model
 from rawdiffusion.unprocess import camera_params, generic_params, unprocess
-from test_generation import photos
+from test_convert import photos
 # one thread (autouse), as test_train.py: two threads on two busy cores made the sampling
 # test ten times slower
 from test_train import one_thread  # noqa: F401
@@ -309,17 +311,17 @@ def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
     assert torch.equal(loaded.colour_map.weights, cmap.weights)  # float64 survives the text
     guide = np.random.default_rng(1).integers(0, 256, (23, 17, 3), dtype=np.uint8)
     expected = cmap(torch.from_numpy(guide).permute(2, 0, 1)[None])[0].numpy()
-    out = loaded.packed(guide)
+    out = loaded.generate(guide)
     assert out.dtype == np.float32 and out.shape == (4, 23, 17)
     np.testing.assert_array_equal(out, expected)
     loaded.rows = 5  # in chunks of rows (bounding the expanded terms' memory): the same
-    np.testing.assert_array_equal(loaded.packed(guide, seed=9), expected)
+    np.testing.assert_array_equal(loaded.generate(guide, seed=9), expected)
 
     params = generic_params()
     baselines.save_baseline(tmp_path / "upi.json", "upi", camera, params=params)
     upi = baselines.load_baseline(tmp_path / "upi.json")
     assert upi.params == params and upi.colour_map is None
-    np.testing.assert_array_equal(upi.packed(guide), unprocess(guide, params))
+    np.testing.assert_array_equal(upi.generate(guide), unprocess(guide, params))
 
 
 def test_a_read_only_guide_is_taken_without_a_warning():
@@ -328,7 +330,7 @@ def test_a_read_only_guide_is_taken_without_a_warning():
     baseline = Baseline("linear", {}, "0", colour_map=ColourMap("linear", torch.rand(4, 4)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert baseline.packed(guide).shape == (4, 6, 8)
+        assert baseline.generate(guide).shape == (4, 6, 8)
 
 
 def test_a_checkpoint_is_not_a_baseline_file(tmp_path):
@@ -496,7 +498,7 @@ def test_convert_with_a_baseline_writes_its_output_as_the_cameras_dng(camera_dat
         assert (raw.cfa, raw.make, raw.model) == ("GRBG", "Testmaker", "Synthetic 1")
         x = bayer.normalise(bayer.pack(raw.mosaic, raw.cfa),
                             bayer.packed_levels(raw.black_level, raw.cfa), raw.white_level)
-        expected = baseline.packed(halve_area(read_rgb(source)))
+        expected = baseline.generate(halve_area(read_rgb(source)))
         assert np.abs(x - expected).max() <= ONE_DN
         assert (out / f"{source.stem}.png").is_file()
 
@@ -575,7 +577,7 @@ def test_a_baseline_that_gives_non_finite_values_is_refused(tmp_path):
     params = {**generic_params().to_dict(), "xyz_to_cam": [[float("nan")] * 3] * 3}
     path.write_text(json.dumps({**GOOD, "kind": "upi", "params": params}))
     with pytest.raises(BaselineError, match="non-finite"):
-        baselines.load_baseline(path).packed(np.full((8, 8, 3), 128, np.uint8))
+        baselines.load_baseline(path).generate(np.full((8, 8, 3), 128, np.uint8))
 
 
 def test_fit_refuses_a_folder_as_out_before_fitting(camera_data, tmp_path):

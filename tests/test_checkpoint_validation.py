@@ -14,7 +14,7 @@ from rawdiffusion.checkpoint import (CheckpointError, export_checkpoint, load_ch
                                      load_model, save_checkpoint)
 from rawdiffusion.cli import main
 from rawdiffusion.config import SetupError
-from rawdiffusion.generation import load_generator
+from rawdiffusion.convert import load_generator
 from rawdiffusion.model import UNet
 
 TINY = dict(channels=16, channel_mult=(1, 2), num_blocks=1, attn_ds=(2,), guide="edsr",

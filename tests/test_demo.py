@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rawdiffusion.demo import PHOTOS, run_demo, shipped_checkpoint
-from rawdiffusion.generation import file_digest
+from rawdiffusion.checkpoint import file_digest
 from rawdiffusion.images import halve_area, read_rgb
 from rawdiffusion.io import read_raw, render_srgb
 
@@ -69,14 +69,14 @@ def test_flat_patches_come_out_flat_without_halos_or_dark_borders():
     """The artefacts of the paper's model shipped before (embossed edges, wood grain in flat
     areas, darker border columns) are absent: a guide of three flat colours gives three flat
     RAW levels, edges that stay between them, and border columns like the interior."""
-    from rawdiffusion.generation import load_generator
+    from rawdiffusion.convert import load_generator
 
     gen = load_generator(shipped_checkpoint(), "cpu", steps=2)
     guide = np.zeros((64, 96, 3), np.uint8)
     guide[:, :48] = (200, 40, 30)  # red
     guide[:, 48:] = (60, 120, 200)  # blue
     guide[20:44, 20:76] = (128, 128, 128)  # a grey box across the edge
-    x = gen.packed(guide, seed=0).astype(np.float64)  # (4, 64, 96) in [0, 1]
+    x = gen.generate(guide, seed=0).astype(np.float64)  # (4, 64, 96) in [0, 1]
     regions = {"red": x[:, 2:18, 2:46], "blue": x[:, 2:18, 50:94], "grey": x[:, 22:42, 22:74]}
     levels = np.stack([r.mean(axis=(1, 2)) for r in regions.values()])  # (3, 4)
     for name, region in regions.items():

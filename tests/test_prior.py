@@ -23,7 +23,7 @@ from rawdiffusion.data import paired_crop_dihedral
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import Guidance, UNet, build_model
-from rawdiffusion.sampling import generate
+from rawdiffusion.tiling import generate
 from test_train import compose_config, one_thread, settings, tiny, train  # noqa: F401
 
 # test_model.py's two-level network: milliseconds per forward pass.

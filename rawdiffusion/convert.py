@@ -8,53 +8,32 @@ and records every output in a manifest (source, output, steps, seed, checkpoint 
 
 Sizes. A photo of H x W pixels becomes a mosaic of H x W: as in training, the guide is the
 photo halved with area interpolation, and the packed RAW has the guide's size. Images larger
-than the tile size are generated in overlapping tiles (sampling.generate_tiled).
+than the tile size are generated in overlapping tiles (tiling.generate_tiled).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from .allocator import keep_freed_memory
-from .checkpoint import camera_raw
-from .diffusion import Diffusion
+from .checkpoint import camera_raw, file_digest, same_checkpoint
+from .diffusion import Diffusion, derived_seed
 from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
-from .io import MIN_DNG_SIDE, atomic_output, write_dng, write_hdf5, write_npy
-from .sampling import derived_seed, generate_tiled, guide_tensor, pad_to_multiple
+from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
+from .processes import append_record, read_manifest, shard
+from .tiling import generate_tiled, guide_tensor, pad_to_multiple
 
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
 
 
-def file_digest(path) -> str:
-    """The file's SHA-256 (64 hex digits): names a checkpoint in manifests."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def same_checkpoint(recorded: str | None, digest: str) -> bool:
-    """Whether a record's checkpoint digest names the file of `digest`: its full SHA-256, or the
-    first 16 hex digits of it, all that versions before the full digest recorded."""
-    return recorded is not None and (recorded == digest
-                                     or len(recorded) == 16 and digest.startswith(recorded))
-
-
 @dataclass
-class Generator:
-    """A loaded checkpoint with its sampling settings."""
+class RawGenerator:
+    """A trained network with its sampling settings: what turns RGB guides into packed RAW."""
 
     net: torch.nn.Module
     diffusion: torch.nn.Module
@@ -66,7 +45,7 @@ class Generator:
     device: str = "cpu"
 
     @torch.no_grad()
-    def packed(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
+    def generate(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
         """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]."""
         rgb, (h, w) = pad_to_multiple(guide_tensor(guide, self.device), self.net.multiple)
         x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
@@ -80,8 +59,8 @@ class Generator:
 
 def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64):
     """What `convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with: a
-    trained checkpoint's Generator, or a baseline file's baselines.Baseline (same interface:
-    `packed`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
+    trained checkpoint's RawGenerator, or a baseline file's baselines.Baseline (same interface:
+    `generate`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
     in one forward pass whatever `steps` says (its `steps` is None). The checkpoint is
     validated before any work (checkpoint.load_checkpoint), and must name its camera: what
     it generates is written as that camera's RAW. CheckpointError, one line, otherwise."""
@@ -96,8 +75,8 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
                                     "the Bayer order and levels of the RAW it writes)")
     if objective_of(state) == "direct":
         steps = None
-    return Generator(net, Diffusion().to(device), state["camera"], file_digest(path), steps=steps,
-                     tile=tile, overlap=overlap, device=str(device))
+    return RawGenerator(net, Diffusion().to(device), state["camera"], file_digest(path),
+                        steps=steps, tile=tile, overlap=overlap, device=str(device))
 
 
 def objective_of(state: dict) -> str:
@@ -126,78 +105,6 @@ def outputs_exist(base: Path, fmt: str) -> bool:
         base.with_name(base.name + SUFFIX[fmt]).is_file()
 
 
-def shard() -> tuple[int, int]:
-    """(rank, world size) of a torchrun launch; (0, 1) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-@contextlib.contextmanager
-def processes(cpu: bool = False):
-    """This process's device; under torchrun also a process group (NCCL on GPUs, gloo on CPU),
-    so that the processes can wait for each other, destroyed on the way out. Freed memory is
-    kept for reuse (allocator.keep_freed_memory): a quarter of a CPU sampling step otherwise."""
-    keep_freed_memory()
-    cuda = torch.cuda.is_available() and not cpu
-    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
-    if shard()[1] > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        yield device
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def barrier() -> None:
-    """Wait for every process of a torchrun launch (nothing to wait for otherwise)."""
-    if dist.is_initialized():
-        dist.barrier()
-
-
-def append_record(path: Path, record: dict) -> None:
-    """Append one JSON line to a process's part file (manifest or results)."""
-    with open(path, "a") as f:  # one short line per write: whole or absent after a kill
-        f.write(json.dumps(record) + "\n")
-
-
-def read_records(out: Path, stem: str, key: str) -> dict[str, dict]:
-    """The records of every process's <stem>.part<rank>.jsonl in `out`, by record[key]; a line
-    cut by a kill is ignored (its item is redone or recorded again)."""
-    records = {}
-    for part in sorted(out.glob(f"{stem}.part*.jsonl")):
-        for line in part.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            records[record[key]] = record
-    return records
-
-
-def read_manifest(out: Path, key: str) -> dict[str, dict]:
-    """Every manifest record in `out` by record[key]: manifest.jsonl, then the per-process parts
-    not yet merged into it (newer, so they win)."""
-    merged = out / "manifest.jsonl"
-    records = {}
-    if merged.is_file():
-        records = {r[key]: r for r in map(json.loads, merged.read_text().splitlines())}
-    return records | read_records(out, "manifest", key)
-
-
-def merge_manifests(out: Path) -> Path:
-    """Join the per-process manifest parts into manifest.jsonl (keeping the records of earlier
-    runs), one line per output, sorted; then remove the parts. A kill in between leaves parts
-    that are already merged, which the next merge joins again harmlessly."""
-    parts = sorted(out.glob("manifest.part*.jsonl"))
-    records = read_manifest(out, "output")
-    path = out / "manifest.jsonl"
-    with atomic_output(path) as tmp:
-        tmp.write_text("".join(json.dumps(records[k]) + "\n" for k in sorted(records)))
-    for part in parts:
-        part.unlink()
-    return path
-
-
 class ConversionFailed(ValueError):
     """Photos that could not be read, raised once every other photo is converted: `failures`
     holds one line per photo, naming it and the reason."""
@@ -207,7 +114,7 @@ class ConversionFailed(ValueError):
         super().__init__(f"{done} converted, {len(failures)} failed: " + "; ".join(failures))
 
 
-def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str = "dng",
+def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: str = "dng",
             names: list[str] | None = None, figure: bool = False,
             max_pixels: int | None = None) -> tuple[int, int]:
     """Convert RGB image files into RAW files in `out` (this process's share of them).
@@ -247,7 +154,7 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
                 bar.update()
                 continue
             s = derived_seed(seed, index)
-            x = gen.packed(halve_area(photo), s)
+            x = gen.generate(halve_area(photo), s)
             paths = write_prediction(base, x, gen.camera, fmt)
             if figure:
                 _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)

@@ -1,5 +1,5 @@
-"""RAW from RGB with a trained model: DDIM with the guidance computed once per image, and
-overlapping tiles for images of any size.
+"""Sampling the packed RAW of one RGB guide of any size with a trained network: DDIM with the
+guidance computed once, in overlapping tiles when the image is larger than a tile.
 
 The guidance features and every SPADE gamma/beta depend on the RGB image alone, so they are
 computed once and reused at every denoising step (the reference recomputed them at each).
@@ -21,12 +21,6 @@ import torch.nn.functional as F
 from .diffusion import T, Diffusion
 
 
-def derived_seed(*key: int) -> int:
-    """A 63-bit torch seed derived from integers (a run seed, a step, an item index, ...), so
-    that every random stream depends only on what it is for, not on execution order."""
-    return int(np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
 def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 3, H, W) float32 in [-1, 1]."""
     x = torch.tensor(rgb, device=device).permute(2, 0, 1)[None]  # a copy: rgb may be read-only
@@ -35,16 +29,16 @@ def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
 
 @torch.no_grad()
 def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
-             generator: torch.Generator | None = None, eta: float = 0.0,
-             noise: torch.Tensor | None = None, cache_guidance: bool = True,
-             callback=None) -> torch.Tensor:
+             generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+             cache_guidance: bool = True, callback=None) -> torch.Tensor:
     """Sample packed RAW for an RGB guide with DDIM.
 
     rgb: (B, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`.
     steps: DDIM steps; None for a network trained with model.objective=direct, which predicts
     x0 in one forward pass from x = 0 at t = T - 1 (diffusion.direct_loss).
     cache_guidance: compute the guidance once (True) or at every step as the reference did
-    (False; kept to measure and test the difference). Other arguments as Diffusion.sample.
+    (False; kept to measure and test the difference). Other arguments as Diffusion.sample, with
+    eta = 0 (deterministic DDIM, which tiling needs).
     Returns x0: (B, 4, H, W) in [-1, 1].
     """
     shape = (rgb.shape[0], 4, *rgb.shape[-2:])
@@ -56,7 +50,7 @@ def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None =
         model_fn = lambda x, t: model(x, t, guidance=guidance)  # noqa: E731
     else:
         model_fn = lambda x, t: model(x, t, rgb=rgb)  # noqa: E731
-    return diffusion.sample(model_fn, shape, steps, generator=generator, eta=eta, noise=noise,
+    return diffusion.sample(model_fn, shape, steps, generator=generator, noise=noise,
                             callback=callback)
 
 

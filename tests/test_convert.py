@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rawdiffusion.checkpoint import camera_raw, load_model, save_checkpoint
+from rawdiffusion.checkpoint import camera_raw, file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion import cli
-from rawdiffusion.generation import (ConversionFailed, Generator, convert, file_digest,
-                                     merge_manifests)
+from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
+from rawdiffusion.processes import merge_manifests
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
 
@@ -36,7 +36,7 @@ def checkpoint(tmp_path_factory):
 
 def generator(path, **kw):
     net, state = load_model(path)
-    return Generator(net, Diffusion(), state["camera"], file_digest(path), steps=2, **kw)
+    return RawGenerator(net, Diffusion(), state["camera"], file_digest(path), steps=2, **kw)
 
 
 def photos(folder, sizes=((64, 96), (48, 80), (40, 56))):
@@ -230,7 +230,7 @@ def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_pat
     gen.camera = dict(gen.camera, **{field: value})
     if value is None:
         del gen.camera[field]
-    gen.packed = None  # any generation would fail with another error
+    gen.generate = None  # any generation would fail with another error
     with pytest.raises(ValueError, match="its camera cannot be written as a DNG: ") as e:
         convert(photos(tmp_path / "in"), tmp_path / "out", gen, 0)
     assert words in str(e.value)
