@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .bayer import normalise
+from .errors import UserError
 from .io import atomic_output, colour_science
 
 FORMAT = "rawdiffusion-baseline/1"
@@ -65,7 +66,7 @@ RIDGE = 1e-6
 ROWS = 256  # guide rows expanded at once: bounds the memory of the terms
 
 
-class BaselineError(ValueError):
+class BaselineError(UserError, ValueError):
     """A baseline file or fit that cannot be used; the message names the file and why."""
 
 
@@ -86,17 +87,17 @@ def monomial_exponents(degree: int) -> list[tuple[int, int, int]]:
 
 def map_groups(kind: str) -> tuple[str, ...]:
     """The groups of terms of a colour map kind ("curves+poly3+local" -> ("poly3", "curves",
-    "local")), in GROUPS' order. Raises ValueError naming the kind and the rule it breaks."""
+    "local")), in GROUPS' order. Raises BaselineError naming the kind and the rule it breaks."""
     groups = str(kind).split("+")
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or len(set(groups)) < len(groups):
-        raise ValueError(f"colour map kind {kind!r}: one or more of {', '.join(GROUPS)} joined "
-                         "by +, each once")
+        raise BaselineError(f"colour map kind {kind!r}: one or more of {', '.join(GROUPS)} "
+                            "joined by +, each once")
     if sum(g in DEGREES for g in groups) > 1:
-        raise ValueError(f"colour map kind {kind!r}: at most one of {', '.join(DEGREES)}")
+        raise BaselineError(f"colour map kind {kind!r}: at most one of {', '.join(DEGREES)}")
     if groups == ["local"]:
-        raise ValueError(f"colour map kind {kind!r}: local needs a colour group "
-                         f"({', '.join(MAPS)}) beside it")
+        raise BaselineError(f"colour map kind {kind!r}: local needs a colour group "
+                            f"({', '.join(MAPS)}) beside it")
     return tuple(g for g in GROUPS if g in groups)
 
 

@@ -23,7 +23,8 @@ import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import bayer
-from .config import OBJECTIVES, SetupError
+from .config import OBJECTIVES
+from .errors import UserError
 from .io import (CFA_ORDERS, Gain, RawImage, atomic_output, level_problem, schema_problem,
                  three_gains)
 from .model import GUIDES, PRESETS, UNet
@@ -33,10 +34,9 @@ FORMAT = "rawdiffusion-checkpoint/1"
 REQUIRED = {"step": int, "config": dict, "model_config": dict, "model": dict, "camera": dict}
 
 
-class CheckpointError(SetupError, ValueError):
-    """A file that is not a usable checkpoint: one line naming the file and why. A SetupError,
-    so that train.py and sample.py report it as their setup problems, and a ValueError, so that
-    the rawdiffusion command does: both as `error: ...` with exit status 2."""
+class CheckpointError(UserError, ValueError):
+    """A file that is not a usable checkpoint: one line naming the file and why, reported by
+    every entry point as `error: ...` with exit status 2."""
 
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason

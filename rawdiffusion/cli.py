@@ -1,7 +1,8 @@
 """The `rawdiffusion` command line: one console script with subcommands.
 
-Errors a user can fix (a bad file, a missing folder) end in one line naming the file and the
-reason, never a traceback.
+Errors a user can fix (errors.UserError: a bad file, a missing folder) end in one line naming
+the file and the reason, never a traceback; any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UserError, run_reported
+
 log = logging.getLogger("rawdiffusion")
-
-
-class UsageError(Exception):
-    """A problem with the command's input, reported as one line."""
 
 
 # ----------------------------------------------------------------------------- info
@@ -30,7 +29,7 @@ def cmd_info(args) -> int:
     for path in args.files:
         try:
             _info_one(path, args.preview)
-        except (ValueError, OSError) as e:  # RawFormatError names its file; the others may not
+        except (UserError, OSError) as e:  # RawFormatError names its file; the others may not
             print(f"error: {e if isinstance(e, RawFormatError) else f'{path}: {e}'}",
                   file=sys.stderr)
             failed += 1
@@ -146,12 +145,12 @@ def _image_files(inputs: list[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise UsageError(f"{path}: no JPEG, PNG or TIFF images in this folder")
+                raise UserError(f"{path}: no JPEG, PNG or TIFF images in this folder")
             files += found
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"{path}: no such file or folder")
+            raise UserError(f"{path}: no such file or folder")
     return files
 
 
@@ -248,8 +247,8 @@ def cmd_export(args) -> int:
     from .baselines import is_baseline_file
 
     if Path(args.checkpoint).is_file() and is_baseline_file(args.checkpoint):
-        raise UsageError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
-                         "is; export takes a training checkpoint")
+        raise UserError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
+                        "is; export takes a training checkpoint")
     size = export_checkpoint(args.checkpoint, args.out)
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
     return 0
@@ -427,16 +426,7 @@ def main(argv=None) -> int:
     args.overrides = overrides
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .io import RawFormatError
-
-    try:
-        return args.func(args)
-    except (RawFormatError, UsageError, FileNotFoundError, NotADirectoryError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_reported(args.func, args)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any, List, Optional
 from omegaconf import MISSING, DictConfig
 
 from .datasets.layout import DESCRIPTION, PreparedDataset
+from .errors import SetupError
 
 DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
 
@@ -280,11 +281,6 @@ def recipe_changes(old: dict, new: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- shared by
 # training and sampling (sample.py finds a run's checkpoint as training named it)
-
-class SetupError(Exception):
-    """A problem the user can fix (missing data, an impossible setting, a diverged loss);
-    reported as one message, without a traceback."""
-
 
 def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDataset:
     """The prepared dataset of a train/val config, or an error that says how to make it."""

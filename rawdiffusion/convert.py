@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .checkpoint import camera_raw, file_digest, same_checkpoint
 from .diffusion import Diffusion, derived_seed
+from .errors import SetupError, UserError
 from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
 from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
 from .processes import append_record, read_manifest, shard
@@ -52,8 +53,8 @@ class RawGenerator:
                             torch.Generator(self.device).manual_seed(seed), tile=self.tile,
                             overlap=self.overlap, callback=callback)
         if not torch.isfinite(x0).all():
-            raise ValueError(f"checkpoint {self.digest}: the network gave non-finite values "
-                             "(broken weights)")
+            raise UserError(f"checkpoint {self.digest}: the network gave non-finite values "
+                            "(broken weights)")
         return ((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1)
 
 
@@ -63,7 +64,8 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     `generate`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
     in one forward pass whatever `steps` says (its `steps` is None). The checkpoint is
     validated before any work (checkpoint.load_checkpoint), and must name its camera: what
-    it generates is written as that camera's RAW. CheckpointError, one line, otherwise."""
+    it generates is written as that camera's RAW. CheckpointError, one line, otherwise;
+    SetupError for a tile size or overlap the network cannot use."""
     from .baselines import is_baseline_file, load_baseline
     from .checkpoint import CheckpointError, load_model
 
@@ -73,6 +75,13 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     if not state["camera"]:
         raise CheckpointError(path, "camera: none recorded (a checkpoint that generates needs "
                                     "the Bayer order and levels of the RAW it writes)")
+    m = net.multiple
+    if tile % m or tile < 2 * m:
+        raise SetupError(f"tile size {tile} (convert --tile, sample.py tile=): this network "
+                         f"needs a multiple of {m}, at least {2 * m}")
+    if not 0 <= overlap < tile:
+        raise SetupError(f"tile overlap {overlap} (convert --overlap, sample.py overlap=): "
+                         f"must be in [0, {tile}), below the tile size")
     if objective_of(state) == "direct":
         steps = None
     return RawGenerator(net, Diffusion().to(device), state["camera"], file_digest(path),
@@ -105,7 +114,7 @@ def outputs_exist(base: Path, fmt: str) -> bool:
         base.with_name(base.name + SUFFIX[fmt]).is_file()
 
 
-class ConversionFailed(ValueError):
+class ConversionFailed(UserError, ValueError):
     """Photos that could not be read, raised once every other photo is converted: `failures`
     holds one line per photo, naming it and the reason."""
 
@@ -171,15 +180,15 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
 def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) -> None:
     """What would stop the whole conversion, before anything is written."""
     if not sources:
-        raise ValueError("no images to convert")
+        raise UserError("no images to convert")
     first = {}
     for source, name in zip(sources, names):
         if name in first:
-            raise ValueError(f"{first[name]} and {source} would both be written as "
-                             f"{out / name}.*; rename one or convert them separately")
+            raise UserError(f"{first[name]} and {source} would both be written as "
+                            f"{out / name}.*; rename one or convert them separately")
         first[name] = source
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: a file, not a folder; the outputs need a folder")
+        raise UserError(f"{out}: a file, not a folder; the outputs need a folder")
     # An output must never replace an input (a photo.png beside --out's photo.png preview).
     inputs = {p.resolve() for p in sources}
     for name in names:
@@ -187,12 +196,12 @@ def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) 
         for path in (base.with_name(name + SUFFIX[fmt]), base.with_name(name + ".png"),
                      _figure_path(base)):
             if path.resolve() in inputs:
-                raise ValueError(f"{path}: an input photo would be overwritten by an output; "
-                                 "choose another --out folder")
+                raise UserError(f"{path}: an input photo would be overwritten by an output; "
+                                "choose another --out folder")
     problem = camera_problem(gen.camera) if fmt == "dng" else None
     if problem:
-        raise ValueError(f"checkpoint {gen.digest[:16]}: its camera cannot be written as a DNG: "
-                         f"{problem}")
+        raise UserError(f"checkpoint {gen.digest[:16]}: its camera cannot be written as a DNG: "
+                        f"{problem}")
 
 
 def camera_problem(camera: dict) -> str | None:

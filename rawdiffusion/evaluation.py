@@ -27,10 +27,11 @@ from tqdm import tqdm
 from . import bayer, config
 from .baselines import is_baseline_file
 from .checkpoint import camera_of, same_checkpoint
-from .config import SetupError, ddim_steps, open_split, run_name
+from .config import ddim_steps, open_split, run_name
 from .convert import FORMATS, RawGenerator, load_generator, outputs_exist, write_prediction
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
+from .errors import SetupError, run_reported
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .processes import append_record, barrier, processes, read_records, shard
@@ -49,7 +50,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
     """
     rgb_only = rgb_only or dataset.kind == "rgb"
     if rgb_only and not save_pred:
-        raise ValueError("rgb_only=true computes no metrics: add save_pred=true to keep the "
+        raise SetupError("rgb_only=true computes no metrics: add save_pred=true to keep the "
                          "generated RAW")
     ids = dataset.split(split)
     rank, world = shard()
@@ -163,11 +164,9 @@ def main(cfg) -> dict:
 
 
 def _hydra_task(cfg) -> None:
-    try:
-        main(cfg)
-    except (SetupError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)  # one message, no traceback: the user can fix it
-        sys.exit(2)
+    status = run_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
+    if status:
+        sys.exit(status)
 
 
 def entry(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .errors import UserError
 from .io import atomic_output
 
 
@@ -61,7 +62,7 @@ def read_rgb(path, max_pixels: int | None = None) -> np.ndarray:
     return rgb if method is None else np.asarray(Image.fromarray(rgb).transpose(method))
 
 
-class PhotoError(ValueError):
+class PhotoError(UserError, ValueError):
     """A photo that cannot be read: one line naming the file and the reason."""
 
     def __init__(self, path, reason: str):

@@ -34,6 +34,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       ValidationError)
 from pydantic_core import PydanticCustomError
 
+from .errors import UserError
+
 CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
                 ".rw2", ".pef", ".srw", ".3fr", ".iiq", ".mos", ".erf", ".kdc", ".raw", ".pgm")
@@ -48,7 +50,7 @@ DEFAULTS_NOTE = "rawdiffusion defaults:"
 UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
 
 
-class RawFormatError(ValueError):
+class RawFormatError(UserError, ValueError):
     """A file that cannot be used as a Bayer RAW image; the message names the file and why."""
 
     def __init__(self, path, reason: str):
@@ -611,7 +613,7 @@ def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dt
 
 # ----------------------------------------------------------------------------- writing
 
-class OutputError(ValueError):
+class OutputError(UserError, ValueError):
     """An output path that cannot be written; the message names it and why."""
 
 

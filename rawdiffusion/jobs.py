@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from .errors import UserError
 from .io import RawFormatError
 
 
@@ -27,6 +28,8 @@ def _call(fn, item):
         return item, fn(item), None
     except RawFormatError as e:
         return item, None, e.reason
+    except UserError as e:  # names its file and reason
+        return item, None, str(e)
     except (OSError, ValueError) as e:
         return item, None, f"{type(e).__name__}: {e}"
 

@@ -41,7 +41,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import config as config_module
 from .baselines import ColourMap, fit_colour_map, guide_codes, map_groups
 from .bayer import dihedral_inverse, dihedral_packed, normalise
-from .config import OBJECTIVES, SetupError, ddim_steps, open_split, run_name
+from .config import OBJECTIVES, ddim_steps, open_split, run_name
 from .checkpoint import camera_of, load_checkpoint, save_checkpoint
 from .data import paired_crop_dihedral
 from .datasets.layout import PreparedDataset
@@ -51,6 +51,7 @@ from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
 from .diffusion import Diffusion, derived_seed
+from .errors import SetupError, run_reported
 from .processes import barrier, mean_over_processes, processes, shard
 from .tiling import generate
 
@@ -103,7 +104,7 @@ class TrainSamples(torch.utils.data.Dataset):
             images = [image for image, entry in dataset.images.items() if entry["split"] == split]
             if not 1 <= max_items <= len(images):
                 raise SetupError(f"dataset.train.max_items={max_items}: {dataset.root} has "
-                                    f"{len(images)} {split} images; choose 1 to {len(images)}")
+                                 f"{len(images)} {split} images; choose 1 to {len(images)}")
             chosen = draw_images(images, max_items, seed)
             keep = {s for image in chosen for s in dataset.images[image]["samples"]}
             self.ids = [s for s in self.ids if s in keep]
@@ -112,7 +113,7 @@ class TrainSamples(torch.utils.data.Dataset):
                        if kept.intersection(e["samples"]))
         if smallest < crop:
             raise SetupError(f"optim.crop={crop} is larger than some samples of "
-                                f"{dataset.root} (down to {smallest} pixels)")
+                             f"{dataset.root} (down to {smallest} pixels)")
         self._order = (None, None)
         self.prior: ColourMap | None = None
 
@@ -172,7 +173,7 @@ def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
         h, w = s.raw.shape[-2:]
         if min(h, w) < crop:
             raise SetupError(f"validation sample {sample_id} is {w}x{h}, smaller than the "
-                                f"{crop}x{crop} crop (optim.crop)")
+                             f"{crop}x{crop} crop (optim.crop)")
         top, left = (h - crop) // 2, (w - crop) // 2
         window = (slice(top, top + crop), slice(left, left + crop))
         raw, rgb = to_model_range(s.raw[(...,) + window], s.rgb[window].transpose(2, 0, 1),
@@ -255,11 +256,11 @@ def check(cfg: DictConfig, world: int) -> None:
     o = cfg.optim
     if o.batch_size % world:
         raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
-                            "processes")
+                         "processes")
     if min(o.max_steps, o.decay_steps, cfg.general.save_every, cfg.log.every,
            cfg.log.preview_every, cfg.log.val_every) < 1:
         raise SetupError("step counts and intervals (optim, general.save_every, log) must be "
-                            ">= 1")
+                         ">= 1")
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
     if o.max_steps > o.decay_steps:  # the learning rate is 0 from decay_steps on
@@ -353,7 +354,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     net = model_from_config(cfg.model)
     if o.crop % net.multiple or o.crop < 2 * net.multiple:
         raise SetupError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
-                            f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
+                         f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
     if hasattr(net, "prior") and state is None:
         # The colour prior is fitted once, in closed form, on the training samples; from then
         # on it is part of the weights (a buffer), saved and resumed with them.
@@ -378,7 +379,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
         if changes:
             raise SetupError(f"{run_dir} holds a run with another recipe ("
                                 + "; ".join(changes) + "). Rerun with its settings to resume "
-                                "it, or name a new run with general.run=NAME.")
+                             "it, or name a new run with general.run=NAME.")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -493,8 +494,8 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
             if save:
                 if not all(torch.isfinite(p).all() for p in net.parameters()):
                     raise SetupError(f"the weights are not finite at step {step}; the last "
-                                        f"good checkpoint (step {saved_step}) stays in "
-                                        f"{checkpoint_path}")
+                                     f"good checkpoint (step {saved_step}) stays in "
+                                     f"{checkpoint_path}")
                 if rank == 0:
                     save_checkpoint(checkpoint_path, {
                         "step": step, "config": resolved, "model_config": dict(net.config),
@@ -507,11 +508,9 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
 
 
 def _hydra_task(cfg: DictConfig) -> None:
-    try:
-        main(cfg)
-    except SetupError as e:
-        print(f"error: {e}", file=sys.stderr)  # one message, no traceback: the user can fix it
-        sys.exit(2)
+    status = run_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
+    if status:
+        sys.exit(status)
 
 
 def entry(argv: list[str] | None = None) -> None:

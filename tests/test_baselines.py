@@ -25,6 +25,7 @@ from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.checkpoint import file_digest
 from rawdiffusion.convert import convert, load_generator
+from rawdiffusion.errors import UserError
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
 from rawdiffusion.io import read_raw
@@ -544,7 +545,7 @@ def test_load_generator_tells_a_baseline_from_a_checkpoint(camera_data):
 def test_convert_refuses_to_overwrite_an_input_photo(camera_data, tmp_path):
     sources = photos(tmp_path / "in")
     before = [p.read_bytes() for p in sources]
-    with pytest.raises(ValueError, match="an input photo would be overwritten"):
+    with pytest.raises(UserError, match="an input photo would be overwritten"):
         convert(sources, tmp_path / "in", load_generator(camera_data[1]), seed=0)
     assert [p.read_bytes() for p in sources] == before
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(p.name for p in sources)

@@ -13,7 +13,7 @@ from rawdiffusion import evaluation, training
 from rawdiffusion.checkpoint import (CheckpointError, export_checkpoint, load_checkpoint,
                                      load_model, save_checkpoint)
 from rawdiffusion.cli import main
-from rawdiffusion.config import SetupError
+from rawdiffusion.errors import UserError
 from rawdiffusion.convert import load_generator
 from rawdiffusion.model import UNet
 
@@ -158,10 +158,10 @@ def test_export_and_convert_report_one_line_and_exit_2(tmp_path, capsys):
 def test_train_and_sample_entry_points_report_one_line_and_exit_2(module, tmp_path, monkeypatch,
                                                                   capsys):
     """Resumption (training) and sample.py load through load_checkpoint; their Hydra tasks turn
-    a CheckpointError, a SetupError, into one line and exit status 2."""
+    a CheckpointError, a UserError, into one line and exit status 2."""
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"\x80\x04not a checkpoint")
-    assert issubclass(CheckpointError, SetupError) and issubclass(CheckpointError, ValueError)
+    assert issubclass(CheckpointError, UserError) and issubclass(CheckpointError, ValueError)
     monkeypatch.setattr(module, "main", lambda cfg: load_checkpoint(bad))
     with pytest.raises(SystemExit) as info:
         module._hydra_task(None)

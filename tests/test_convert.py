@@ -12,6 +12,7 @@ from rawdiffusion.checkpoint import camera_raw, file_digest, load_model, save_ch
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion import cli
 from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
+from rawdiffusion.errors import UserError
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
@@ -181,7 +182,7 @@ def test_two_photos_of_one_name_are_both_named(checkpoint, tmp_path):
     for name in ("a.png", "a.jpg"):
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(folder / name)
     sources = sorted(folder.iterdir())
-    with pytest.raises(ValueError, match=f"^{folder / 'a.jpg'} and {folder / 'a.png'} would "
+    with pytest.raises(UserError, match=f"^{folder / 'a.jpg'} and {folder / 'a.png'} would "
                                          f"both be written as {tmp_path / 'out' / 'a'}"):
         convert(sources, tmp_path / "out", generator(checkpoint), 0)
     assert not (tmp_path / "out").exists()
@@ -214,7 +215,7 @@ def test_an_out_that_is_a_file_is_refused_in_one_line(checkpoint, tmp_path, caps
 
 
 def test_nothing_to_convert_writes_nothing(checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="^no images to convert$"):
+    with pytest.raises(UserError, match="^no images to convert$"):
         convert([], tmp_path / "out", generator(checkpoint), 0)
     assert not (tmp_path / "out").exists()
 
@@ -231,7 +232,7 @@ def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_pat
     if value is None:
         del gen.camera[field]
     gen.generate = None  # any generation would fail with another error
-    with pytest.raises(ValueError, match="its camera cannot be written as a DNG: ") as e:
+    with pytest.raises(UserError, match="its camera cannot be written as a DNG: ") as e:
         convert(photos(tmp_path / "in"), tmp_path / "out", gen, 0)
     assert words in str(e.value)
     assert not (tmp_path / "out").exists()

@@ -16,6 +16,7 @@ from rawdiffusion.datasets.fivek import prepare_fivek
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.nod import prepare_nod
 from rawdiffusion.datasets.subsample import prepare_subsample
+from rawdiffusion.errors import UserError
 
 
 def stamps(folder):
@@ -175,9 +176,9 @@ def test_subsample_draws_like_the_reference_and_reads_through_its_parent(fivek, 
                      "a0710-x_DSC0010", "a1411-x_DSC0011"]
     assert picks == {0: {"a0704-x_DSC0004", "a1411-x_DSC0011"},
                      1: {"a1411-x_DSC0011", "a0009-x_DSC0009"}}
-    with pytest.raises(ValueError, match="has 5 training images"):
+    with pytest.raises(UserError, match="has 5 training images"):
         prepare_subsample(out, tmp_path / "big", max_items=6, seed=0)
-    with pytest.raises(ValueError, match="another folder"):
+    with pytest.raises(UserError, match="another folder"):
         prepare_subsample(out, out, max_items=1, seed=0)
 
 

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from rawdiffusion import training
 from rawdiffusion.checkpoint import load_checkpoint
-from rawdiffusion.config import SetupError
+from rawdiffusion.errors import SetupError
 from rawdiffusion.diffusion import T, Diffusion, l1, log_l1, mse
 from rawdiffusion.evaluation import samples_dir
 from rawdiffusion.convert import RawGenerator, load_generator, objective_of

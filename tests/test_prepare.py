@@ -12,6 +12,7 @@ from rawdiffusion.checkpoint import camera_of, camera_raw, load_checkpoint
 from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import find_raw_files, grid_boxes, split_like_sklearn
+from rawdiffusion.errors import UserError
 from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, atomic_output,
                              read_raw, write_dng)
 
@@ -22,7 +23,7 @@ from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINA
 def test_split_is_identical_to_scikit_learn(n, fraction, seed):
     items = [f"img{i:04d}.dng" for i in range(n)]
     if n - int(np.ceil(n * fraction)) < 1:
-        with pytest.raises(ValueError, match="none to train"):
+        with pytest.raises(UserError, match="none to train"):
             split_like_sklearn(items, fraction, seed)
         return
     train, test = train_test_split(items, test_size=fraction, random_state=seed)
@@ -197,7 +198,7 @@ def test_grid_below_one_is_refused_naming_the_option(command, grid, tmp_path, ca
     assert info.value.code == 2 and not (tmp_path / "o").exists()
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         f"argument --grid: must be a positive integer, got {grid!r}")
-    with pytest.raises(ValueError, match="grid 0: must be at least 1 patch per side"):
+    with pytest.raises(UserError, match="grid 0: must be at least 1 patch per side"):
         grid_boxes(1500, 2000, 0)
 
 

@@ -106,7 +106,7 @@ def cut_in_half(path):
 def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffix, reason):
     import torch
 
-    from rawdiffusion.config import SetupError
+    from rawdiffusion.errors import UserError
     from rawdiffusion.datasets.errors import SampleError
     from rawdiffusion.training import TrainSamples, val_batches
 
@@ -115,7 +115,7 @@ def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffi
     expected = (f"{path}: {reason}", f"delete {prepared.root / 'meta' / 'img1.json'} and rerun")
     with pytest.raises(SampleError) as info:
         val_batches(prepared, "train", 32, 2, 2)
-    assert isinstance(info.value, SetupError) and isinstance(info.value, ValueError)
+    assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
     assert all(part in str(info.value) for part in expected)
     samples = TrainSamples(prepared, "train", 32, seed=0)
     draw = next(g for g in range(2) if samples.ids[samples.order(0)[g]] == "img1_0")

@@ -18,7 +18,7 @@ from rawdiffusion.baselines import ColourMap, fit_colour_map, guide_codes
 from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
     save_checkpoint
-from rawdiffusion.config import SetupError
+from rawdiffusion.errors import SetupError
 from rawdiffusion.data import paired_crop_dihedral
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion

@@ -32,7 +32,7 @@ from rawdiffusion.datasets.subsample import draw_images
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.io import CFA_ORDERS, write_dng
 from rawdiffusion.model import UNet
-from rawdiffusion.config import SetupError
+from rawdiffusion.errors import SetupError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from ..jobs import run_jobs
 from . import coco, layout
 
@@ -72,7 +73,7 @@ def read_labels(path) -> list[tuple[str, list]]:
                                   float(box["x2"]), float(box["y2"])))
             result.append((str(frame["name"]), boxes))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: not a BDD100K label file ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a BDD100K label file ({type(e).__name__}: {e})") from None
     return result
 
 
@@ -116,7 +117,7 @@ def prepare_bdd(root, out, splits=("train", "val"), workers: int = 1):
                      split, without_boxes[split], len(frames))
     ids = [i.image_id for its in items.values() for i in its]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{root}: an image name occurs twice in the label files")
+        raise UserError(f"{root}: an image name occurs twice in the label files")
     job = functools.partial(layout.per_image, prepare_item, out=str(out))
     done, failures = run_jobs(job, [i for its in items.values() for i in its], workers=workers,
                               desc="prepare bdd_h416")

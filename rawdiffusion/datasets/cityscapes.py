@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..jobs import run_jobs
 from . import coco, layout
 
@@ -126,7 +127,7 @@ def prepare_cityscapes(root, out, splits=("train", "val"), workers: int = 1):
     items = {split: find_items(root, split) for split in splits}
     ids = [i.image_id for its in items.values() for i in its]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{root}: an image name occurs in two splits")
+        raise UserError(f"{root}: an image name occurs in two splits")
     job = functools.partial(layout.per_image, prepare_item, out=str(out))
     done, failures = run_jobs(job, [i for its in items.values() for i in its], workers=workers,
                               desc="prepare cityscapes_h416")

@@ -1,17 +1,15 @@
 """Errors of prepared datasets: one line naming the file and the reason.
 
-Both are ValueErrors, which the `rawdiffusion` command reports as `error: ...` with exit 2, and
-config.SetupErrors, which train.py and sample.py report the same way (as checkpoint.CheckpointError
-is both). They live apart from layout.py, which imports them where it raises them, because
-config imports layout.
+UserErrors, which every entry point reports as `error: ...` with exit status 2, and
+ValueErrors, as the decoding errors that the per-image handlers of prepare catch beside them.
 """
 
 from __future__ import annotations
 
-from ..config import SetupError
+from ..errors import UserError
 
 
-class DatasetError(ValueError, SetupError):
+class DatasetError(UserError, ValueError):
     """A file of a prepared dataset that cannot be used (dataset.json, annotations, ...)."""
 
     def __init__(self, path, reason: str | None = None):

@@ -31,6 +31,7 @@ import functools
 import os
 from pathlib import Path
 
+from ..errors import UserError
 from ..io import RawFormatError, tifffile_quiet
 from ..jobs import run_jobs
 from . import layout
@@ -81,7 +82,7 @@ def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_see
     unknown, so they are left out of both splits) and selected files that fail to decode.
     """
     if camera not in MODELS:
-        raise ValueError(f"camera {camera!r} is not one of {', '.join(MODELS)}")
+        raise UserError(f"camera {camera!r} is not one of {', '.join(MODELS)}")
     model = MODELS[camera]
     files, skipped = regular_files(find_dngs(root))
     # Tag reading is a few hundred microseconds per file: in this process, not worth workers.

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..io import RawFormatError, atomic_output
 
 FORMAT = "rawdiffusion-dataset/1"
@@ -69,7 +70,7 @@ def per_image(fn, item, **kwargs):
     Module-level, so that functools.partial(per_image, fn, ...) goes to worker processes."""
     try:
         return fn(item, **kwargs)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UserError):
         raise  # reported by the job runner as they are
     except bad_file_errors() as e:
         raise ImageFailed(item, f"{type(e).__name__}: {e}") from None

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import coco
+from ..errors import UserError
 from .paired import Task, prepare_paired
 
 SIZE = (416, 640)  # (height, width) of the h416 samples
@@ -96,8 +97,8 @@ def read_annotations(path) -> list[dict]:
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 image["boxes"].append([coco.category_id(name), x, y, x + w, y + h])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a NOD (COCO-style) annotation file "
-                         f"({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a NOD (COCO-style) annotation file "
+                        f"({type(e).__name__}: {e})") from None
     return sorted(images.values(), key=lambda im: im["id"])
 
 
@@ -117,7 +118,7 @@ def prepare_nod(root, out, camera: str, h416: bool = False, grid: int = 3, worke
     the prepared images (file names are sample ids).
     """
     if camera not in CAMERAS:
-        raise ValueError(f"camera {camera!r} is not one of {', '.join(CAMERAS)}")
+        raise UserError(f"camera {camera!r} is not one of {', '.join(CAMERAS)}")
     cam = CAMERAS[camera]
     root = Path(root)
     if not root.is_dir():

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import bayer
+from ..errors import UserError
 from ..images import halve_area, resize_area, write_png
 from ..io import atomic_output, read_raw, render_srgb
 from ..jobs import Failure, run_jobs
@@ -33,12 +34,12 @@ def split_like_sklearn(items: list, test_fraction: float, seed: int) -> tuple[li
     test_fraction 0 puts everything in train (scikit-learn would refuse it)."""
     n = len(items)
     if not 0 <= test_fraction < 1:
-        raise ValueError(f"test fraction must be in [0, 1), got {test_fraction}")
+        raise UserError(f"test fraction must be in [0, 1), got {test_fraction}")
     if test_fraction == 0:
         return list(items), []
     n_test = math.ceil(test_fraction * n)
     if n - n_test < 1:
-        raise ValueError(f"{n} image(s) with test fraction {test_fraction} leave none to train on")
+        raise UserError(f"{n} image(s) with test fraction {test_fraction} leave none to train on")
     permutation = np.random.RandomState(seed).permutation(n)
     return [items[i] for i in permutation[n_test:]], [items[i] for i in permutation[:n_test]]
 
@@ -49,7 +50,7 @@ def grid_boxes(height: int, width: int, grid: int) -> list[tuple[int, int, int, 
     Each patch is its grid cell centre-cropped to sides that are multiples of 32.
     """
     if grid < 1:
-        raise ValueError(f"grid {grid}: must be at least 1 patch per side")
+        raise UserError(f"grid {grid}: must be at least 1 patch per side")
     cell_h, cell_w = height // grid, width // grid
     ph, pw = cell_h // PATCH_MULTIPLE * PATCH_MULTIPLE, cell_w // PATCH_MULTIPLE * PATCH_MULTIPLE
     if ph == 0 or pw == 0:
@@ -131,7 +132,7 @@ def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
     tasks = [t for ts in splits.values() for t in ts]
     ids = [t.image_id for t in tasks]
     if len(set(ids)) != len(ids):
-        raise ValueError("two input files map to the same image id")
+        raise UserError("two input files map to the same image id")
     job = functools.partial(layout.per_image, prepare_image, out=str(out), grid=grid, size=size)
     done, failures = run_jobs(job, tasks, workers=workers, desc=f"prepare {name}")
     kept = {s: [t.image_id for t in ts if t in done] for s, ts in splits.items()}

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
+from ..errors import UserError
 from .errors import DatasetError
 
 
@@ -37,17 +38,17 @@ def prepare_subsample(dataset, out, max_items: int, seed: int = 0) -> dict:
     source = layout.PreparedDataset(dataset)
     out = Path(out)
     if out.resolve() == source.root.resolve():
-        raise ValueError(f"{out}: the subsample must go to another folder than its dataset")
+        raise UserError(f"{out}: the subsample must go to another folder than its dataset")
     existing = out / layout.DESCRIPTION
     if existing.is_file() and "parent" not in json.loads(existing.read_text()):
-        raise ValueError(f"{out}: holds a prepared dataset; choose another folder for the "
-                         "subsample")
+        raise UserError(f"{out}: holds a prepared dataset; choose another folder for the "
+                        "subsample")
     train_ids = [i for i, e in source.images.items() if e["split"] == "train"]
     if not train_ids:
-        raise ValueError(f"{source.root}: no training images to subsample")
+        raise UserError(f"{source.root}: no training images to subsample")
     if not 1 <= max_items <= len(train_ids):
-        raise ValueError(f"max_items {max_items}: {source.root} has {len(train_ids)} training "
-                         f"images; choose 1 to {len(train_ids)}")
+        raise UserError(f"max_items {max_items}: {source.root} has {len(train_ids)} training "
+                        f"images; choose 1 to {len(train_ids)}")
     chosen = set(draw_images(train_ids, max_items, seed))
     images = {i: e for i, e in source.images.items() if e["split"] != "train" or i in chosen}
     kept_samples = {s for e in images.values() for s in e["samples"]}

@@ -1,0 +1,36 @@
+"""The one kind of error a user can fix, and how every entry point reports it.
+
+A `UserError` (a bad or missing file, a setting that cannot work, a checkpoint from elsewhere)
+ends a command with one line naming the file or setting and the reason, exit status 2. An
+OSError is the machine's answer about a path (no such file, no permission, disk full) and is
+reported the same way. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE_STATUS = 2  # exit status of a command stopped by a UserError, as argparse's own
+
+
+class UserError(Exception):
+    """A problem with the user's input or settings; its message says what and where."""
+
+
+class SetupError(UserError):
+    """A setting or run that cannot work (missing data, an impossible value, another recipe
+    in the run's folder, a diverged loss)."""
+
+
+def run_reported(fn, *args) -> int:
+    """fn(*args) as an entry point runs it: returns its status (None counts as 0); a UserError
+    or OSError becomes one `error:` line on stderr and status 2, Ctrl-C a line saying how to
+    resume and status 130."""
+    try:
+        return fn(*args) or 0
+    except (UserError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USAGE_STATUS
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
