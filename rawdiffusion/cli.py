@@ -286,13 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "prepare datasets.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_info, _add_prepare, _add_hydra_commands, _add_convert, _add_baseline,
+                _add_export_and_demo):
+        add(sub)
+    return parser
 
+
+def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe RAW files (one JSON object per file)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--preview", metavar="DIR", type=_folder,
                    help="also write a viewable PNG of each mosaic (greens averaged, gamma 1/5)")
     p.set_defaults(func=cmd_info)
 
+
+def _add_prepare(sub) -> None:
     prep = sub.add_parser("prepare", help="turn RAW (or RGB) datasets into training folders")
     psub = prep.add_subparsers(dest="dataset", required=True, metavar="SOURCE")
 
@@ -341,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the image permutation")
     p.set_defaults(func=cmd_prepare_subsample)
 
+
+def _add_hydra_commands(sub) -> None:
     # Everything after `train` goes to Hydra as is (options like -m and --cfg included), see
     # main(); add_help=False lets `rawdiffusion train --help` show Hydra's help.
     p = sub.add_parser("train", add_help=False,
@@ -353,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "dataset=fivek_nikon general.seed=0 (as sample.py)")
     p.set_defaults(func=cmd_sample)
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
@@ -368,14 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
                    help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    p.add_argument("--tile", type=int, default=256,
+    p.add_argument("--tile", type=_positive_int, default=256,
                    help="tile side in packed pixels for large images (default 256)")
-    p.add_argument("--overlap", type=int, default=64, help="tile overlap (default 64)")
+    p.add_argument("--overlap", type=_non_negative_int, default=64,
+                   help="tile overlap (default 64)")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     p.set_defaults(func=cmd_convert)
 
+
+def _add_baseline(sub) -> None:
     base = sub.add_parser("baseline", help="RGB -> RAW without a network: fitted colour maps "
                                            "and unprocessing, usable wherever a checkpoint is")
     bsub = base.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -399,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split to fit on (default train)")
     p.set_defaults(func=cmd_baseline_fit)
 
+
+def _add_export_and_demo(sub) -> None:
     p = sub.add_parser("export", help="a checkpoint for sharing: weights only (EMA when kept), "
                                       "float16, no optimiser state")
     p.add_argument("checkpoint")
@@ -412,7 +429,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
                    help=f"DDIM steps (default {DEFAULT_STEPS})")
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv=None) -> int:

@@ -47,7 +47,9 @@ class RawGenerator:
 
     @torch.no_grad()
     def generate(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
-        """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]."""
+        """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` draws
+        the noise; callback(dict(tile=k, tiles=n, i=..., t=..., ...)) runs at each DDIM step of
+        each tile (tiling.generate_tiled)."""
         rgb, (h, w) = pad_to_multiple(guide_tensor(guide, self.device), self.net.multiple)
         x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
                             torch.Generator(self.device).manual_seed(seed), tile=self.tile,
@@ -132,7 +134,7 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     <name>_compare.png, photo | generated RAW preview | the DNG as LibRaw renders it.
     max_pixels: the largest photo read (images.read_rgb; default Pillow's limit).
     Returns (converted, skipped as already done). What concerns the whole job (no sources,
-    colliding names, an --out that is a file, a camera no DNG can hold) raises ValueError before
+    colliding names, an --out that is a file, a camera no DNG can hold) raises UserError before
     anything is written; a photo that cannot be read is skipped with nothing written for it,
     and once the others are converted ConversionFailed names every such photo.
     """
@@ -163,7 +165,7 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
                 bar.update()
                 continue
             s = derived_seed(seed, index)
-            x = gen.generate(halve_area(photo), s)
+            x = _generate_with_progress(gen, halve_area(photo), s, source.name, rank == 0)
             paths = write_prediction(base, x, gen.camera, fmt)
             if figure:
                 _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
@@ -175,6 +177,21 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     if failures:
         raise ConversionFailed(done, skipped, failures)
     return done, skipped
+
+
+def _generate_with_progress(gen, guide: np.ndarray, seed: int, name: str,
+                            show: bool) -> np.ndarray:
+    """gen.generate with a second progress bar under the images' one: the photo's denoising
+    steps over all its tiles (a 12 MP photo takes minutes on a CPU). Nothing is shown for
+    a generator without steps (a baseline, a one-pass network), which reports none."""
+    with tqdm(desc=f"  {name}", unit="step", leave=False, position=1, dynamic_ncols=True,
+              disable=not show or not gen.steps) as steps:
+        def report(progress: dict) -> None:  # one call per DDIM step of each tile
+            if steps.total is None:
+                steps.reset(total=progress["tiles"] * gen.steps)
+            steps.update()
+
+        return gen.generate(guide, seed, callback=report)
 
 
 def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) -> None:

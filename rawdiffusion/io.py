@@ -263,36 +263,68 @@ def _libraw_said(lines: list[str], path: Path) -> str:
 
 
 def _read_with_rawpy(path: Path) -> RawImage:
-    import rawpy
-
+    """A RAW file that LibRaw decodes, with the DNG tags read beside it (tifffile): the tags
+    say what LibRaw would misread, and hold the colour calibration exactly as written."""
     tags, raw_tags = _tiff_ifds(path)
     is_dng = tags is not None and 50706 in tags
+    _refuse_by_tags(path, tags, raw_tags, is_dng)
+    tags = tags or {}
+    decoded = _decode_with_libraw(path, is_dng)
+    mosaic, cfa = decoded["mosaic"], decoded["cfa"]
+    if cfa not in CFA_ORDERS:
+        raise RawFormatError(path, f"unsupported colour filter layout {cfa!r} (not a Bayer sensor)")
+    black = _black_by_position(decoded, raw_tags if is_dng else {})
+    white = decoded["white"]
+    problem = level_problem(black, white) or no_image_problem(mosaic, black, white)
+    if problem:
+        raise RawFormatError(path, problem)
+    wb, calibrations = _colour_calibration(path, tags, is_dng, decoded)
+    (m1, ill1), (m2, ill2) = (calibrations + [(None, UNKNOWN_ILLUMINANT)] * 2)[:2]
+    make, model = (str(tags.get(code, "")).strip() for code in (271, 272))
+    unique = str(tags.get(50708, "")).strip()
+    if unique and unique != UNKNOWN_CAMERA and not model:  # CinemaDNGs, some converters
+        model = unique[len(make):].strip() if make and unique.startswith(make) else unique
+    return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(black), white_level=white, wb=wb,
+                    color_matrix=m1, illuminant=ill1, color_matrix2=m2, illuminant2=ill2,
+                    make=make, model=model, path=str(path))
+
+
+def _refuse_by_tags(path: Path, tags: dict | None, raw_tags: dict, is_dng: bool) -> None:
+    """RawFormatError for what the TIFF tags show LibRaw would misread or cannot hold."""
     if tags is not None and not is_dng and 271 not in tags and 32803 not in (
             tags.get(262), raw_tags.get(262)):
         # LibRaw would read a grey TIFF's samples as an RGGB mosaic
         raise RawFormatError(path, "a plain TIFF image (no DNGVersion tag, no camera make, no "
                                    "colour filter array), not a camera RAW file")
-    tags = tags or {}
     if is_dng and raw_tags.get(262) == 34892:
         raise RawFormatError(path, "linear (demosaiced) DNG, not a Bayer mosaic")
     if is_dng:
         problem = _dng_level_problem(raw_tags)
         if problem:
             raise RawFormatError(path, problem)
+
+
+def _decode_with_libraw(path: Path, is_dng: bool) -> dict:
+    """What LibRaw reads of the file: mosaic (H, W) uint16, cfa, tile (2, 2) colour indices,
+    per_colour black levels, margins, white, gains (camera white balance), libraw_matrix
+    (3, 3); its failures as RawFormatError with LibRaw's own words."""
+    import rawpy
+
     said: list[str] = []
     try:
         with c_stderr_to(said), rawpy.imread(str(path)) as raw:
             _check_bayer(path, raw)
-            # copy: raw_image_visible is a view into LibRaw memory that is freed on close
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             tile = raw.raw_colors_visible[:2, :2]
             desc = raw.color_desc.decode()
-            cfa = "".join(desc[c] for c in tile.ravel())
-            per_colour = list(raw.black_level_per_channel)
-            margins = (raw.sizes.top_margin, raw.sizes.left_margin)
-            white = float(raw.white_level)
-            gains = [float(g) for g in raw.camera_whitebalance]
-            libraw_matrix = np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64)
+            return {
+                # copy: raw_image_visible is a view into LibRaw memory that is freed on close
+                "mosaic": np.array(raw.raw_image_visible, dtype=np.uint16, copy=True),
+                "tile": tile, "cfa": "".join(desc[c] for c in tile.ravel()),
+                "per_colour": list(raw.black_level_per_channel),
+                "margins": (raw.sizes.top_margin, raw.sizes.left_margin),
+                "white": float(raw.white_level),
+                "gains": [float(g) for g in raw.camera_whitebalance],
+                "libraw_matrix": np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64)}
     except RawFormatError:
         raise
     except rawpy.LibRawFileUnsupportedError:
@@ -307,22 +339,28 @@ def _read_with_rawpy(path: Path) -> RawImage:
         raise RawFormatError(path, f"LibRaw cannot decode it ({_libraw_message(e)}"
                                    f"{_libraw_said(said, path)})") from None
 
-    if cfa not in CFA_ORDERS:
-        raise RawFormatError(path, f"unsupported colour filter layout {cfa!r} (not a Bayer sensor)")
+
+def _black_by_position(decoded: dict, dng_raw_tags: dict) -> list[float]:
+    """The black level of each of the four 2x2 CFA positions (row-major)."""
     # LibRaw lays the DNG BlackLevel pattern from its visible top-left, but the pattern starts
     # at the ActiveArea's top-left (DNG spec), and LibRaw moves the visible area to even
     # offsets: ActiveArea (3, 5) becomes margins (4, 6). Shift the pattern by the difference,
     # so that each position keeps the black level of its own colour filter.
     dy, dx = 0, 0
-    if is_dng and raw_tags.get(50829) is not None and len(raw_tags[50829]) == 4:
-        top, left = (int(v) for v in raw_tags[50829][:2])
+    area = dng_raw_tags.get(50829)
+    if area is not None and len(area) == 4:
+        top, left = (int(v) for v in area[:2])
+        margins = decoded["margins"]
         dy, dx = (margins[0] - top) % 2, (margins[1] - left) % 2
-    black = [per_colour[tile[(i + dy) % 2, (j + dx) % 2]] for i in range(2) for j in range(2)]
-    problem = level_problem(black, white) or no_image_problem(mosaic, black, white)
-    if problem:
-        raise RawFormatError(path, problem)
+    tile, per_colour = decoded["tile"], decoded["per_colour"]
+    return [per_colour[tile[(i + dy) % 2, (j + dx) % 2]] for i in range(2) for j in range(2)]
 
+
+def _colour_calibration(path: Path, tags: dict, is_dng: bool, decoded: dict):
+    """(white balance gains or None, [(XYZ -> camera matrix, EXIF illuminant)] up to two): a
+    DNG's own tags, else LibRaw's camera white balance and built-in matrix."""
     wb = None
+    gains = decoded["gains"]
     neutral = _as_shot_neutral(tags) if is_dng else None
     if neutral is not None:  # the file's own numbers, not LibRaw's float32 copy of them
         wb = (neutral[1] / neutral[0], 1.0, neutral[1] / neutral[2])
@@ -332,23 +370,16 @@ def _read_with_rawpy(path: Path) -> RawImage:
         calibrations = _dng_calibrations(tags) if is_dng else []
     except ValueError as e:
         raise RawFormatError(path, str(e)) from None
-    if not is_dng and np.any(libraw_matrix):
+    if not is_dng and np.any(decoded["libraw_matrix"]):
         # LibRaw's built-in (Adobe) matrix for this camera, calibrated for D65. Not for DNGs:
         # a DNG's own tags are the whole truth, so a written DNG reads back as it was.
-        calibrations = [(libraw_matrix, D65)]
+        calibrations = [(decoded["libraw_matrix"], D65)]
     defaults = _written_defaults(tags)
     if "ColorMatrix1" in defaults:
         calibrations = []
     if "AsShotNeutral" in defaults:
         wb = None
-    (m1, ill1), (m2, ill2) = (calibrations + [(None, UNKNOWN_ILLUMINANT)] * 2)[:2]
-    make, model = (str(tags.get(code, "")).strip() for code in (271, 272))
-    unique = str(tags.get(50708, "")).strip()
-    if unique and unique != UNKNOWN_CAMERA and not model:  # CinemaDNGs, some converters
-        model = unique[len(make):].strip() if make and unique.startswith(make) else unique
-    return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(black), white_level=white, wb=wb,
-                    color_matrix=m1, illuminant=ill1, color_matrix2=m2, illuminant2=ill2,
-                    make=make, model=model, path=str(path))
+    return wb, calibrations
 
 
 def _check_bayer(path: Path, raw) -> None:

@@ -82,6 +82,40 @@ def test_a_killed_conversion_resumes_to_identical_outputs(checkpoint, tmp_path):
     assert {p.name: p.read_bytes() for p in out.glob("photo*")} == first
 
 
+def test_a_large_photo_shows_its_denoising_steps_over_all_tiles(checkpoint, tmp_path,
+                                                                 monkeypatch):
+    """A 12 MP photo takes minutes: a second bar counts its steps, tiles x DDIM steps."""
+    import rawdiffusion.convert as module
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, *args, total=None, disable=False, **kwargs):
+            self.total, self.disable, self.n, self.desc = total, disable, 0, kwargs.get("desc")
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def reset(self, total=None):
+            self.total, self.n = total, 0
+
+        def update(self, n=1):
+            self.n += n
+
+    monkeypatch.setattr(module, "tqdm", Recorder)
+    # a 64 x 96 photo: a 32 x 48 guide in 16-pixel tiles overlapping by 4 is 3 x 4 tiles
+    convert(photos(tmp_path / "in")[:1], tmp_path / "out", generator(checkpoint, tile=16,
+                                                                     overlap=4), seed=0)
+    images, steps = bars
+    assert (images.total, images.n) == (1, 1)
+    assert steps.desc.strip() == "photo0.png" and not steps.disable
+    assert steps.total == steps.n == 3 * 4 * 2
+
+
 def test_sharded_processes_produce_what_one_process_does(checkpoint, tmp_path, monkeypatch):
     sources = photos(tmp_path / "in")
     convert(sources, tmp_path / "one", generator(checkpoint), seed=3, fmt="npy")

@@ -11,7 +11,7 @@ from rawdiffusion import bayer
 from rawdiffusion.checkpoint import camera_of, camera_raw, load_checkpoint
 from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
-from rawdiffusion.datasets.paired import find_raw_files, grid_boxes, split_like_sklearn
+from rawdiffusion.datasets.paired import grid_boxes, raw_named_entries, split_like_sklearn
 from rawdiffusion.errors import UserError
 from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, atomic_output,
                              read_raw, write_dng)
@@ -58,7 +58,7 @@ def test_prepare_folder_end_to_end(tmp_path):
     assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(out),
                  "--workers", "2", "--test-fraction", "0.25"]) == 0
     ds = PreparedDataset(out)
-    files = [str(p) for p in find_raw_files(src)]
+    files = [str(p) for p in raw_named_entries(src) if p.is_file()]
     train, test = train_test_split(files, test_size=0.25, random_state=2817)
     assert [e["source"] for e in ds.images.values() if e["split"] == "test"] == test
     assert sorted(e["source"] for e in ds.images.values() if e["split"] == "train") == sorted(train)
@@ -211,7 +211,7 @@ def test_prepare_folder_on_real_raw_files(folder, tmp_path):
     assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(out),
                  "--workers", "2"]) == 0
     ds = PreparedDataset(out)
-    files = [str(p) for p in find_raw_files(src)]
+    files = [str(p) for p in raw_named_entries(src) if p.is_file()]
     train, test = train_test_split(files, test_size=0.15, random_state=2817)
     assert [e["source"] for e in ds.images.values() if e["split"] == "test"] == test
     assert sorted(e["source"] for e in ds.images.values()

@@ -140,11 +140,6 @@ def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
     return description, failures
 
 
-def find_raw_files(folder) -> list[Path]:
-    """RAW files directly in `folder` (DNG, NEF, ..., or dumps with a JSON sidecar), sorted."""
-    return [p for p in raw_named_entries(folder) if p.is_file()]
-
-
 def raw_named_entries(folder) -> list[Path]:
     """Entries directly in `folder` named like RAW files (a RAW suffix, or a JSON sidecar beside
     them), whatever they are, sorted."""
