@@ -15,9 +15,9 @@ and no noise is added, so the same guide always gives the same RAW.
     4. inverse WB, brightness  cam = cam * safe_gains   (gains [1/r, 1, 1/b] / rgb_gain,
                                                           relaxed to 1 near white)
     5. clip to [0, 1], pack to R, G1, G2, B with G1 = G2 = the green.
-`process` runs the forward pipeline (gains, colour correction, gamma 1/2.2, smoothstep), so
-`process(unprocess(rgb))` gives rgb back wherever step 4 used the plain gains and nothing
-was clipped.
+The forward pipeline (gains, colour correction, gamma 1/2.2, smoothstep; Brooks' `process`)
+is the tests' oracle (tests/test_unprocess.py): `process(unprocess(rgb))` gives rgb back
+wherever step 4 used the plain gains and nothing was clipped.
 
 Packed RAW follows the project's convention: (4, h, w) float32 in [0, 1], channels R, G1, G2,
 B, normalised linear RAW (raw - black) / (white - black); see `bayer.py`.
@@ -203,7 +203,7 @@ def unprocess(rgb: np.ndarray, params: UnprocessParams) -> np.ndarray:
 
     Steps as unprocess.py `unprocess`: inverse smoothstep; gamma expansion x ** 2.2 (Brooks'
     approximation of the sRGB transfer curve, kept because unprocessing means inverting
-    their assumed pipeline, which `process` renders back exactly); inverse colour correction
+    their assumed pipeline, which the forward `process` renders back exactly); inverse colour correction
     with `params.rgb_to_cam`; `safe_invert_gains`; clip to [0, 1].
     """
     x = inverse_smoothstep(_as_unit_rgb(rgb))
@@ -212,28 +212,3 @@ def unprocess(rgb: np.ndarray, params: UnprocessParams) -> np.ndarray:
     cam = np.clip(safe_invert_gains(cam, params), 0.0, 1.0)
     r, g, b = np.moveaxis(cam, -1, 0)
     return np.stack([r, g, g, b]).astype(np.float32)
-
-
-def process(packed: np.ndarray, params: UnprocessParams) -> np.ndarray:
-    """Packed RAW -> sRGB by the pipeline `unprocess` inverts (process.py `process`, plus the
-    brightening and tone curve that Brooks leave to their loss).
-
-    packed: (4, h, w) in [0, 1], channels R, G1, G2, B.
-    Returns (h, w, 3) float64 in [0, 1].
-
-    Steps: the greens averaged (no demosaicking: one RGB pixel per packed site); gains
-    [red_gain, 1, blue_gain] * rgb_gain; clip to [0, 1], as Brooks do before demosaicking,
-    so that saturated RAW (which `safe_invert_gains` kept near 1) renders white instead of
-    taking the white-balance tint; colour correction with `params.cam_to_rgb`; clip to
-    [0, 1]; gamma compression x ** (1 / 2.2); smoothstep.
-    """
-    packed = np.asarray(packed, dtype=np.float64)
-    if packed.ndim != 3 or packed.shape[0] != 4:
-        raise ValueError(f"expected packed RAW (4, h, w), got shape {packed.shape}")
-    r, g1, g2, b = packed
-    cam = np.stack([r, (g1 + g2) / 2, b], axis=-1)
-    gains = np.array([params.red_gain, 1.0, params.blue_gain]) * params.rgb_gain
-    cam = np.clip(cam * gains, 0.0, 1.0)
-    x = np.clip(cam @ params.cam_to_rgb.T, 0.0, 1.0)
-    x = np.maximum(x, 1e-8) ** (1.0 / GAMMA)
-    return smoothstep(x)
