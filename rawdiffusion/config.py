@@ -14,19 +14,16 @@ parts separately.
 SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for one GPU, as the
 seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
 a plain run never touches it. Jobs that hit the time limit are requeued and resume.
+
+What a configuration names at run time (its splits, its run folder, its DDIM steps) is runs.py.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, List, Optional
 
-from omegaconf import MISSING, DictConfig
-
-from .datasets.layout import DESCRIPTION, PreparedDataset
-from .errors import SetupError
+from omegaconf import MISSING
 
 DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
 
@@ -279,48 +276,14 @@ def recipe_changes(old: dict, new: dict) -> list[str]:
     return changed
 
 
-# ----------------------------------------------------------------------------- shared by
-# training and sampling (sample.py finds a run's checkpoint as training named it)
-
-def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDataset:
-    """The prepared dataset of a train/val config, or an error that says how to make it."""
-    root = Path(split.root)
-    if not (root / DESCRIPTION).is_file():
-        message = f"{what} data: {root.resolve()} is not a prepared dataset (no {DESCRIPTION})."
-        if split.prepare:
-            message += (f" Make it with\n    {split.prepare}\nor point general.data_root "
-                        "(or $RAWDIFFUSION_DATA) at the folder that holds it.")
-        else:
-            message += " Make it with `rawdiffusion prepare ...`."
-        raise SetupError(message)
-    dataset = PreparedDataset(root)
-    if paired and dataset.kind != "paired":
-        raise SetupError(f"{root}: a {dataset.kind!r} dataset; {what} needs paired RAW/RGB")
-    return dataset
+MOVED_TO_RUNS = ("open_split", "ddim_steps", "run_name")
 
 
-def ddim_steps(respacing: str) -> int:
-    """"ddim24" -> 24 (the reference's respacing names; only DDIM is used here)."""
-    from .diffusion import ddim_timesteps
+def __getattr__(name: str) -> Any:
+    """`from .config import run_name` (and the other MOVED_TO_RUNS) until training.py imports
+    them from runs.py, where they live now."""
+    if name in MOVED_TO_RUNS:
+        from . import runs
 
-    m = re.fullmatch(r"ddim(\d+)", respacing)
-    if not m:
-        raise SetupError(f"diffusion_val.timestep_respacing={respacing!r}: expected ddim<N>, "
-                         "e.g. ddim24")
-    try:
-        ddim_timesteps(int(m.group(1)))
-    except ValueError as e:
-        raise SetupError(f"diffusion_val.timestep_respacing={respacing}: {e}") from None
-    return int(m.group(1))
-
-
-def run_name(cfg: DictConfig, dataset_name: str) -> str:
-    """The run directory's name: general.run, else <dataset>[-n<max_items>][-<preset>]-s<seed>."""
-    if cfg.general.run:
-        return cfg.general.run
-    parts = [re.sub(r"[^\w.-]+", "_", dataset_name)]
-    if cfg.dataset.train.max_items is not None:
-        parts.append(f"n{cfg.dataset.train.max_items}")
-    if cfg.model.preset != "paper":
-        parts.append(cfg.model.preset)
-    return "-".join(parts + [f"s{cfg.general.seed}"])
+        return getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

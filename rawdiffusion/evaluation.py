@@ -27,7 +27,6 @@ from tqdm import tqdm
 from . import bayer, config
 from .baselines import is_baseline_file
 from .checkpoint import camera_of, same_checkpoint
-from .config import ddim_steps, open_split, run_name
 from .convert import FORMATS, RawGenerator, load_generator, outputs_exist, write_prediction
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
@@ -35,6 +34,7 @@ from .errors import SetupError, run_reported
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .processes import append_record, barrier, processes, read_records, shard
+from .runs import ddim_steps, open_split, run_name
 
 log = logging.getLogger(__name__)
 METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_error",
