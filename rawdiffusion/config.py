@@ -15,11 +15,16 @@ SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for o
 seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
 a plain run never touches it. Jobs that hit the time limit are requeued and resume.
 
-What a configuration names at run time (its splits, its run folder, its DDIM steps) is runs.py.
+Resuming. A rerun resumes its run only with the same recipe (`recipe_changes`): every field is
+part of it unless declared with `resumable(...)` (where things are, how often to log), which
+RESUMABLE collects. What a configuration names at run time (its splits, its run folder, its
+DDIM steps) is runs.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
@@ -44,18 +49,28 @@ RGB_SOURCES = {
 }
 
 
+def resumable(default: Any = dataclasses.MISSING, *,
+              default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field that may change when a run is resumed (RESUMABLE): where things are,
+    how often to log; for a section, everything in it. Any other field is part of the recipe,
+    which a resumed run must keep (recipe_changes)."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"resumable": True})
+
+
 @dataclass
 class SplitConfig:
     """One split of a prepared dataset folder."""
 
-    root: str = MISSING  # the prepared folder (holding dataset.json)
+    root: str = resumable(MISSING)  # the prepared folder (holding dataset.json)
     split: str = "test"  # its split file, <root>/<split>.txt
-    prepare: Optional[str] = None  # the command that makes `root`, quoted when it is missing
+    # The command that makes `root`, quoted when it is missing.
+    prepare: Optional[str] = resumable(None)
 
 
 @dataclass
 class TrainSplitConfig(SplitConfig):
-    split: str = "train"
+    split: str = "train"  # part of the recipe here (the val split is resumable)
     name: Optional[str] = None  # names the run directory; None: the name in dataset.json
     # Train on this many images (all samples of each), drawn by a permutation seeded with
     # general.seed; an epoch is resampled to the full split's length (the paper's small data).
@@ -67,23 +82,24 @@ class TrainSplitConfig(SplitConfig):
 class DatasetConfig:
     defaults: List[Any] = field(default_factory=list)
     train: TrainSplitConfig = MISSING  # from dataset/train
-    val: SplitConfig = MISSING  # from dataset/val
+    val: SplitConfig = resumable(MISSING)  # from dataset/val
 
 
 @dataclass
 class FolderDatasetConfig(DatasetConfig):
-    root: str = MISSING  # any folder made by `rawdiffusion prepare ...`
+    root: str = resumable(MISSING)  # any folder made by `rawdiffusion prepare ...`
 
 
 @dataclass
 class GeneralConfig:
     seed: int = 0
-    out: str = "runs"  # run directories are made in here
+    out: str = resumable("runs")  # run directories are made in here
     # The run directory's name; None: <dataset>[-n<max_items>][-<preset>]-s<seed>. Rerunning a
     # command resumes its run; a changed recipe needs a new name (the error says so).
-    run: Optional[str] = None
-    data_root: str = DATA_ROOT  # the named datasets' folders are in here
-    save_every: int = 1000  # steps between checkpoints (one is also written at the end)
+    run: Optional[str] = resumable(None)
+    data_root: str = resumable(DATA_ROOT)  # the named datasets' folders are in here
+    # Steps between checkpoints (one is also written at the end).
+    save_every: int = resumable(1000)
 
 
 OBJECTIVES = ("diffusion", "direct")  # model.objective: see ModelConfig
@@ -134,7 +150,7 @@ class OptimConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     decay_steps: int = 70_000  # the learning rate falls linearly to 0 over these steps
-    max_steps: int = 70_000  # may grow between reruns: training continues
+    max_steps: int = resumable(70_000)  # may grow between reruns: training continues
     batch_size: int = 4  # global; DDP splits it over the processes
     crop: int = 256  # random crops of the packed RAW (and RGB), a multiple of the U-Net's
     ema_decay: float = 0.0  # exponential moving average of the weights; 0: none (the paper)
@@ -182,10 +198,10 @@ class TrainConfig:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    diffusion_val: DiffusionValConfig = field(default_factory=DiffusionValConfig)
+    diffusion_val: DiffusionValConfig = resumable(default_factory=DiffusionValConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    system: SystemConfig = field(default_factory=SystemConfig)
-    log: LogConfig = field(default_factory=LogConfig)
+    system: SystemConfig = resumable(default_factory=SystemConfig)
+    log: LogConfig = resumable(default_factory=LogConfig)
     hydra: Any = field(default_factory=_hydra_settings)
 
 
@@ -241,11 +257,29 @@ def register() -> None:
         max_num_timeout=5))
 
 
+def resumable_keys(section: type, prefix: str = "") -> tuple[str, ...]:
+    """The keys of the fields declared `resumable` in a config dataclass and the sections it
+    holds, e.g. "general.out", or "log" for a whole section. A section's fields are those of
+    its type and of that type's subclasses in this module (dataset=folder's dataset.root)."""
+    keys: list[str] = []
+    types = typing.get_type_hints(section)
+    for f in dataclasses.fields(section):
+        if f.metadata.get("resumable"):
+            keys.append(prefix + f.name)
+        elif isinstance(types[f.name], type) and dataclasses.is_dataclass(types[f.name]):
+            for kind in _with_subclasses(types[f.name]):
+                keys += [k for k in resumable_keys(kind, f"{prefix}{f.name}.") if k not in keys]
+    return tuple(keys)
+
+
+def _with_subclasses(cls: type) -> list[type]:
+    return [cls] + [s for sub in cls.__subclasses__() if sub.__module__ == __name__
+                    for s in _with_subclasses(sub)]
+
+
 # Keys that may change when a run is resumed: where things are and how often to log. Anything
 # else (seed, model, loss, optimiser, data selection) would silently mix two recipes.
-RESUMABLE = ("general.out", "general.run", "general.data_root", "general.save_every",
-             "dataset.train.root", "dataset.val", "dataset.root", "dataset.train.prepare",
-             "optim.max_steps", "diffusion_val", "system", "log")
+RESUMABLE = resumable_keys(TrainConfig)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -1,0 +1,53 @@
+"""config.py: which keys a resumed run may change (declared on the fields)."""
+
+from dataclasses import dataclass, field
+
+from hydra import compose, initialize
+from omegaconf import OmegaConf
+
+from rawdiffusion import config
+
+# RESUMABLE as it was kept by hand before it was derived from the dataclasses.
+HAND_KEPT = ("general.out", "general.run", "general.data_root", "general.save_every",
+             "dataset.train.root", "dataset.val", "dataset.root", "dataset.train.prepare",
+             "optim.max_steps", "diffusion_val", "system", "log")
+
+
+def composed(name="train", overrides=(), hydra=False):
+    config.register()
+    with initialize(version_base="1.3", config_path=None):
+        return compose(config_name=name, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def test_resumable_keys_are_those_kept_by_hand_before():
+    assert sorted(config.RESUMABLE) == sorted(HAND_KEPT)
+    assert config.resumable_keys(config.TrainConfig) == config.RESUMABLE
+
+
+def test_a_new_field_is_part_of_the_recipe_unless_declared_resumable():
+    @dataclass
+    class NewOptim(config.OptimConfig):
+        warmup: int = 0  # a new field, declared as fields are by default
+
+    @dataclass
+    class NewGeneral(config.GeneralConfig):
+        cache: str = config.resumable("cache")
+
+    @dataclass
+    class NewTrain(config.TrainConfig):
+        optim: NewOptim = field(default_factory=NewOptim)
+        general: NewGeneral = field(default_factory=NewGeneral)
+
+    keys = config.resumable_keys(NewTrain)
+    assert set(keys) == set(HAND_KEPT) | {"general.cache"}
+    assert not any(k == "optim.warmup" or "optim.warmup".startswith(k + ".") for k in keys)
+    # subclasses made outside config.py (as here) change nothing of the real configuration's
+    assert config.resumable_keys(config.TrainConfig) == config.RESUMABLE
+
+    # recipe_changes compares every key but the resumable ones
+    old = OmegaConf.to_container(composed(overrides=["dataset=folder", "dataset.root=x"]),
+                                 resolve=True)
+    new = {**old, "optim": {**old["optim"], "warmup": 100, "max_steps": 1}, "log": {"every": 1}}
+    assert config.recipe_changes(old, new) == ["optim.warmup: None -> 100"]
+    assert config.recipe_changes(old, {**old, "general": {**old["general"], "seed": 1}}) \
+        == ["general.seed: 0 -> 1"]
