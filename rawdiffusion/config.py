@@ -13,7 +13,7 @@ parts separately.
 
 SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for one GPU, as the
 seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
-a plain run never touches it. Jobs that hit the time limit are requeued and resume.
+a plain run never launches it. Jobs that hit the time limit are requeued and resume.
 
 Resuming. A rerun resumes its run only with the same recipe (`recipe_changes`): every field is
 part of it unless declared with `resumable(...)` (where things are, how often to log), which
@@ -227,7 +227,6 @@ def dataset_names() -> list[str]:
 def register() -> None:
     """Store the configs in Hydra's ConfigStore (before composing; storing again is harmless)."""
     from hydra.core.config_store import ConfigStore
-    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
     cs = ConfigStore.instance()
     cs.store(name="train", node=TrainConfig)
@@ -251,10 +250,13 @@ def register() -> None:
         train=TrainSplitConfig(root="${..root}", max_items=None),
         val=SplitConfig(root="${..root}")))
     # One GPU for a day per job, as the seed's SLURM settings; a job that reaches the time
-    # limit is requeued and resumes from its last checkpoint.
-    cs.store(group="hydra/launcher", name="rawdiffusion_slurm", node=SlurmQueueConf(
-        timeout_min=1440, gpus_per_node=1, tasks_per_node=1, cpus_per_task=6, mem_gb=32,
-        max_num_timeout=5))
+    # limit is requeued and resumes from its last checkpoint. These values go over the submitit
+    # plugin's own `submitit_slurm` (its SlurmQueueConf), which Hydra stores when it finds its
+    # plugins, so registering imports nothing of the plugin; only `-m` launches it.
+    cs.store(group="hydra/launcher", name="rawdiffusion_slurm", node={
+        "defaults": ["submitit_slurm", "_self_"],
+        "timeout_min": 1440, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 6,
+        "mem_gb": 32, "max_num_timeout": 5})
 
 
 def resumable_keys(section: type, prefix: str = "") -> tuple[str, ...]:

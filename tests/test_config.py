@@ -1,11 +1,19 @@
-"""config.py: which keys a resumed run may change (declared on the fields)."""
+"""config.py: which keys a resumed run may change (declared on the fields), and the SLURM
+launcher it presets without importing its plugin."""
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
 from hydra import compose, initialize
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from rawdiffusion import config
+
+REPO = Path(__file__).resolve().parents[1]
 
 # RESUMABLE as it was kept by hand before it was derived from the dataclasses.
 HAND_KEPT = ("general.out", "general.run", "general.data_root", "general.save_every",
@@ -51,3 +59,23 @@ def test_a_new_field_is_part_of_the_recipe_unless_declared_resumable():
     assert config.recipe_changes(old, new) == ["optim.warmup: None -> 100"]
     assert config.recipe_changes(old, {**old, "general": {**old["general"], "seed": 1}}) \
         == ["general.seed: 0 -> 1"]
+
+
+def test_registering_imports_no_launcher_plugin():
+    code = ("import sys; from rawdiffusion import config; config.register(); "
+            "print(sorted(m for m in sys.modules if 'submitit' in m))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_multirun_launcher_is_the_presets_slurm_one():
+    launcher = composed(overrides=["dataset=fivek_nikon", "hydra.launcher.partition=P"],
+                        hydra=True).hydra.launcher
+    assert launcher._target_ == \
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.timeout_min, launcher.gpus_per_node, launcher.tasks_per_node,
+            launcher.cpus_per_task, launcher.mem_gb, launcher.max_num_timeout,
+            launcher.partition) == (1440, 1, 1, 6, 32, 5, "P")
+    with pytest.raises(ConfigCompositionException):  # still the plugin's typed schema
+        composed(overrides=["dataset=fivek_nikon", "hydra.launcher.timeout_min=abc"], hydra=True)
