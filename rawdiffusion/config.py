@@ -207,8 +207,14 @@ class TrainConfig:
 
 @dataclass
 class SampleConfig(TrainConfig):
-    """sample.py: the training configuration (it finds the run's checkpoint the way training
-    named it) plus what to sample and write."""
+    """sample.py: the training configuration plus what to sample and write.
+
+    Sampling reads general (seed; out and run to find the run), dataset (val: what it samples;
+    train: the run's name, as runs.run_name makes it from dataset.train.max_items and
+    model.preset), model.preset and diffusion_val (its DDIM steps). It keeps the training-only
+    sections too (the rest of model, diffusion, optim, system, log), unread: sample.py takes
+    the training command's overrides as they are (README), so each must name a key here.
+    """
 
     checkpoint: Optional[str] = None  # None: <general.out>/<run>/checkpoint.pt of this config
     save_pred: bool = False  # write predictions (pred_format) and PNG previews

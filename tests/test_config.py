@@ -1,5 +1,5 @@
-"""config.py: which keys a resumed run may change (declared on the fields), and the SLURM
-launcher it presets without importing its plugin."""
+"""config.py: which keys a resumed run may change (declared on the fields), the SLURM launcher
+it presets without importing its plugin, and what sample.py's configuration takes."""
 
 import subprocess
 import sys
@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from rawdiffusion import config
+from rawdiffusion.runs import run_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,3 +80,13 @@ def test_multirun_launcher_is_the_presets_slurm_one():
             launcher.partition) == (1440, 1, 1, 6, 32, 5, "P")
     with pytest.raises(ConfigCompositionException):  # still the plugin's typed schema
         composed(overrides=["dataset=fivek_nikon", "hydra.launcher.timeout_min=abc"], hydra=True)
+
+
+def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path):
+    training = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.train.name=cam",
+                "dataset.train.max_items=3", "general.seed=2", "model.preset=small",
+                "model.channels=8", "diffusion.w_l1=0", "diffusion_val.timestep_respacing=ddim2",
+                "optim.crop=32", "optim.lr=1e-3", "system.workers=0", "log.every=2"]
+    train, sample = composed("train", training), composed("sample", training + ["save_pred=true"])
+    assert run_name(sample, "cam") == run_name(train, "cam") == "cam-n3-small-s2"
+    assert sample.save_pred and sample.diffusion_val.timestep_respacing == "ddim2"
