@@ -24,6 +24,7 @@ of them once per image and `UNet.forward` reuses them for every denoising step:
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -73,10 +74,26 @@ def zero_init(module):
     return module
 
 
+class Modulation(NamedTuple):
+    """The SPADE parameters of one guided Block (`Block.modulation`), which replace the affine
+    parameters of its two GroupNorms: norm0 (of the block's input x) and norm1 (after its first
+    conv), each GN(h) * (1 + gamma) + beta. With cin, cout the block's channels and (h, w),
+    (h', w') its input and output size:
+
+    norm0_scale: 1 + gamma0, (B, cin, h, w)     norm0_shift: beta0, (B, cin, h, w)
+    norm1_scale: 1 + gamma1, (B, cout, h', w')  norm1_shift: beta1, (B, cout, h', w')
+    """
+
+    norm0_scale: torch.Tensor
+    norm0_shift: torch.Tensor
+    norm1_scale: torch.Tensor
+    norm1_shift: torch.Tensor
+
+
 class Guidance(tuple):
-    """What `UNet.encode_guidance` computes from an RGB guide: a tuple with one
-    (1 + gamma0, beta0, 1 + gamma1, beta1) per guided block, in the order of `UNet.dec`, and
-    `prior`, the colour prior's estimate x_prior (B, 4, H, W) in [-1, 1], or None."""
+    """What `UNet.encode_guidance` computes from an RGB guide: a tuple with one Modulation per
+    guided block, in the order of `UNet.dec`, and `prior`, the colour prior's estimate x_prior
+    (B, 4, H, W) in [-1, 1], or None."""
 
     prior: torch.Tensor | None = None
 
@@ -136,20 +153,20 @@ class Block(nn.Module):
             self.qkv = nn.Conv2d(cout, 3 * cout, 1)
             self.proj = zero_init(nn.Conv2d(cout, cout, 1))
 
-    def modulation(self, c0, c1):
+    def modulation(self, c0, c1) -> Modulation:
         """SPADE parameters from the guide features at the block's input size (c0) and
-        output size (c1): (1 + gamma0, beta0, 1 + gamma1, beta1), shaped like the two norms'
-        inputs."""
-        return (*self.spade0(c0), *self.spade1(c1))
+        output size (c1), shaped like the two norms' inputs."""
+        return Modulation(*self.spade0(c0), *self.spade1(c1))
 
     def forward(self, x, emb, mod=None):
-        """x: (B, cin, h, w); emb: (B, emb_dim); mod: `modulation`'s output for guided
-        blocks, else None. Returns (B, cout, h', w'), h' = 2h / h / h/2 for up / none / down."""
+        """x: (B, cin, h, w); emb: (B, emb_dim); mod: `modulation`'s output (a Modulation)
+        for guided blocks, else None. Returns (B, cout, h', w'), h' = 2h / h / h/2 for up /
+        none / down."""
         # In-place activations and sums, and fused multiply-adds: each saves a pass over
         # an activation map, which is a tenth of a sampling step on CPU.
         h = self.norm0(x)
         if mod is not None:
-            h = torch.addcmul(mod[1], h, mod[0])  # GN(x) * (1 + gamma) + beta
+            h = torch.addcmul(mod.norm0_shift, h, mod.norm0_scale)  # GN(x) * (1 + gamma) + beta
         h = F.silu(h, inplace=True)
         if self.resample == "up":
             h, x = F.interpolate(h, scale_factor=2.0), F.interpolate(x, scale_factor=2.0)
@@ -159,7 +176,7 @@ class Block(nn.Module):
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
         h = self.norm1(h)
         if mod is not None:
-            h = torch.addcmul(mod[3], h, mod[2])
+            h = torch.addcmul(mod.norm1_shift, h, mod.norm1_scale)
         h = self.conv1(F.silu(torch.addcmul(shift, h, 1 + scale), inplace=True))
         h += self.skip(x)
         if self.heads:
@@ -268,10 +285,11 @@ class UNet(nn.Module):
 
         rgb: (B, 3, H, W) in [-1, 1]; H and W multiples of `self.multiple`, at least twice it
         (the reflect padding needs 2x2 maps at the lowest resolution).
-        Returns a Guidance: a tuple with one (1 + gamma0, beta0, 1 + gamma1, beta1) per guided
-        block, in the order of `self.dec`, each shaped like the activation it modulates, and
-        the colour prior's estimate `prior` (None without a prior). That is 972 values per
-        pixel for the paper preset (243 MiB for 256x256 in float32): tile large images.
+        Returns a Guidance: a tuple with one Modulation (1 + gamma, beta of each of the block's
+        two norms) per guided block, in the order of `self.dec`, each shaped like the
+        activation it modulates, and the colour prior's estimate `prior` (None without a
+        prior). That is 972 values per pixel for the paper preset (243 MiB for 256x256 in
+        float32): tile large images.
         prior: the colour prior's estimate (B, 4, H, W) in [-1, 1] when it is computed outside,
         as training does before its dihedral augmentation (the map's `local` terms are not
         invariant to rotations); None: computed here from rgb.

@@ -3,7 +3,7 @@ import io
 import pytest
 import torch
 
-from rawdiffusion.model import PRESETS, Spade, UNet, build_model
+from rawdiffusion.model import PRESETS, Modulation, Spade, UNet, build_model, resize
 
 # Two levels, attention at the lower one: small enough to run in milliseconds.
 TINY = dict(
@@ -78,6 +78,29 @@ def test_precomputed_guidance_equals_recomputing_it_and_is_reusable():
     assert len(guidance) == len(net.dec)
     first = guidance[0]  # middle block at 1/2 resolution, 32 channels
     assert [tuple(m.shape) for m in first] == [(2, 32, 8, 8)] * 4
+
+
+def test_each_blocks_guidance_names_the_scale_and_shift_of_its_two_norms():
+    net = tiny().eval()
+    _, _, rgb = inputs()
+    with torch.no_grad():
+        guidance = net.encode_guidance(rgb)
+        c = net.guide(rgb)
+        for block, mod in zip(net.dec, guidance, strict=True):
+            assert isinstance(mod, Modulation)
+            for spade, ds, norm, scale, shift in (
+                    (block.spade0, block.ds_in, block.norm0, mod.norm0_scale, mod.norm0_shift),
+                    (block.spade1, block.ds_out, block.norm1, mod.norm1_scale, mod.norm1_shift)):
+                a = torch.relu(spade.shared(resize(c, (16 // ds, 16 // ds))))
+                assert torch.equal(scale, 1 + spade.gamma(a))  # GN(h) * (1 + gamma) ...
+                assert torch.equal(shift, spade.beta(a))  # ... + beta
+                assert scale.shape[1] == norm.num_channels
+            # the positional order is the one the tuple had: (1 + gamma0, beta0, 1 + gamma1, beta1)
+            assert all(a is b for a, b in zip(mod, (mod.norm0_scale, mod.norm0_shift,
+                                                     mod.norm1_scale, mod.norm1_shift)))
+    # the upsampling block modulates its input and its output size
+    assert {(m.norm0_scale.shape[-1], m.norm1_scale.shape[-1]) for m in guidance} \
+        == {(8, 8), (8, 16), (16, 16)}
 
 
 def test_output_depends_on_the_guide():
