@@ -59,6 +59,20 @@ def same_checkpoint(recorded: str | None, digest: str) -> bool:
                                      or len(recorded) == 16 and digest.startswith(recorded))
 
 
+def checkpoint_state(step: int, config: dict, model_config: dict, model: dict,
+                     ema: dict | None, camera: dict, optimizer: dict | None = None) -> dict:
+    """What a checkpoint holds but its format (save_checkpoint adds it): the step, the training
+    configuration, the UNet arguments, the model and EMA state dicts (ema None: the run kept
+    none), the camera (camera_of) and, when given, the optimiser's state dict (a training
+    checkpoint; an exported one has none)."""
+    state = {"step": step, "config": config, "model_config": model_config, "model": model,
+             "ema": ema}
+    if optimizer is not None:
+        state["optimizer"] = optimizer
+    state["camera"] = camera
+    return state
+
+
 def save_checkpoint(path, state: dict) -> None:
     """Write `state` (tensors and plain values only) atomically."""
     with atomic_output(path) as tmp:
@@ -244,12 +258,12 @@ def export_checkpoint(path, out) -> int:
     float16, the configs and camera; no optimiser state. Returns the file's size in bytes."""
     state = load_checkpoint(path)
     weights = state["ema"] if state.get("ema") is not None else state["model"]
-    save_checkpoint(out, {
-        "step": state["step"], "config": state["config"], "model_config": state["model_config"],
-        "camera": state["camera"], "ema": None,
-        # The colour prior's fitted map stays in float64: its terms cancel to 1e-4 precision.
-        "model": {k: v.half() if v.is_floating_point() and not k.startswith("prior.") else v
-                  for k, v in weights.items()}})
+    # The colour prior's fitted map stays in float64: its terms cancel to 1e-4 precision.
+    half = {k: v.half() if v.is_floating_point() and not k.startswith("prior.") else v
+            for k, v in weights.items()}
+    save_checkpoint(out, checkpoint_state(state["step"], state["config"],
+                                          state["model_config"], half, ema=None,
+                                          camera=state["camera"]))
     return Path(out).stat().st_size
 
 

@@ -1,7 +1,11 @@
 """Training RAW-Diffusion: `python train.py dataset=NAME general.seed=S [key=value ...]`.
 
-`main` reads top to bottom: processes and devices, data, model and optimiser, resumption, then
-the loop (loss, update, logging, previews, validation, checkpoints). Configuration: config.py.
+`main` starts the processes and devices; `train` reads top to bottom: the run (data, run
+directory, checkpoint to resume), model and optimiser, resumption, then the loop: per step the
+learning rate, a batch, the loss, the update and the EMA (train_step), and at their intervals
+the scalars (record_scalars, which also stops a diverged run), previews and validation metrics
+(preview_and_validate) and the checkpoint (save_state). What feeds training: training_data.py.
+Configuration: config.py.
 
 The run directory, <general.out>/<run name>/:
 
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import json
 import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +44,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
-from .baselines import ColourMap, fit_colour_map, guide_codes, map_groups
-from .bayer import dihedral_inverse, dihedral_packed, normalise
+from .baselines import fit_colour_map, map_groups
 from .config import OBJECTIVES, ddim_steps, open_split, run_name
-from .checkpoint import camera_of, load_checkpoint, save_checkpoint
-from .data import paired_crop_dihedral
+from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
 from .datasets.layout import PreparedDataset
-from .datasets.subsample import draw_images
 from .images import raw_preview, write_png
 from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
@@ -54,134 +56,14 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SetupError, run_reported
 from .processes import barrier, mean_over_processes, processes, shard
 from .tiling import generate
+from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"  # in the run directory; its contents: checkpoint.py
-VAL_SEED = 123  # validation images and noise are fixed across runs, as in the reference
-ORDER, AUGMENT, NOISE = 0, 1, 2  # purposes of the derived random streams
 # model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
 # quality benchmark on two cameras (README, "Quality").
 DEFAULT_PRIOR = "poly3+curves+local"
-
-
-# ----------------------------------------------------------------------------- data
-
-def to_model_range(raw: np.ndarray, rgb: np.ndarray, black, white) -> tuple[torch.Tensor, ...]:
-    """raw (4, h, w) raw numbers, rgb (3, h, w) uint8 -> float32 tensors in [-1, 1], the RAW
-    normalised with its image's levels."""
-    raw = torch.from_numpy(normalise(raw, black, white)) * 2 - 1
-    rgb = torch.from_numpy(rgb.astype(np.float32) / 255) * 2 - 1
-    return raw, rgb
-
-
-class TrainSamples(torch.utils.data.Dataset):
-    """Training crops indexed by draw number g = 0, 1, 2, ... (without end).
-
-    Draw g is sample order(e)[i] with e, i = divmod(g, epoch_length), cropped to `crop` and
-    transformed by one of the 8 dihedral transforms, all from a generator seeded with
-    (seed, g): the data of any step is known without replaying the steps before it.
-
-    max_items keeps that many images of the split (all samples of each), drawn as the
-    reference draws them (datasets.subsample.draw_images with `seed`); an epoch still has the
-    full split's length, so the few samples repeat, as the reference resamples them.
-    Returns raw (4, crop, crop), rgb (3, crop, crop), both in [-1, 1], and, once `prior` is set
-    to the network's colour map, the map's estimate (4, crop, crop) in [-1, 1]: computed on the
-    crop before its dihedral transform and transformed with the RAW, as the map sees a guide at
-    generation time (its `local` terms are not invariant to rotations and flips).
-    """
-
-    def __init__(self, dataset: PreparedDataset, split: str, crop: int, seed: int,
-                 max_items: int | None = None):
-        self.dataset, self.crop, self.seed = dataset, crop, seed
-        self.ids = dataset.split(split)
-        if not self.ids:
-            raise SetupError(f"{dataset.root}: the {split!r} split is empty")
-        # A `prepare subsample` folder remembers its parent's length (layout.py).
-        made_by = dataset.description.get("made_by") or {}
-        self.epoch_length = made_by.get("parent_train_samples", len(self.ids))
-        if max_items is not None:
-            images = [image for image, entry in dataset.images.items() if entry["split"] == split]
-            if not 1 <= max_items <= len(images):
-                raise SetupError(f"dataset.train.max_items={max_items}: {dataset.root} has "
-                                 f"{len(images)} {split} images; choose 1 to {len(images)}")
-            chosen = draw_images(images, max_items, seed)
-            keep = {s for image in chosen for s in dataset.images[image]["samples"]}
-            self.ids = [s for s in self.ids if s in keep]
-        kept = set(self.ids)
-        smallest = min(min(e["sample_size"]) for e in dataset.images.values()
-                       if kept.intersection(e["samples"]))
-        if smallest < crop:
-            raise SetupError(f"optim.crop={crop} is larger than some samples of "
-                             f"{dataset.root} (down to {smallest} pixels)")
-        self._order = (None, None)
-        self.prior: ColourMap | None = None
-
-    def __len__(self) -> int:
-        return self.epoch_length
-
-    def order(self, epoch: int) -> np.ndarray:
-        """Indices into self.ids for one epoch: shuffled passes over them, epoch_length long."""
-        if self._order[0] != epoch:
-            rng = np.random.default_rng([self.seed, ORDER, epoch])
-            passes = -(-self.epoch_length // len(self.ids))
-            order = np.concatenate([rng.permutation(len(self.ids)) for _ in range(passes)])
-            self._order = (epoch, order[: self.epoch_length])
-        return self._order[1]
-
-    def __getitem__(self, g: int):
-        epoch, i = divmod(g, self.epoch_length)
-        sample = self.dataset.load(self.ids[self.order(epoch)[i]])
-        rng = np.random.default_rng([self.seed, AUGMENT, g])
-        raw, rgb, k = paired_crop_dihedral(sample.raw, sample.rgb.transpose(2, 0, 1), self.crop,
-                                           rng)
-        raw, rgb = to_model_range(raw, rgb, sample.black, sample.white)
-        if self.prior is None:
-            return raw, rgb
-        with torch.no_grad():
-            codes = torch.from_numpy(dihedral_inverse(rgb.numpy(), k).copy())
-            x_prior = self.prior(guide_codes(codes[None]))[0].numpy()
-        return raw, rgb, torch.from_numpy(dihedral_packed(x_prior, k).copy()) * 2 - 1
-
-
-class Draws(torch.utils.data.Sampler):
-    """The draw numbers of one process from step `start` on: step s uses draws
-    [s * batch, (s + 1) * batch), and process `rank` of `world` takes its equal slice of them,
-    so the data of a step does not depend on the number of processes."""
-
-    def __init__(self, start: int, batch: int, rank: int, world: int):
-        self.start, self.batch, self.rank, self.world = start, batch, rank, world
-
-    def __iter__(self):
-        per = self.batch // self.world
-        for step in itertools.count(self.start):
-            first = step * self.batch + self.rank * per
-            yield from range(first, first + per)
-
-
-def val_batches(dataset: PreparedDataset, split: str, crop: int, count: int,
-                batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """`count` validation images as center crops: a fixed choice of the split's samples (the
-    same for every run). Returns [(raw (b, 4, crop, crop), rgb (b, 3, crop, crop))] in [-1, 1]."""
-    ids = dataset.split(split)
-    if not ids:
-        return []
-    chosen = [ids[i] for i in np.random.default_rng(VAL_SEED).permutation(len(ids))[:count]]
-    raws, rgbs = [], []
-    for sample_id in chosen:
-        s = dataset.load(sample_id)
-        h, w = s.raw.shape[-2:]
-        if min(h, w) < crop:
-            raise SetupError(f"validation sample {sample_id} is {w}x{h}, smaller than the "
-                             f"{crop}x{crop} crop (optim.crop)")
-        top, left = (h - crop) // 2, (w - crop) // 2
-        window = (slice(top, top + crop), slice(left, left + crop))
-        raw, rgb = to_model_range(s.raw[(...,) + window], s.rgb[window].transpose(2, 0, 1),
-                                  s.black, s.white)
-        raws.append(raw)
-        rgbs.append(rgb)
-    return [(torch.stack(raws[i:i + batch_size]), torch.stack(rgbs[i:i + batch_size]))
-            for i in range(0, len(raws), batch_size)]
 
 
 # ----------------------------------------------------------------------------- model
@@ -330,9 +212,111 @@ def main(cfg: DictConfig) -> Path:
 
 
 def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
+    """The loop of one process: set up (or resume) the run, then step until optim.max_steps,
+    recording scalars, previews, validation metrics and checkpoints at their intervals."""
     check(cfg, world)
-    cuda = device.type == "cuda"
-    seed, o = cfg.general.seed, cfg.optim
+    o = cfg.optim
+    run, checkpoint = open_run(cfg, rank, world, device)
+    state = new_state(run, fit_prior=checkpoint is None)
+    # DDIM steps of previews and validation (None: one pass); a bad respacing stops here.
+    val_steps = None if run.direct else ddim_steps(cfg.diffusion_val.timestep_respacing)
+    if checkpoint is not None:
+        resume(run, state, checkpoint)
+        del checkpoint
+    if state.step >= o.max_steps:
+        log.info("%s is trained to step %d (optim.max_steps=%d)", run.dir, state.step,
+                 o.max_steps)
+        return run.dir
+    train_net, val, batches = start(run, state)
+    generator = torch.Generator(device)
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=run.cuda and cfg.system.bf16)
+
+    record = Recorder(run.dir, state.step) if rank == 0 else None
+    bar = tqdm(total=o.max_steps, initial=state.step, disable=rank != 0, unit="step",
+               dynamic_ncols=True, desc=run.dir.name)
+    state.sums = torch.zeros(4, device=device)
+    state.last_step, state.last_time = state.step, time.perf_counter()
+    with logging_redirect_tqdm(), bar, record or contextlib.nullcontext():
+        log.info("%s %s at step %d of %d: %d training samples (epochs of %d), %d process(es) "
+                 "on %s", "resuming" if state.step else "starting", run.dir, state.step,
+                 o.max_steps, len(run.samples.ids), run.samples.epoch_length, world, device)
+        while state.step < o.max_steps:
+            lr = set_learning_rate(state.optimizer, o, state.step)
+            train_step(run, state, train_net, next(batches), generator, autocast)
+            bar.update()
+            step = state.step
+            save = step % cfg.general.save_every == 0 or step == o.max_steps
+            # Reading the sums waits for the GPU, so only every log.every steps and before a
+            # checkpoint: a diverged loss is caught before it can be saved.
+            if step % cfg.log.every == 0 or save:
+                record_scalars(run, state, lr, record, bar)
+            validation = step % cfg.log.val_every == 0 or step == o.max_steps
+            if rank == 0 and val and (validation or step % cfg.log.preview_every == 0):
+                preview_and_validate(run, state, val, val_steps, validation, record)
+            if save:
+                save_state(run, state)
+        log.info("done: step %d, checkpoint %s", state.step, run.checkpoint)
+    return run.dir
+
+
+@dataclass
+class Run:
+    """What a run trains on and where it writes: its settings (`resolved`: cfg as the dict that
+    config.yaml and checkpoints keep, model.prior resolved), the process, the run directory,
+    the training crops and validation split, and the camera its checkpoints record."""
+
+    cfg: DictConfig
+    rank: int
+    world: int
+    device: torch.device
+    dir: Path
+    resolved: dict
+    train_set: PreparedDataset
+    val_set: PreparedDataset
+    samples: TrainSamples
+    camera: dict
+    diffusion: Diffusion
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / CHECKPOINT
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def direct(self) -> bool:
+        return self.cfg.model.objective == "direct"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        if self.cuda and self.cfg.system.channels_last:
+            return torch.channels_last
+        return torch.preserve_format
+
+
+@dataclass
+class State:
+    """What training changes: the network, its EMA (None when optim.ema_decay is 0), the
+    optimiser, the number of steps taken and the step of the last checkpoint; and the loss
+    terms (loss, mse, l1, logl1) summed since the scalars were last recorded, at last_step and
+    at time last_time (time.perf_counter; sampling time is left out)."""
+
+    net: UNet
+    ema: UNet | None
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    saved_step: int = 0
+    sums: torch.Tensor | None = None
+    last_step: int = 0
+    last_time: float = 0.0
+
+
+def open_run(cfg: DictConfig, rank: int, world: int,
+             device: torch.device) -> tuple[Run, dict | None]:
+    """The run's data and directory, and its checkpoint's dict when there is one to resume.
+    Sets cfg.model.prior to the resolved prior (resolve_prior)."""
     # Data. Both splits are opened first, so that missing data is reported before any work.
     train_set = open_split(cfg.dataset.train, "training")
     val_set = open_split(cfg.dataset.val, "validation")
@@ -343,168 +327,178 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     state = load_checkpoint(checkpoint_path, device) if checkpoint_path.is_file() else None
     cfg.model.prior = resolve_prior(cfg, state)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    samples = TrainSamples(train_set, cfg.dataset.train.split, o.crop, seed,
+    samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,
                            cfg.dataset.train.max_items)
     # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
     camera = camera_of({i: e for i, e in train_set.images.items()
                         if e["split"] == cfg.dataset.train.split})
+    return Run(cfg, rank, world, device, run_dir, resolved, train_set, val_set, samples, camera,
+               Diffusion().to(device)), state
 
+
+def new_state(run: Run, fit_prior: bool) -> State:
+    """A new network, its EMA copy and the optimiser, on the run's device. fit_prior: fit the
+    colour prior of a network that has one (a resumed run loads it with the weights)."""
+    cfg, o = run.cfg, run.cfg.optim
     # Model, EMA, optimiser. The seed gives every process the same initial weights.
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.general.seed)
     net = model_from_config(cfg.model)
     if o.crop % net.multiple or o.crop < 2 * net.multiple:
         raise SetupError(f"optim.crop={o.crop}: must be a multiple of {net.multiple} and at "
                          f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
-    if hasattr(net, "prior") and state is None:
+    if hasattr(net, "prior") and fit_prior:
         # The colour prior is fitted once, in closed form, on the training samples; from then
         # on it is part of the weights (a buffer), saved and resumed with them.
-        net.prior.weights.copy_(fit_colour_map(train_set, cfg.dataset.train.split,
-                                               cfg.model.prior, ids=samples.ids,
-                                               progress=rank == 0)[0].weights)
-    net.to(device)
+        net.prior.weights.copy_(fit_colour_map(run.train_set, cfg.dataset.train.split,
+                                               cfg.model.prior, ids=run.samples.ids,
+                                               progress=run.rank == 0)[0].weights)
+    net.to(run.device)
     net.checkpointing = cfg.system.checkpointing
-    memory_format = torch.preserve_format
-    if cuda and cfg.system.channels_last:
-        memory_format = torch.channels_last
-        net.to(memory_format=memory_format)
+    if run.memory_format == torch.channels_last:
+        net.to(memory_format=run.memory_format)
     ema = copy.deepcopy(net).requires_grad_(False) if o.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    diffusion = Diffusion().to(device)
-    direct = cfg.model.objective == "direct"
-    val_steps = None if direct else ddim_steps(cfg.diffusion_val.timestep_respacing)
+    return State(net, ema, optimizer)
 
-    step = 0
-    if state is not None:
-        changes = config_module.recipe_changes(state["config"], resolved)
-        if changes:
-            raise SetupError(f"{run_dir} holds a run with another recipe ("
-                                + "; ".join(changes) + "). Rerun with its settings to resume "
-                             "it, or name a new run with general.run=NAME.")
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        step = state["step"]
-        del state
-    if step >= o.max_steps:
-        log.info("%s is trained to step %d (optim.max_steps=%d)", run_dir, step, o.max_steps)
-        return run_dir
 
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(run_dir / "config.yaml") as tmp:
-            tmp.write_text(OmegaConf.to_yaml(resolved))
+def resume(run: Run, state: State, checkpoint: dict) -> None:
+    """Continue from the run's checkpoint: its weights, optimiser state and step. Refuses a
+    checkpoint of another recipe (config.recipe_changes)."""
+    changes = config_module.recipe_changes(checkpoint["config"], run.resolved)
+    if changes:
+        raise SetupError(f"{run.dir} holds a run with another recipe ("
+                         + "; ".join(changes) + "). Rerun with its settings to resume "
+                         "it, or name a new run with general.run=NAME.")
+    state.net.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    if state.ema is not None:
+        state.ema.load_state_dict(checkpoint["ema"])
+    state.step = state.saved_step = checkpoint["step"]
 
-    train_net = net
-    if world > 1:
+
+def start(run: Run, state: State) -> tuple[torch.nn.Module, list, Iterator]:
+    """Before the first step: config.yaml, the network as trained (DDP across processes,
+    torch.compile), the validation batches (val_batches) and the iterator of training batches
+    from state.step on."""
+    cfg, o = run.cfg, run.cfg.optim
+    if run.rank == 0:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(run.dir / "config.yaml") as tmp:
+            tmp.write_text(OmegaConf.to_yaml(run.resolved))
+
+    train_net = state.net
+    if run.world > 1:
         train_net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if cuda else None)
+            state.net, device_ids=[run.device.index] if run.cuda else None)
     if cfg.system.compile:
         train_net = torch.compile(train_net)
     # Every process loads them (a few images), so that a problem stops all processes alike.
-    val = val_batches(val_set, cfg.dataset.val.split, o.crop, cfg.log.val_images, o.batch_size)
+    val = val_batches(run.val_set, cfg.dataset.val.split, o.crop, cfg.log.val_images,
+                      o.batch_size)
     if not val:
         log.warning("the validation split is empty: no previews or validation metrics")
-    if hasattr(net, "prior"):  # the loader computes the map's estimate of each crop (TrainSamples)
-        samples.prior = copy.deepcopy(net.prior).cpu()
+    if hasattr(state.net, "prior"):  # the loader computes the map's estimate of each crop
+        run.samples.prior = copy.deepcopy(state.net.prior).cpu()
     loader = torch.utils.data.DataLoader(
-        samples, batch_size=o.batch_size // world, sampler=Draws(step, o.batch_size, rank, world),
-        num_workers=cfg.system.workers, pin_memory=cuda)
-    batches = iter(loader)
-    generator = torch.Generator(device)
-    autocast = torch.autocast("cuda", torch.bfloat16, enabled=cuda and cfg.system.bf16)
+        run.samples, batch_size=o.batch_size // run.world,
+        sampler=Draws(state.step, o.batch_size, run.rank, run.world),
+        num_workers=cfg.system.workers, pin_memory=run.cuda)
+    return train_net, val, iter(loader)
 
-    record = Recorder(run_dir, step) if rank == 0 else None
-    bar = tqdm(total=o.max_steps, initial=step, disable=rank != 0, unit="step",
-               dynamic_ncols=True, desc=run_dir.name)
-    sums = torch.zeros(4, device=device)  # loss, mse, l1, logl1 since the last record
-    last_step, last_time, saved_step = step, time.perf_counter(), step
-    with logging_redirect_tqdm(), bar, record or contextlib.nullcontext():
-        log.info("%s %s at step %d of %d: %d training samples (epochs of %d), %d process(es) "
-                 "on %s", "resuming" if step else "starting", run_dir, step, o.max_steps,
-                 len(samples.ids), samples.epoch_length, world, device)
-        while step < o.max_steps:
-            # The paper's schedule: linear decay from optim.lr to 0 over optim.decay_steps.
-            lr = o.lr * max(0.0, 1 - step / o.decay_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            raw, rgb, *prior = (x.to(device, non_blocking=True, memory_format=memory_format)
-                                for x in next(batches))
-            prior = prior[0] if prior else None
-            generator.manual_seed(derived_seed(seed, NOISE, step, rank))
-            with autocast:
-                model_fn = lambda x_t, t: train_net(x_t, t, rgb=rgb, prior=prior)  # noqa: E731
-                weights = (cfg.diffusion.w_mse, cfg.diffusion.w_l1, cfg.diffusion.w_logl1)
-                if direct:
-                    loss, terms = diffusion.direct_loss(model_fn, raw, *weights)
-                else:
-                    loss, terms = diffusion.loss(model_fn, raw, *weights, generator=generator)
-                loss = loss.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                with torch.no_grad():
-                    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()),
-                                         1 - o.ema_decay)
-            sums += torch.stack([loss.detach()] + [terms[k].detach().mean()
-                                                   for k in ("mse", "l1", "logl1")])
-            step += 1
-            bar.update()
-            save = step % cfg.general.save_every == 0 or step == o.max_steps
 
-            # Scalars. Reading the sums waits for the GPU, so only every log.every steps and
-            # before a checkpoint: a diverged loss is caught before it can be saved.
-            if step % cfg.log.every == 0 or save:
-                mean = (mean_over_processes(sums) / (step - last_step)).tolist()
-                if not all(math.isfinite(v) for v in mean):
-                    raise SetupError(
-                        f"the loss became {mean[0]} between steps {last_step} and {step}; "
-                        f"stopping. The last good checkpoint (step {saved_step}) stays in "
-                        f"{checkpoint_path}; lower optim.lr before resuming from it.")
-                now = time.perf_counter()
-                values = {"train/loss": mean[0], "train/mse": mean[1], "train/l1": mean[2],
-                          "train/logl1": mean[3], "train/lr": lr,
-                          "train/epoch": step * o.batch_size / samples.epoch_length,
-                          "train/steps_per_s": (step - last_step) / (now - last_time)}
-                if cuda:
-                    values["train/max_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-                if record:
-                    record(values, step)
-                bar.set_postfix(loss=f"{mean[0]:.4g}", lr=f"{lr:.3g}")
-                sums.zero_()
-                last_step, last_time = step, now
+def set_learning_rate(optimizer: torch.optim.Optimizer, o: DictConfig, step: int) -> float:
+    """The paper's schedule: linear decay from optim.lr to 0 over optim.decay_steps."""
+    lr = o.lr * max(0.0, 1 - step / o.decay_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
-            # Previews and validation metrics, by the first process, with the EMA weights when
-            # there are some. The preview shows the first validation batch.
-            validation = step % cfg.log.val_every == 0 or step == o.max_steps
-            if rank == 0 and val and (validation or step % cfg.log.preview_every == 0):
-                metrics, generated = validate(net if ema is None else ema, diffusion,
-                                              val if validation else val[:1], val_steps, device)
-                write_preview(run_dir / "previews" / f"{step:07d}.png", val[0][1], generated[0],
-                              val[0][0])
-                if validation:
-                    record({f"val/{k}": v for k, v in metrics.items()}, step)
-                    log.info("step %d, validation on %d center %d crops with %s: %s", step,
-                             sum(len(r) for r, _ in val), o.crop,
-                             "one pass" if direct else cfg.diffusion_val.timestep_respacing,
-                             ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-                last_time = time.perf_counter()  # sampling is not training speed
 
-            if save:
-                if not all(torch.isfinite(p).all() for p in net.parameters()):
-                    raise SetupError(f"the weights are not finite at step {step}; the last "
-                                     f"good checkpoint (step {saved_step}) stays in "
-                                     f"{checkpoint_path}")
-                if rank == 0:
-                    save_checkpoint(checkpoint_path, {
-                        "step": step, "config": resolved, "model_config": dict(net.config),
-                        "model": net.state_dict(),
-                        "ema": None if ema is None else ema.state_dict(),
-                        "optimizer": optimizer.state_dict(), "camera": camera})
-                saved_step = step
-        log.info("done: step %d, checkpoint %s", step, checkpoint_path)
-    return run_dir
+def train_step(run: Run, state: State, train_net: torch.nn.Module, batch, generator,
+               autocast) -> None:
+    """One optimiser step on `batch` (raw, rgb[, prior] of TrainSamples) and the EMA update;
+    adds the loss terms to state.sums and counts the step. The timesteps and noise come from
+    `generator` seeded with (seed, NOISE, step, rank)."""
+    cfg, optimizer = run.cfg, state.optimizer
+    raw, rgb, *prior = (x.to(run.device, non_blocking=True, memory_format=run.memory_format)
+                        for x in batch)
+    prior = prior[0] if prior else None
+    generator.manual_seed(derived_seed(cfg.general.seed, NOISE, state.step, run.rank))
+    with autocast:
+        model_fn = lambda x_t, t: train_net(x_t, t, rgb=rgb, prior=prior)  # noqa: E731
+        weights = (cfg.diffusion.w_mse, cfg.diffusion.w_l1, cfg.diffusion.w_logl1)
+        if run.direct:
+            loss, terms = run.diffusion.direct_loss(model_fn, raw, *weights)
+        else:
+            loss, terms = run.diffusion.loss(model_fn, raw, *weights, generator=generator)
+        loss = loss.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if state.ema is not None:
+        with torch.no_grad():
+            torch._foreach_lerp_(list(state.ema.parameters()), list(state.net.parameters()),
+                                 1 - cfg.optim.ema_decay)
+    state.sums += torch.stack([loss.detach()] + [terms[k].detach().mean()
+                                                 for k in ("mse", "l1", "logl1")])
+    state.step += 1
+
+
+def record_scalars(run: Run, state: State, lr: float, record: Recorder | None, bar) -> None:
+    """The mean loss terms since the last record (over all processes), the learning rate,
+    epoch, speed and memory: to the records and the progress bar. Raises SetupError, before
+    anything is saved, when the loss is no longer finite."""
+    o, step = run.cfg.optim, state.step
+    mean = (mean_over_processes(state.sums) / (step - state.last_step)).tolist()
+    if not all(math.isfinite(v) for v in mean):
+        raise SetupError(
+            f"the loss became {mean[0]} between steps {state.last_step} and {step}; "
+            f"stopping. The last good checkpoint (step {state.saved_step}) stays in "
+            f"{run.checkpoint}; lower optim.lr before resuming from it.")
+    now = time.perf_counter()
+    values = {"train/loss": mean[0], "train/mse": mean[1], "train/l1": mean[2],
+              "train/logl1": mean[3], "train/lr": lr,
+              "train/epoch": step * o.batch_size / run.samples.epoch_length,
+              "train/steps_per_s": (step - state.last_step) / (now - state.last_time)}
+    if run.cuda:
+        values["train/max_memory_gb"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+    if record:
+        record(values, step)
+    bar.set_postfix(loss=f"{mean[0]:.4g}", lr=f"{lr:.3g}")
+    state.sums.zero_()
+    state.last_step, state.last_time = step, now
+
+
+def preview_and_validate(run: Run, state: State, val: list, val_steps: int | None,
+                         validation: bool, record: Recorder) -> None:
+    """The preview of the first validation batch and, when `validation`, the metrics of all of
+    them (recorded and logged); with the EMA weights when there are some. The first process
+    only. Sampling time does not count as training speed (state.last_time)."""
+    cfg, step = run.cfg, state.step
+    metrics, generated = validate(state.net if state.ema is None else state.ema, run.diffusion,
+                                  val if validation else val[:1], val_steps, run.device)
+    write_preview(run.dir / "previews" / f"{step:07d}.png", val[0][1], generated[0], val[0][0])
+    if validation:
+        record({f"val/{k}": v for k, v in metrics.items()}, step)
+        log.info("step %d, validation on %d center %d crops with %s: %s", step,
+                 sum(len(r) for r, _ in val), cfg.optim.crop,
+                 "one pass" if run.direct else cfg.diffusion_val.timestep_respacing,
+                 ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    state.last_time = time.perf_counter()
+
+
+def save_state(run: Run, state: State) -> None:
+    """Write the checkpoint (the first process) once the weights are known to be finite."""
+    if not all(torch.isfinite(p).all() for p in state.net.parameters()):
+        raise SetupError(f"the weights are not finite at step {state.step}; the last "
+                         f"good checkpoint (step {state.saved_step}) stays in "
+                         f"{run.checkpoint}")
+    if run.rank == 0:
+        save_checkpoint(run.checkpoint, checkpoint_state(
+            state.step, run.resolved, dict(state.net.config), state.net.state_dict(),
+            ema=None if state.ema is None else state.ema.state_dict(), camera=run.camera,
+            optimizer=state.optimizer.state_dict()))
+    state.saved_step = state.step
 
 
 def _hydra_task(cfg: DictConfig) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rawdiffusion import bayer
-from rawdiffusion.data import paired_crop_dihedral
+from rawdiffusion.training_data import paired_crop_dihedral
 from rawdiffusion.io import CFA_ORDERS
 
 

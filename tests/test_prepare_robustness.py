@@ -108,7 +108,7 @@ def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffi
 
     from rawdiffusion.errors import UserError
     from rawdiffusion.datasets.errors import SampleError
-    from rawdiffusion.training import TrainSamples, val_batches
+    from rawdiffusion.training_data import TrainSamples, val_batches
 
     path = prepared.root / folder / f"img1_0.{suffix}"
     cut_in_half(path)

@@ -13,17 +13,17 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rawdiffusion import baselines, config, training
+from rawdiffusion import baselines, config, training, training_data
 from rawdiffusion.baselines import ColourMap, fit_colour_map, guide_codes
 from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
     save_checkpoint
 from rawdiffusion.errors import SetupError
-from rawdiffusion.data import paired_crop_dihedral
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import Guidance, UNet, build_model
 from rawdiffusion.tiling import generate
+from rawdiffusion.training_data import paired_crop_dihedral
 from test_train import compose_config, one_thread, settings, tiny, train  # noqa: F401
 
 # test_model.py's two-level network: milliseconds per forward pass.
@@ -235,7 +235,7 @@ def test_a_folder_run_fits_the_default_prior_on_its_training_samples(tiny, curve
     assert weights.dtype == torch.float64 and weights.shape == (1 + 19 + 48 + 24, 4)
 
     ds = PreparedDataset(tiny)
-    ids = training.TrainSamples(ds, "train", 32, seed=0, max_items=2).ids
+    ids = training_data.TrainSamples(ds, "train", 32, seed=0, max_items=2).ids
     assert len(ids) == 8 < len(ds.split("train")) == 12
     fitted, _ = fit_colour_map(ds, "train", kind, ids=ids, progress=False)
     torch.testing.assert_close(weights, fitted.weights, atol=1e-10, rtol=0)
@@ -262,7 +262,7 @@ def test_training_crops_carry_the_maps_estimate_of_the_untransformed_crop(tiny):
     """The map sees a crop as generation sees a guide, and its estimate is then rotated or
     flipped with the RAW: `local` terms are not invariant to the dihedral transforms."""
     ds = PreparedDataset(tiny)
-    samples = training.TrainSamples(ds, "train", 16, seed=3)
+    samples = training_data.TrainSamples(ds, "train", 16, seed=3)
     assert len(samples[0]) == 2  # no prior: RAW and RGB only
     kind = "linear+local"
     weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
@@ -279,7 +279,7 @@ def test_training_crops_carry_the_maps_estimate_of_the_untransformed_crop(tiny):
         sample = ds.load(samples.ids[samples.order(epoch)[i]])
         h, w = sample.raw.shape[-2:]
         where = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(float)
-        rng = np.random.default_rng([3, training.AUGMENT, g])
+        rng = np.random.default_rng([3, training_data.AUGMENT, g])
         index, _, k = paired_crop_dihedral(np.concatenate([where, where]),
                                            sample.rgb.transpose(2, 0, 1), 16, rng)
         top, left = int(index[0].min()), int(index[3].min())  # planes 1, 2 may swap

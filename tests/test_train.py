@@ -23,7 +23,7 @@ from hydra import compose, initialize
 from PIL import Image
 
 from conftest import SHARED_RAW, require_shared, synthetic_raw
-from rawdiffusion import config, training
+from rawdiffusion import config, training, training_data
 from rawdiffusion.checkpoint import load_checkpoint, load_model
 from rawdiffusion.cli import main as cli
 from rawdiffusion.datasets.layout import PreparedDataset
@@ -168,8 +168,8 @@ def test_seed_commands_verbatim_fail_with_the_prepare_command(tmp_path):
 
 def test_max_items_keeps_whole_images_and_the_epoch_length(tiny):
     ds = PreparedDataset(tiny)
-    full = training.TrainSamples(ds, "train", 32, seed=3)
-    few = training.TrainSamples(ds, "train", 32, seed=3, max_items=1)
+    full = training_data.TrainSamples(ds, "train", 32, seed=3)
+    few = training_data.TrainSamples(ds, "train", 32, seed=3, max_items=1)
     assert len(full) == len(few) == len(full.ids) == 12
     image = draw_images([i for i, e in ds.images.items() if e["split"] == "train"], 1, 3)[0]
     assert sorted(few.ids) == sorted(ds.images[image]["samples"])
@@ -180,14 +180,14 @@ def test_max_items_keeps_whole_images_and_the_epoch_length(tiny):
     assert raw.shape == (4, 32, 32) and rgb.shape == (3, 32, 32)
     assert raw.min() >= -1 and raw.max() <= 1 and rgb.min() >= -1 and rgb.max() <= 1
     # A draw depends on (seed, draw number) only, never on what was drawn before.
-    again = training.TrainSamples(ds, "train", 32, seed=3, max_items=1)[17]
+    again = training_data.TrainSamples(ds, "train", 32, seed=3, max_items=1)[17]
     assert torch.equal(raw, again[0]) and torch.equal(rgb, again[1])
     with pytest.raises(SetupError, match="max_items=4: .* has 3 train images"):
-        training.TrainSamples(ds, "train", 32, seed=3, max_items=4)
+        training_data.TrainSamples(ds, "train", 32, seed=3, max_items=4)
 
 
 def test_draws_split_each_step_between_processes():
-    take = lambda rank: list(itertools.islice(iter(training.Draws(3, 4, rank, 2)), 4))  # noqa
+    take = lambda rank: list(itertools.islice(iter(training_data.Draws(3, 4, rank, 2)), 4))  # noqa
     assert take(0) == [12, 13, 16, 17] and take(1) == [14, 15, 18, 19]
 
 
