@@ -28,11 +28,14 @@ DEFAULT_RAW_DIR = REPO.parent / "shared" / "data" / "raw" / "dng"
 
 def evaluate(checkpoint: Path, data: Path, steps: int, crop: int) -> tuple[dict, int]:
     """Mean metrics over the test split, sampled from the checkpoint alone."""
+    import torch
+
     from rawdiffusion.checkpoint import load_model
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.diffusion import Diffusion
     from rawdiffusion.metrics import mean_metrics, raw_metrics
-    from rawdiffusion.training import VAL_SEED, generate, to_model_range
+    from rawdiffusion.tiling import generate
+    from rawdiffusion.training_data import VAL_SEED, to_model_range
 
     net, _ = load_model(checkpoint)
     diffusion = Diffusion()
@@ -47,7 +50,8 @@ def evaluate(checkpoint: Path, data: Path, steps: int, crop: int) -> tuple[dict,
             raw = raw[:, top:top + crop, left:left + crop]
             rgb = rgb[:, top:top + crop, left:left + crop]
         target, guide = to_model_range(raw, rgb, s.black, s.white)
-        x0 = generate(net, diffusion, guide[None], steps, VAL_SEED + i)
+        x0 = generate(net, diffusion, guide[None], steps,
+                      torch.Generator().manual_seed(VAL_SEED + i))
         results.append(raw_metrics((x0 + 1) / 2, (target[None] + 1) / 2))
         print(f"  {sample_id}: " + ", ".join(f"{k} {v.item():.4g}" for k, v in results[-1].items()),
               flush=True)
@@ -88,7 +92,7 @@ def main() -> None:
 
     print(f"evaluating {run_dir / 'checkpoint.pt'} with {args.respacing}", flush=True)
     start = time.perf_counter()
-    from rawdiffusion.training import ddim_steps
+    from rawdiffusion.runs import ddim_steps
 
     means, n = evaluate(run_dir / "checkpoint.pt", data, ddim_steps(args.respacing),
                         args.eval_crop)

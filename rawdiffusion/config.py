@@ -225,11 +225,6 @@ class SampleConfig(TrainConfig):
     out: Optional[str] = None  # None: <run>/samples/<val dataset>-<split>-<respacing>-s<seed>
 
 
-def dataset_names() -> list[str]:
-    """Every dataset name of the seed, e.g. fivek_nikon and fivek_nikon_subsample."""
-    return [n + s for n in SOURCES for s in ("", SUBSAMPLE)]
-
-
 def register() -> None:
     """Store the configs in Hydra's ConfigStore (before composing; storing again is harmless)."""
     from hydra.core.config_store import ConfigStore
@@ -316,16 +311,3 @@ def recipe_changes(old: dict, new: dict) -> list[str]:
         if a.get(key) != b.get(key):
             changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
     return changed
-
-
-MOVED_TO_RUNS = ("open_split", "ddim_steps", "run_name")
-
-
-def __getattr__(name: str) -> Any:
-    """`from .config import run_name` (and the other MOVED_TO_RUNS) until training.py imports
-    them from runs.py, where they live now."""
-    if name in MOVED_TO_RUNS:
-        from . import runs
-
-        return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -68,8 +68,9 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
     for index in tqdm(todo, unit="sample", desc=f"sample {split}", disable=rank != 0,
                       dynamic_ncols=True):
         sample = dataset.load(ids[index])
-        x = gen.generate(sample.rgb, derived_seed(seed, index))
-        record = {"id": sample.id, "seed": derived_seed(seed, index), "checkpoint": gen.digest}
+        sample_seed = derived_seed(seed, index)
+        x = gen.generate(sample.rgb, sample_seed)
+        record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest}
         if not rgb_only:
             target = bayer.normalise(sample.raw, sample.black, sample.white)
             guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
@@ -85,7 +86,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
     return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
 
 
-def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator) -> dict:
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool,
+               gen: RawGenerator) -> dict:
     rows = [results[i] for i in ids
             if same_checkpoint(results.get(i, {}).get("checkpoint"), gen.digest)]
     if rgb_only:

@@ -45,16 +45,17 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
 from .baselines import fit_colour_map, map_groups
-from .config import OBJECTIVES, ddim_steps, open_split, run_name
 from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
+from .config import OBJECTIVES
 from .datasets.layout import PreparedDataset
+from .diffusion import Diffusion, derived_seed
+from .errors import SetupError, run_reported
 from .images import raw_preview, write_png
 from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
-from .diffusion import Diffusion, derived_seed
-from .errors import SetupError, run_reported
 from .processes import barrier, mean_over_processes, processes, shard
+from .runs import ddim_steps, open_split, run_name
 from .tiling import generate
 from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 
