@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from .bayer import normalise
 from .errors import UserError
+from .images import check_guide
 from .io import atomic_output, colour_science
 
 FORMAT = "rawdiffusion-baseline/1"
@@ -291,7 +292,9 @@ class Baseline:
     @torch.no_grad()
     def generate(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
         """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` and
-        `callback` are accepted for the generator interface; a baseline is deterministic."""
+        `callback` are accepted for the generator interface; a baseline is deterministic.
+        ValueError for another shape or dtype."""
+        check_guide(guide)
         if self.colour_map is None:
             from .unprocess import unprocess
 
@@ -355,6 +358,9 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     if Path(out).is_dir() or not Path(out).name:
         raise BaselineError(f"{out}: a folder; --out is the baseline file to write, e.g. "
                             f"{Path(out) / (kind + '.json')}")
+    if Path(out).is_file() and not is_baseline_file(out):  # a photo, a checkpoint: not ours
+        raise BaselineError(f"{out}: an existing file that is not a baseline file; --out is "
+                            "the baseline file to write (.json), choose another name")
     if dataset.kind != "paired":  # RGB-only data has no camera (levels, Bayer order) to write
         raise BaselineError(f"{dataset.root}: a {dataset.kind!r} dataset; a baseline needs "
                             "paired RAW/RGB samples of the camera")

@@ -23,8 +23,11 @@ log = logging.getLogger("rawdiffusion")
 
 def cmd_info(args) -> int:
     """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
+    from .convert import make_folder
     from .io import RawFormatError
 
+    if args.preview:
+        make_folder(Path(args.preview), f"--preview {args.preview}")
     failed = 0
     for path in args.files:
         try:
@@ -205,6 +208,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _numpy_seed(text: str) -> int:
+    """argparse type of the seeds of NumPy's RandomState permutations: 0 to 2**32 - 1."""
+    value = _non_negative_int(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"must be below 2**32, got {text!r}")
+    return value
+
+
 def _ddim_steps(text: str) -> int:
     """argparse type of DDIM step counts: those an integer stride of the 1000 steps gives."""
     from .diffusion import ddim_timesteps
@@ -249,6 +260,9 @@ def cmd_export(args) -> int:
     if Path(args.checkpoint).is_file() and is_baseline_file(args.checkpoint):
         raise UserError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
                         "is; export takes a training checkpoint")
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise UserError(f"--out {args.out}: the checkpoint itself; an export keeps no optimiser "
+                        "state, so the run could not resume: choose another file")
     size = export_checkpoint(args.checkpoint, args.out)
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
     return 0
@@ -273,7 +287,7 @@ def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
 def _split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15,
                    help="fraction of images in the test split (default 0.15)")
-    p.add_argument("--split-seed", type=int, default=2817,
+    p.add_argument("--split-seed", type=_numpy_seed, default=2817,
                    help="random_state of the scikit-learn-identical split (default 2817)")
     p.add_argument("--grid", type=_positive_int, default=3,
                    help="patches per side cut from every image (default 3: a 3x3 grid)")
@@ -346,7 +360,8 @@ def _add_prepare(sub) -> None:
     p.add_argument("--out", required=True, type=_folder, help="output dataset folder")
     p.add_argument("--max-items", type=int, required=True,
                    help="training images to keep (all samples of each)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image permutation")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the image permutation (default 0)")
     p.set_defaults(func=cmd_prepare_subsample)
 
 

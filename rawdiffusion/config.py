@@ -177,9 +177,11 @@ class LogConfig:
 
 def _hydra_settings() -> dict:
     return {
-        # Hydra writes nothing of its own: the run directory holds config, logs and stats.
+        # Hydra writes nothing of its own: the run directory holds config, logs and stats. Its
+        # run.dir is the working directory, which exists: Hydra makes no folder (general.out is
+        # made by training, which checks it first).
         "output_subdir": None,
-        "run": {"dir": "${general.out}"},
+        "run": {"dir": "."},
         "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
         "job": {"name": "train", "chdir": False},
         "help": {"app_name": "rawdiffusion train"},

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .checkpoint import camera_raw, file_digest, same_checkpoint
 from .diffusion import Diffusion, derived_seed
 from .errors import SetupError, UserError
-from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
+from .images import PhotoError, check_guide, halve_area, raw_preview, read_rgb, write_png
 from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
 from .processes import append_record, read_manifest, shard
 from .tiling import generate_tiled, guide_tensor, pad_to_multiple
@@ -49,7 +49,8 @@ class RawGenerator:
     def generate(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
         """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` draws
         the noise; callback(dict(tile=k, tiles=n, i=..., t=..., ...)) runs at each DDIM step of
-        each tile (tiling.generate_tiled)."""
+        each tile (tiling.generate_tiled). ValueError for another shape or dtype."""
+        check_guide(guide)
         rgb, (h, w) = pad_to_multiple(guide_tensor(guide, self.device), self.net.multiple)
         x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
                             torch.Generator(self.device).manual_seed(seed), tile=self.tile,
@@ -112,8 +113,10 @@ def write_prediction(base: Path, x: np.ndarray, camera: dict, fmt: str) -> list[
 
 
 def outputs_exist(base: Path, fmt: str) -> bool:
-    return base.with_name(base.name + ".png").is_file() and \
-        base.with_name(base.name + SUFFIX[fmt]).is_file()
+    """Whether <base>.png and <base>.<fmt> exist and are not empty (written atomically, an
+    output is whole or absent; an empty one was cut by something else)."""
+    return all(path.is_file() and path.stat().st_size > 0 for path in
+               (base.with_name(base.name + ".png"), base.with_name(base.name + SUFFIX[fmt])))
 
 
 class ConversionFailed(UserError, ValueError):
@@ -141,7 +144,7 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     rank, world = shard()
     names = names or [p.stem for p in sources]
     _check_job(sources, names, out, fmt, gen)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, f"--out {out}")
     mine = list(range(rank, len(sources), world))
     done = skipped = 0
     failures = []
@@ -206,6 +209,9 @@ def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) 
         first[name] = source
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: a file, not a folder; the outputs need a folder")
+    manifest = out / "manifest.jsonl"
+    if manifest.exists() and not manifest.is_file():
+        raise UserError(f"{manifest}: not a file; convert records its outputs there")
     # An output must never replace an input (a photo.png beside --out's photo.png preview).
     inputs = {p.resolve() for p in sources}
     for name in names:
@@ -219,6 +225,15 @@ def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) 
     if problem:
         raise UserError(f"checkpoint {gen.digest[:16]}: its camera cannot be written as a DNG: "
                         f"{problem}")
+
+
+def make_folder(path: Path, named: str) -> None:
+    """mkdir -p, or a UserError saying why not, the folder `named` as the user gave it (e.g.
+    "--out x/y")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{named}: cannot make this folder ({e.strerror})") from None
 
 
 def camera_problem(camera: dict) -> str | None:

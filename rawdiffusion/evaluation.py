@@ -27,7 +27,8 @@ from tqdm import tqdm
 from . import bayer, config
 from .baselines import is_baseline_file
 from .checkpoint import camera_of, same_checkpoint
-from .convert import FORMATS, RawGenerator, load_generator, outputs_exist, write_prediction
+from .convert import (FORMATS, RawGenerator, load_generator, make_folder, outputs_exist,
+                      write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
 from .errors import SetupError, run_reported
@@ -54,7 +55,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
                          "generated RAW")
     ids = dataset.split(split)
     rank, world = shard()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, f"output folder {out}")
     done = read_records(out, "results", "id")
     part = out / f"results.part{rank}.jsonl"
     mine = [i for i in range(rank, len(ids), world)]

@@ -62,10 +62,19 @@ def read_rgb(path, max_pixels: int | None = None) -> np.ndarray:
     return rgb if method is None else np.asarray(Image.fromarray(rgb).transpose(method))
 
 
+def check_guide(guide) -> None:
+    """An RGB guide is (h, w, 3) uint8 with h, w >= 1: ValueError (a caller's mistake) saying
+    what it got otherwise."""
+    shape, dtype = np.shape(guide), getattr(guide, "dtype", None)
+    if len(shape) != 3 or shape[-1] != 3 or min(shape) < 1 or dtype != np.uint8:
+        raise ValueError(f"expected an RGB guide (h, w, 3) uint8, got shape {shape} dtype {dtype}")
+
+
 class PhotoError(UserError, ValueError):
     """A photo that cannot be read: one line naming the file and the reason."""
 
     def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
 
 

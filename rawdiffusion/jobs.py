@@ -28,8 +28,9 @@ def _call(fn, item):
         return item, fn(item), None
     except RawFormatError as e:
         return item, None, e.reason
-    except UserError as e:  # names its file and reason
-        return item, None, str(e)
+    except UserError as e:  # names its file and reason: the item's own file is named once
+        own = getattr(e, "path", None) == str(item)
+        return item, None, e.reason if own else str(e)
     except (OSError, ValueError) as e:
         return item, None, f"{type(e).__name__}: {e}"
 

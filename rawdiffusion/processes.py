@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from .allocator import keep_freed_memory
+from .errors import UserError
 from .io import atomic_output
 
 
@@ -84,17 +85,29 @@ def read_records(out: Path, stem: str, key: str) -> dict[str, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            records[record[key]] = record
+            if isinstance(record, dict) and key in record:  # else not one of ours: redone
+                records[record[key]] = record
     return records
 
 
 def read_manifest(out: Path, key: str) -> dict[str, dict]:
     """Every manifest record in `out` by record[key]: manifest.jsonl, then the per-process parts
-    not yet merged into it (newer, so they win)."""
+    not yet merged into it (newer, so they win). A manifest.jsonl line that is not a record
+    (edited by hand, say) is a UserError naming the file and line."""
     merged = out / "manifest.jsonl"
     records = {}
     if merged.is_file():
-        records = {r[key]: r for r in map(json.loads, merged.read_text().splitlines())}
+        for n, line in enumerate(merged.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                record, problem = None, f"not JSON ({e.msg})"
+            else:
+                problem = f"no {key!r} field"
+            if not isinstance(record, dict) or key not in record:
+                raise UserError(f"{merged}: line {n} is not a manifest record ({problem}); "
+                                "repair the file, or delete it to convert everything again")
+            records[record[key]] = record
     return records | read_records(out, "manifest", key)
 
 

@@ -140,12 +140,21 @@ def check(cfg: DictConfig, world: int) -> None:
     if o.batch_size % world:
         raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
                          "processes")
-    if min(o.max_steps, o.decay_steps, cfg.general.save_every, cfg.log.every,
+    if min(o.max_steps, o.decay_steps, o.batch_size, cfg.general.save_every, cfg.log.every,
            cfg.log.preview_every, cfg.log.val_every) < 1:
-        raise SetupError("step counts and intervals (optim, general.save_every, log) must be "
-                         ">= 1")
+        raise SetupError("step counts, intervals and the batch size (optim, general.save_every, "
+                         "log) must be >= 1")
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
+    if not o.lr > 0:
+        raise SetupError(f"optim.lr={o.lr}: must be positive")
+    if not o.weight_decay >= 0:
+        raise SetupError(f"optim.weight_decay={o.weight_decay}: must be >= 0")
+    if cfg.general.seed < 0:
+        raise SetupError(f"general.seed={cfg.general.seed}: must be >= 0")
+    out = Path(cfg.general.out)
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"general.out={out}: a file; run folders are made in general.out")
     if o.max_steps > o.decay_steps:  # the learning rate is 0 from decay_steps on
         raise SetupError(f"optim.max_steps={o.max_steps} is past optim.decay_steps="
                          f"{o.decay_steps}, where the learning rate reaches 0: the steps after it "
@@ -325,7 +334,13 @@ def open_run(cfg: DictConfig, rank: int, world: int,
     run_dir = Path(cfg.general.out) / run_name(cfg, name)
     # Resumption: the same command finds the same run directory and continues its checkpoint.
     checkpoint_path = run_dir / CHECKPOINT
+    if checkpoint_path.exists() and not checkpoint_path.is_file():
+        raise SetupError(f"{checkpoint_path}: not a file; training writes its checkpoint there")
     state = load_checkpoint(checkpoint_path, device) if checkpoint_path.is_file() else None
+    if state is not None and state.get("optimizer") is None:
+        raise SetupError(f"{checkpoint_path}: an exported checkpoint (weights for sampling, no "
+                         "optimiser state), which a run cannot resume from; move it away, or "
+                         "name a new run with general.run=NAME")
     cfg.model.prior = resolve_prior(cfg, state)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize
+from PIL import Image
 
 from fake_trees import cityscapes_tree
 from rawdiffusion import baselines, bayer, cli, config, evaluation
@@ -456,6 +457,14 @@ def test_cli_baseline_fit(camera_data, tmp_path, capsys):
     assert f"fitted on {6 * 24 * 32} pixels of 6 train samples" in printed
     assert f"4 channels: {psnr:.2f} dB" in printed
     assert baselines.load_baseline(out).kind == "poly2"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(photo)
+    before = photo.read_bytes()
+    assert cli.main(["baseline", "fit", str(ds.root), "--kind", "poly2", "--out", str(photo)]) == 2
+    assert capsys.readouterr().err == (f"error: {photo}: an existing file that is not a baseline "
+                                       "file; --out is the baseline file to write (.json), "
+                                       "choose another name\n")
+    assert photo.read_bytes() == before
 
     assert cli.main(["baseline", "fit", str(ds.root), "--kind", "poly4", "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -323,3 +323,62 @@ def test_export_of_a_baseline_file_says_what_it_is(tmp_path, capsys):
         f"error: {path}: a baseline file, already small and shareable as it is; export takes a "
         "training checkpoint")
     assert not (tmp_path / "e.pt").exists()
+
+
+def test_a_hand_edited_manifest_is_named_with_its_line_and_foreign_part_records_are_redone(
+        checkpoint, tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0, fmt="npy")
+    manifest = merge_manifests(out)
+    good = manifest.read_text()
+    for bad, problem in (("not json{", "not JSON"), ('{"a": 1}', "no 'source' field"),
+                         ("[1]", "no 'source' field")):
+        manifest.write_text(good + bad + "\n")
+        with pytest.raises(UserError, match=rf"^{manifest}: line 2 is not a manifest record "
+                                            rf"\({problem}.*delete it to convert everything"):
+            convert(sources, out, generator(checkpoint), 0, fmt="npy")
+    manifest.unlink()
+    (out / "manifest.part0.jsonl").write_text('null\n{"a": 1}\n')  # not records: ignored
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (1, 0)
+
+
+def test_a_manifest_that_is_a_folder_is_refused_before_any_output(checkpoint, tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    (tmp_path / "out" / "manifest.jsonl").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"manifest.jsonl: not a file; convert records"):
+        convert(sources, tmp_path / "out", generator(checkpoint), 0)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["manifest.jsonl"]
+
+
+def test_an_empty_output_is_made_again(checkpoint, tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0)
+    first = (out / "photo0.dng").read_bytes()
+    (out / "photo0.dng").write_bytes(b"")  # cut by something else than convert
+    assert convert(sources, out, generator(checkpoint), 0) == (1, 0)
+    assert (out / "photo0.dng").read_bytes() == first
+
+
+def test_an_out_folder_that_cannot_be_made_names_the_option(checkpoint, tmp_path, capsys):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    assert cli.main(["convert", str(sources[0]), "--checkpoint", str(checkpoint), "--out",
+                     str(sources[0] / "sub"), "--cpu"]) == 2
+    assert capsys.readouterr().err == (f"error: --out {sources[0] / 'sub'}: cannot make this "
+                                       "folder (Not a directory)\n")
+
+
+@pytest.mark.parametrize("guide", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
+                                   np.zeros((8, 8, 3), np.float32)])
+def test_a_guide_that_is_not_8_bit_rgb_is_refused_by_the_api(checkpoint, guide):
+    with pytest.raises(ValueError, match=r"expected an RGB guide \(h, w, 3\) uint8, got shape"):
+        generator(checkpoint).generate(guide, seed=0)
+
+
+def test_info_names_a_preview_folder_that_cannot_be_made(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["info", str(tmp_path / "x.dng"), "--preview",
+                     str(tmp_path / "afile" / "sub")]) == 2
+    assert capsys.readouterr().err == (f"error: --preview {tmp_path / 'afile' / 'sub'}: cannot "
+                                       "make this folder (Not a directory)\n")

@@ -2,6 +2,7 @@
 datasets in their real layouts (tests/fake_trees.py)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -305,6 +306,27 @@ def test_cityscapes_bad_image_is_skipped_and_rerun_resumes(tmp_path):
     description, failures = prepare_cityscapes(tmp_path / "cityscapes", out, splits=("train",))
     assert stamps(out / "rgb") == before and len(failures) == 1
     assert list(description["splits"]) == ["train"]
+
+
+def test_cityscapes_image_in_two_splits_is_named(tmp_path):
+    cityscapes_tree(tmp_path / "cs", {"train": ["aachen_000000_000019"],
+                                      "val": ["aachen_000000_000019"]})
+    with pytest.raises(UserError, match=r"cs: image aachen_000000_000019 occurs in two splits$"):
+        prepare_cityscapes(tmp_path / "cs", tmp_path / "out")
+
+
+def test_a_split_file_gone_from_a_prepared_dataset_is_named(fivek, tmp_path):
+    from rawdiffusion.datasets.errors import DatasetError
+
+    _, out, _ = fivek
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "train.txt").unlink()
+    with pytest.raises(DatasetError, match=r"train.txt: missing, though dataset.json lists a "
+                                           r"'train' split; prepare the dataset again"):
+        PreparedDataset(copy).split("train")
+    with pytest.raises(FileNotFoundError, match=r"no split 'bogus' \(have train, test\)"):
+        PreparedDataset(copy).split("bogus")
 
 
 def test_cityscapes_missing_split_is_a_clear_error(tmp_path):

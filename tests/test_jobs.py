@@ -3,6 +3,8 @@ worker that dies (a crash in a decoding library) costs only its own item."""
 
 import os
 
+from rawdiffusion.errors import UserError
+from rawdiffusion.images import PhotoError
 from rawdiffusion.io import RawFormatError
 from rawdiffusion.jobs import run_jobs
 
@@ -15,6 +17,10 @@ def job(item: str) -> str:
         raise RawFormatError(item, "not a RAW file")
     if item == "missing":
         raise FileNotFoundError(f"{item}: no such file")
+    if item == "photo":
+        raise PhotoError(item, "not a readable image")  # names the item itself
+    if item == "other":
+        raise UserError("labels.json: not a label file")  # names another file
     return item.upper()
 
 
@@ -23,6 +29,13 @@ def test_failures_are_reported_and_the_rest_done_in_this_process():
     assert results == {"a": "A", "b": "B"}
     assert [(f.item, f.reason) for f in failures] == [
         ("bad", "not a RAW file"), ("missing", "FileNotFoundError: missing: no such file")]
+
+
+def test_a_user_error_names_its_item_once_and_another_file_in_full():
+    results, failures = run_jobs(job, ["photo", "other", "a"], workers=1)
+    assert results == {"a": "A"}
+    assert [(f.item, f.reason) for f in failures] == [
+        ("photo", "not a readable image"), ("other", "labels.json: not a label file")]
 
 
 def test_a_worker_that_dies_costs_only_its_own_item():

@@ -202,6 +202,17 @@ def test_grid_below_one_is_refused_naming_the_option(command, grid, tmp_path, ca
         grid_boxes(1500, 2000, 0)
 
 
+@pytest.mark.parametrize("seed, reason", [("-1", "must be an integer >= 0, got '-1'"),
+                                          ("4294967296", "must be below 2**32, got '4294967296'")])
+def test_a_split_seed_numpy_cannot_take_is_refused_naming_the_option(seed, reason, tmp_path,
+                                                                     capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", "folder", "--raw-dir", "r", "--out", str(tmp_path / "o"),
+              "--split-seed", seed])
+    assert info.value.code == 2 and not (tmp_path / "o").exists()
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument --split-seed: {reason}")
+
+
 # ----------------------------------------------------------------------------- real data
 
 @pytest.mark.parametrize("folder", ["dng", "bayer"])

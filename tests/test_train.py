@@ -345,12 +345,43 @@ def test_the_shared_gopro_folder_trains_and_resumes(tmp_path):
     assert state["step"] == 3 and state["camera"]["cfa"] == "RGGB"
 
 
+def test_a_general_out_that_is_a_file_or_a_checkpoint_path_that_is_a_folder_is_refused(
+        tiny, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SetupError, match=r"general.out=.*afile: a file; run folders are made"):
+        train(settings(tiny, tmp_path / "afile"))
+    (tmp_path / "runs" / "tiny-small-s0" / "checkpoint.pt").mkdir(parents=True)
+    with pytest.raises(SetupError, match=r"checkpoint.pt: not a file; training writes its "):
+        train(settings(tiny, tmp_path / "runs"))
+
+
+def test_an_exported_checkpoint_is_never_resumed_and_never_replaces_its_run(tiny, tmp_path,
+                                                                           capsys):
+    """An export keeps no optimiser state: onto its own run it is refused, and put in a run
+    folder by hand it is named instead of failing inside the optimiser."""
+    run_dir = train(settings(tiny, tmp_path, optim__max_steps=2, general__save_every=2))
+    checkpoint = run_dir / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+    assert cli(["export", str(checkpoint), "--out", str(checkpoint)]) == 2
+    assert "the checkpoint itself; an export keeps no optimiser" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == before
+    assert cli(["export", str(checkpoint), "--out", str(tmp_path / "shared.pt")]) == 0
+    shutil.copy(tmp_path / "shared.pt", checkpoint)
+    with pytest.raises(SetupError, match=r"checkpoint.pt: an exported checkpoint \(weights for "
+                                         r"sampling, no optimiser state\)"):
+        train(settings(tiny, tmp_path, optim__max_steps=4, general__save_every=2))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"diffusion_val__timestep_respacing": "ddim37"},
      r"diffusion_val.timestep_respacing=ddim37: no integer stride gives 37 of 1000 steps; "
      r"counts that work include 2, 4"),
     ({"optim__max_steps": 30, "optim__decay_steps": 20},
      r"optim.max_steps=30 is past optim.decay_steps=20, where the learning rate reaches 0"),
+    ({"optim__lr": -1.0}, r"^optim.lr=-1.0: must be positive$"),
+    ({"optim__weight_decay": -1.0}, r"^optim.weight_decay=-1.0: must be >= 0$"),
+    ({"optim__batch_size": 0}, r"the batch size .* must be >= 1"),
+    ({"general__seed": -1}, r"^general.seed=-1: must be >= 0$"),
 ])
 def test_settings_that_would_fail_or_do_nothing_later_are_refused_first(tiny, tmp_path, changes,
                                                                           message):

@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,8 +117,10 @@ def prepare_bdd(root, out, splits=("train", "val"), workers: int = 1):
             log.info("%s: %d of %d images have no person, bicycle or car and are left out",
                      split, without_boxes[split], len(frames))
     ids = [i.image_id for its in items.values() for i in its]
-    if len(set(ids)) != len(ids):
-        raise UserError(f"{root}: an image name occurs twice in the label files")
+    twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if twice:
+        raise UserError(f"{root}: image {twice[0]} occurs twice in the label files"
+                        + (f" (and {len(twice) - 1} more)" if len(twice) > 1 else ""))
     job = functools.partial(layout.per_image, prepare_item, out=str(out))
     done, failures = run_jobs(job, [i for its in items.values() for i in its], workers=workers,
                               desc="prepare bdd_h416")

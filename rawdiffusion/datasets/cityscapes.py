@@ -23,6 +23,7 @@ import functools
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,8 +127,10 @@ def prepare_cityscapes(root, out, splits=("train", "val"), workers: int = 1):
                                 f"leftImg8bit/ and gtFine/")
     items = {split: find_items(root, split) for split in splits}
     ids = [i.image_id for its in items.values() for i in its]
-    if len(set(ids)) != len(ids):
-        raise UserError(f"{root}: an image name occurs in two splits")
+    twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if twice:
+        raise UserError(f"{root}: image {twice[0]} occurs in two splits"
+                        + (f" (and {len(twice) - 1} more)" if len(twice) > 1 else ""))
     job = functools.partial(layout.per_image, prepare_item, out=str(out))
     done, failures = run_jobs(job, [i for its in items.values() for i in its], workers=workers,
                               desc="prepare cityscapes_h416")

@@ -203,10 +203,19 @@ class PreparedDataset:
         return self.description["kind"]
 
     def split(self, name: str) -> list[str]:
+        """The sample ids of split `name` (<root>/<name>.txt); FileNotFoundError for a split
+        the dataset does not have, DatasetError when dataset.json lists it but its file is
+        gone."""
+        from .errors import DatasetError
+
         path = self.root / f"{name}.txt"
         if not path.is_file():
+            known = self.description["splits"]
+            if name in known:  # dataset.json lists it, its file is gone
+                raise DatasetError(path, f"missing, though {DESCRIPTION} lists a {name!r} "
+                                         "split; prepare the dataset again")
             raise FileNotFoundError(f"{self.root}: no split {name!r} (have "
-                                    f"{', '.join(self.description['splits'])})")
+                                    f"{', '.join(known)})")
         return path.read_text().split()
 
     def load(self, sample_id: str) -> Sample:
