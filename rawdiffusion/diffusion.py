@@ -22,16 +22,22 @@ def derived_seed(*key: int) -> int:
 
 
 def ddim_timesteps(n):
-    """The timesteps of guided-diffusion's "ddim<n>" respacing, ascending.
+    """The n timesteps of "ddim<n>", ascending, for every n in [1, T].
 
-    The smallest integer stride s with len(range(0, T, s)) == n, so ddim24 uses s = 42
-    (0, 42, ..., 966), not 1000 // 24 = 41 (which would give 25 steps).
+    Where an integer stride gives n steps, guided-diffusion's respacing: the smallest stride s
+    with len(range(0, T, s)) == n, so ddim24 uses s = 42 (0, 42, ..., 966), not 1000 // 24 = 41
+    (which would give 25 steps). n = 1: [T - 1], one x0 prediction from pure noise at the last
+    timestep. Any other n: the same leading spacing with a fractional stride, round(i * T / n)
+    for i < n (ddim37: 0, 27, 54, ..., 973). ValueError for n outside [1, T].
     """
+    if not 1 <= n <= T:
+        raise ValueError(f"DDIM steps must be 1 to {T}, got {n}")
+    if n == 1:
+        return [T - 1]
     for stride in range(1, T):
         if len(range(0, T, stride)) == n:
             return list(range(0, T, stride))
-    raise ValueError(f"no integer stride gives {n} of {T} steps; counts that work include "
-                     "2, 4, 5, 6, 8, 10, 20, 24, 25, 50, 100")
+    return [round(i * T / n) for i in range(n)]
 
 
 # Per-sample loss terms, x0_hat and x0: (B, C, H, W) in [-1, 1] -> (B,).

@@ -21,8 +21,19 @@ def test_ddim24_and_ddim6_timesteps():
     ]
     assert ddim_timesteps(6) == [0, 167, 334, 501, 668, 835]
     assert ddim_timesteps(1000) == list(range(1000))
-    with pytest.raises(ValueError):
-        ddim_timesteps(999)
+
+
+def test_every_step_count_from_1_to_T_has_timesteps():
+    assert ddim_timesteps(1) == [999]  # one x0 prediction from pure noise
+    assert ddim_timesteps(2) == [0, 500]  # an integer stride: guided-diffusion's
+    # no integer stride gives 37: the same leading spacing, fractional
+    assert ddim_timesteps(37)[:4] == [0, 27, 54, 81] and ddim_timesteps(37)[-1] == 973
+    for n in range(1, 1001):
+        steps = ddim_timesteps(n)
+        assert len(set(steps)) == n and steps == sorted(steps) and 0 <= steps[0] <= steps[-1] < 1000
+    for n in (0, 1001):
+        with pytest.raises(ValueError, match=rf"DDIM steps must be 1 to 1000, got {n}"):
+            ddim_timesteps(n)
 
 
 def test_schedule():

@@ -373,9 +373,8 @@ def test_an_exported_checkpoint_is_never_resumed_and_never_replaces_its_run(tiny
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"diffusion_val__timestep_respacing": "ddim37"},
-     r"diffusion_val.timestep_respacing=ddim37: no integer stride gives 37 of 1000 steps; "
-     r"counts that work include 2, 4"),
+    ({"diffusion_val__timestep_respacing": "ddim1001"},
+     r"diffusion_val.timestep_respacing=ddim1001: DDIM steps must be 1 to 1000, got 1001"),
     ({"optim__max_steps": 30, "optim__decay_steps": 20},
      r"optim.max_steps=30 is past optim.decay_steps=20, where the learning rate reaches 0"),
     ({"optim__lr": -1.0}, r"^optim.lr=-1.0: must be positive$"),
