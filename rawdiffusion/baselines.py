@@ -288,6 +288,7 @@ class Baseline:
     colour_map: ColourMap | None = None
     params: object = None  # unprocess.UnprocessParams for upi kinds
     steps: None = None
+    batch_size: int = 1  # guides handed over at once (generate_many); nothing to batch inside
 
     @torch.no_grad()
     def generate(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
@@ -307,6 +308,15 @@ class Baseline:
             raise BaselineError(f"{self.kind} baseline {self.digest}: its parameters give "
                                 "non-finite values")
         return x
+
+    def generate_many(self, guides: list[np.ndarray], seeds: list[int],
+                      callback=None) -> list[np.ndarray]:
+        """`generate` for each guide (a baseline's cost is per pixel: nothing to batch)."""
+        return [self.generate(guide) for guide in guides]
+
+    def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
+        """0: a baseline reports no steps."""
+        return 0
 
 
 def load_baseline(path) -> Baseline:

@@ -133,10 +133,14 @@ def cmd_sample(args) -> int:
     return 0
 
 
-# DDIM steps of convert and the demo: on the quality benchmark the shipped model gives the
-# same PSNR within 0.05 dB at 2, 6 and 24 steps (README, "Quality"); the paper's evaluation
-# (sample.py) keeps ddim24.
-DEFAULT_STEPS = 2
+# Sampling steps of convert and the demo: the fewest within 0.05 dB of ddim24 on the shipped
+# model's steps-against-quality curve (benchmarks/steps.py; README, "Steps and samplers"):
+# one x0 prediction. The paper's evaluation (sample.py) keeps ddim24.
+DEFAULT_STEPS = 1
+DEFAULT_SAMPLER = "ddim"
+# Tiles per forward pass and photo-reading processes: benchmarks/generation_speed.py.
+DEFAULT_BATCH = 4
+DEFAULT_READERS = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -166,11 +170,13 @@ def cmd_convert(args) -> int:
     out = Path(args.out)
     with processes(cpu=args.cpu) as device:
         gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
-                             tile=args.tile, overlap=args.overlap)
+                             tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                             sampler=args.sampler, bf16=args.bf16)
         failures = []
         try:
             done, skipped = convert(sources, out, gen, args.seed, args.format,
-                                    figure=args.figure, max_pixels=args.max_pixels)
+                                    figure=args.figure, max_pixels=args.max_pixels,
+                                    workers=args.workers)
         except ConversionFailed as e:  # the other photos are converted: report them all
             done, skipped, failures = e.done, e.skipped, e.failures
         barrier()  # every part of the manifest is written
@@ -217,7 +223,7 @@ def _numpy_seed(text: str) -> int:
 
 
 def _ddim_steps(text: str) -> int:
-    """argparse type of DDIM step counts: those an integer stride of the 1000 steps gives."""
+    """argparse type of DDIM step counts: 1 to 1000 (diffusion.ddim_timesteps)."""
     from .diffusion import ddim_timesteps
 
     steps = _positive_int(text)
@@ -380,6 +386,8 @@ def _add_hydra_commands(sub) -> None:
 
 
 def _add_convert(sub) -> None:
+    from .config import SAMPLERS
+
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
@@ -388,7 +396,16 @@ def _add_convert(sub) -> None:
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
-                   help=f"DDIM steps (default {DEFAULT_STEPS}; see README, 'Quality')")
+                   help=f"sampling steps, 1 to 1000 (default {DEFAULT_STEPS}; see README, "
+                        "'Quality')")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULT_SAMPLER})")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH,
+                   help=f"tiles per forward pass, from one photo or several (default "
+                        f"{DEFAULT_BATCH}); the outputs do not depend on it, up to 1 in 65535")
+    p.add_argument("--workers", type=_non_negative_int, default=DEFAULT_READERS,
+                   help=f"processes reading and decoding photos ahead (default "
+                        f"{DEFAULT_READERS}; 0: the main process)")
     p.add_argument("--max-pixels", type=_positive_int, metavar="N",
                    help="largest photo to read, in pixels (width x height); default "
                         "Pillow's limit, 89478485")
@@ -401,6 +418,9 @@ def _add_convert(sub) -> None:
                    help="tile overlap (default 64)")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast of the network (off by default: not measured to pay "
+                        "yet, see README 'Benchmarks')")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     p.set_defaults(func=cmd_convert)
 

@@ -13,6 +13,7 @@ than the tile size are generated in overlapping tiles (tiling.generate_tiled).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .errors import SetupError, UserError
 from .images import PhotoError, check_guide, halve_area, raw_preview, read_rgb, write_png
 from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
 from .processes import append_record, read_manifest, shard
-from .tiling import generate_tiled, guide_tensor, pad_to_multiple
+from .tiling import generate_batched, guide_tensor, pad_to_multiple, tile_starts
 
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
@@ -40,38 +41,75 @@ class RawGenerator:
     diffusion: torch.nn.Module
     camera: dict          # the checkpoint's camera: cfa, black_level, white_level, wb, ...
     digest: str           # file_digest of the checkpoint
-    steps: int | None = 24  # DDIM steps; None for a one-pass network (model.objective=direct)
+    steps: int | None = 24  # sampling steps; None for a one-pass network (model.objective=direct)
     tile: int = 256
     overlap: int = 64
     device: str = "cpu"
+    batch_size: int = 1   # tiles per forward pass, of one image or of several (generate_many)
+    sampler: str = "ddim"  # solvers.SAMPLERS
+    bf16: bool = False    # bf16 autocast of the network (the colour prior stays float64)
 
-    @torch.no_grad()
     def generate(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
         """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` draws
-        the noise; callback(dict(tile=k, tiles=n, i=..., t=..., ...)) runs at each DDIM step of
-        each tile (tiling.generate_tiled). ValueError for another shape or dtype."""
-        check_guide(guide)
-        rgb, (h, w) = pad_to_multiple(guide_tensor(guide, self.device), self.net.multiple)
-        x0 = generate_tiled(self.net, self.diffusion, rgb, self.steps,
-                            torch.Generator(self.device).manual_seed(seed), tile=self.tile,
-                            overlap=self.overlap, callback=callback)
-        if not torch.isfinite(x0).all():
-            raise UserError(f"checkpoint {self.digest}: the network gave non-finite values "
-                            "(broken weights)")
-        return ((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1)
+        the noise. callback(dict(tiles=k, i=..., t=..., ...)) runs at each step of each forward
+        pass of k tiles. ValueError for another shape or dtype."""
+        return self.generate_many([guide], [seed], callback)[0]
+
+    @torch.no_grad()
+    def generate_many(self, guides: list[np.ndarray], seeds: list[int],
+                      callback=None) -> list[np.ndarray]:
+        """`generate` for several guides, their tiles sampled `batch_size` to a forward pass
+        (tiling.generate_batched): each result is what `generate` gives for its guide and seed,
+        up to float rounding."""
+        for guide in guides:
+            check_guide(guide)
+        padded = [pad_to_multiple(guide_tensor(g, self.device), self.net.multiple)
+                  for g in guides]
+        noises = [torch.randn((1, 4, *rgb.shape[-2:]), device=self.device,
+                              generator=torch.Generator(self.device).manual_seed(seed))
+                  for (rgb, _), seed in zip(padded, seeds)]
+        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.bf16):
+            x0s = generate_batched(self.net, self.diffusion, [rgb for rgb, _ in padded], noises,
+                                   self.steps, self.tile, self.overlap, self.batch_size,
+                                   callback, self.sampler)
+        results = []
+        for x0, (_, (h, w)) in zip(x0s, padded):
+            if not torch.isfinite(x0).all():
+                raise UserError(f"checkpoint {self.digest}: the network gave non-finite values "
+                                "(broken weights)")
+            results.append(((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1))
+        return results
+
+    def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
+        """Tiles x steps of a guide of (h, w, ...): the units its callbacks count."""
+        H, W = (-(-max(s, 2 * self.net.multiple) // self.net.multiple) * self.net.multiple
+                for s in guide_shape[:2])
+        tiles = len(tile_starts(H, self.tile, self.overlap)) * len(
+            tile_starts(W, self.tile, self.overlap))
+        return tiles * (self.steps or 0)
 
 
-def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64):
+def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64,
+                   batch_size: int = 1, sampler: str = "ddim", bf16: bool = False):
     """What `convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with: a
     trained checkpoint's RawGenerator, or a baseline file's baselines.Baseline (same interface:
     `generate`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
     in one forward pass whatever `steps` says (its `steps` is None). The checkpoint is
     validated before any work (checkpoint.load_checkpoint), and must name its camera: what
     it generates is written as that camera's RAW. CheckpointError, one line, otherwise;
-    SetupError for a tile size or overlap the network cannot use."""
+    SetupError for a tile size or overlap the network cannot use, a batch size below 1 or an
+    unknown sampler (solvers.SAMPLERS)."""
+    from .config import SAMPLERS
+
     from .baselines import is_baseline_file, load_baseline
     from .checkpoint import CheckpointError, load_model
 
+    if batch_size < 1:
+        raise SetupError(f"batch size {batch_size} (convert --batch-size, sample.py batch_size=): "
+                         "must be at least 1")
+    if sampler not in SAMPLERS:
+        raise SetupError(f"sampler {sampler!r} (convert --sampler, sample.py sampler=): choose "
+                         f"one of {', '.join(SAMPLERS)}")
     if Path(path).is_file() and is_baseline_file(path):
         return load_baseline(path)
     net, state = load_model(path, device=device)
@@ -88,7 +126,8 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     if objective_of(state) == "direct":
         steps = None
     return RawGenerator(net, Diffusion().to(device), state["camera"], file_digest(path),
-                        steps=steps, tile=tile, overlap=overlap, device=str(device))
+                        steps=steps, tile=tile, overlap=overlap, device=str(device),
+                        batch_size=batch_size, sampler=sampler, bf16=bf16)
 
 
 def objective_of(state: dict) -> str:
@@ -130,12 +169,15 @@ class ConversionFailed(UserError, ValueError):
 
 def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: str = "dng",
             names: list[str] | None = None, figure: bool = False,
-            max_pixels: int | None = None) -> tuple[int, int]:
+            max_pixels: int | None = None, workers: int = 0) -> tuple[int, int]:
     """Convert RGB image files into RAW files in `out` (this process's share of them).
 
     names: output base names (default: the sources' stems). figure: also write
     <name>_compare.png, photo | generated RAW preview | the DNG as LibRaw renders it.
-    max_pixels: the largest photo read (images.read_rgb; default Pillow's limit).
+    max_pixels: the largest photo read (images.read_rgb; default Pillow's limit). workers:
+    processes that read and decode the photos ahead of the model (0: this process). The
+    photos go to the model `gen.batch_size` at a time (their tiles batched); their outputs
+    are encoded and written by two threads while the next photos are sampled.
     Returns (converted, skipped as already done). What concerns the whole job (no sources,
     colliding names, an --out that is a file, a camera no DNG can hold) raises UserError before
     anything is written; a photo that cannot be read is skipped with nothing written for it,
@@ -146,55 +188,102 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     _check_job(sources, names, out, fmt, gen)
     make_folder(out, f"--out {out}")
     mine = list(range(rank, len(sources), world))
-    done = skipped = 0
-    failures = []
     part = out / f"manifest.part{rank}.jsonl"
     # A rerun skips photos finished with the same generator; another checkpoint redoes them.
     made = read_manifest(out, "source")
-    bar = tqdm(total=len(mine), unit="image", desc="convert", disable=rank != 0,
-               dynamic_ncols=True)
-    with bar:
-        for index in mine:
-            source, base = sources[index], out / names[index]
-            if outputs_exist(base, fmt) and (not figure or _figure_path(base).is_file()) \
-                    and same_checkpoint(made.get(str(source), {}).get("checkpoint"), gen.digest):
-                skipped += 1
+    todo = [i for i in mine if not (
+        outputs_exist(out / names[i], fmt)
+        and (not figure or _figure_path(out / names[i]).is_file())
+        and same_checkpoint(made.get(str(sources[i]), {}).get("checkpoint"), gen.digest))]
+    skipped, done, failures = len(mine) - len(todo), 0, []
+    bar = tqdm(total=len(mine), initial=skipped, unit="image", desc="convert",
+               disable=rank != 0, dynamic_ncols=True)
+    with bar, ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
+        writing = []  # the previous batch's outputs, written while this one is sampled
+        for batch in _read_batches(sources, todo, fmt, max_pixels, gen.batch_size, workers):
+            for error in (e for _, _, e in batch if e):
+                failures.append(error)
                 bar.update()
+            photos = [(i, photo) for i, photo, e in batch if not e]
+            if not photos:
                 continue
-            try:
-                photo = _read_photo(source, fmt, max_pixels)
-            except PhotoError as e:
-                failures.append(str(e))
-                bar.update()
-                continue
-            s = derived_seed(seed, index)
-            x = _generate_with_progress(gen, halve_area(photo), s, source.name, rank == 0)
-            paths = write_prediction(base, x, gen.camera, fmt)
-            if figure:
-                _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
-            append_record(part, {"source": str(source), "output": str(paths[0]),
-                                 "preview": str(paths[1]), "steps": gen.steps, "seed": s,
-                                 "checkpoint": gen.digest, "size": list(x.shape[1:])})
-            done += 1
-            bar.update()
+            seeds = [derived_seed(seed, i) for i, _ in photos]
+            xs = _generate_with_progress(gen, [halve_area(p) for _, p in photos], seeds,
+                                         sources[photos[0][0]].name, rank == 0)
+            done += _record_written(writing, part, bar)
+            writing = [(writers.submit(_write_outputs, out / names[i], photo, x, gen, fmt, figure),
+                        {"source": str(sources[i]), "steps": gen.steps, "sampler": _sampler(gen),
+                         "seed": s, "checkpoint": gen.digest, "size": list(x.shape[1:])})
+                       for (i, photo), s, x in zip(photos, seeds, xs)]
+        done += _record_written(writing, part, bar)
     if failures:
         raise ConversionFailed(done, skipped, failures)
     return done, skipped
 
 
-def _generate_with_progress(gen, guide: np.ndarray, seed: int, name: str,
-                            show: bool) -> np.ndarray:
-    """gen.generate with a second progress bar under the images' one: the photo's denoising
-    steps over all its tiles (a 12 MP photo takes minutes on a CPU). Nothing is shown for
-    a generator without steps (a baseline, a one-pass network), which reports none."""
-    with tqdm(desc=f"  {name}", unit="step", leave=False, position=1, dynamic_ncols=True,
-              disable=not show or not gen.steps) as steps:
-        def report(progress: dict) -> None:  # one call per DDIM step of each tile
-            if steps.total is None:
-                steps.reset(total=progress["tiles"] * gen.steps)
-            steps.update()
+def _sampler(gen) -> str | None:
+    """The sampler a manifest records: None for a generator without steps."""
+    return getattr(gen, "sampler", None) if gen.steps else None
 
-        return gen.generate(guide, seed, callback=report)
+
+class _Photos(torch.utils.data.Dataset):
+    """The photos to convert, read and decoded where a DataLoader puts it (worker processes):
+    (index, photo (H, W, 3) uint8, None), or (index, None, the reason) for a photo that cannot
+    be read."""
+
+    def __init__(self, sources: list[Path], todo: list[int], fmt: str, max_pixels: int | None):
+        self.sources, self.todo, self.fmt, self.max_pixels = sources, todo, fmt, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, k: int):
+        index = self.todo[k]
+        try:
+            return index, _read_photo(self.sources[index], self.fmt, self.max_pixels), None
+        except PhotoError as e:
+            return index, None, str(e)
+
+
+def _read_batches(sources, todo, fmt, max_pixels, size: int, workers: int):
+    """Lists of up to `size` of _Photos' items, in `todo`'s order, read `workers` ahead."""
+    loader = torch.utils.data.DataLoader(_Photos(sources, todo, fmt, max_pixels), batch_size=size,
+                                         num_workers=workers, collate_fn=list)
+    yield from loader
+
+
+def _write_outputs(base: Path, photo: np.ndarray, x: np.ndarray, gen, fmt: str,
+                   figure: bool) -> list[Path]:
+    """One photo's outputs (write_prediction, and the figure when asked); returns their paths."""
+    paths = write_prediction(base, x, gen.camera, fmt)
+    if figure:
+        _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
+    return paths
+
+
+def _record_written(writing: list, part: Path, bar) -> int:
+    """Wait for each output of `writing` ((future, record) pairs) in order and record it in the
+    manifest part once it is written (a write's error propagates). Returns how many."""
+    for future, record in writing:
+        output, preview = future.result()[:2]
+        append_record(part, {**record, "output": str(output), "preview": str(preview)})
+        bar.update()
+    return len(writing)
+
+
+def _generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name: str,
+                            show: bool) -> list[np.ndarray]:
+    """gen.generate_many with a second progress bar under the images' one: the denoising steps
+    of all the photos' tiles (a 12 MP photo takes minutes on a CPU), named after the first
+    photo. Nothing is shown for a generator without steps (a baseline, a one-pass network)."""
+    total = sum(gen.tile_steps(g.shape) for g in guides)
+    more = f" and {len(guides) - 1} more" if len(guides) > 1 else ""
+    with tqdm(desc=f"  {name}{more}", total=total, unit="step", leave=False, position=1,
+              dynamic_ncols=True, disable=not show or not total) as steps:
+        def report(progress: dict) -> None:  # one call per step of each batch of tiles
+            steps.update(progress["tiles"])
+
+        return gen.generate_many(guides, seeds, callback=report)
 
 
 def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) -> None:

@@ -29,11 +29,15 @@ def shipped_checkpoint() -> Path:
     return Path(str(resources.files("rawdiffusion") / "assets" / CHECKPOINT))
 
 
-def run_demo(out, checkpoint=None, steps: int = 2) -> int:
+def run_demo(out, checkpoint=None, steps: int | None = None) -> int:
+    """`rawdiffusion demo`: the photos converted with `checkpoint` (default: the shipped one)
+    at `steps` (default: convert's) into `out`, with their comparison figures."""
+    from .cli import DEFAULT_BATCH, DEFAULT_STEPS
+
     out = Path(out)
     checkpoint = Path(checkpoint) if checkpoint else shipped_checkpoint()
     keep_freed_memory()
-    gen = load_generator(checkpoint, steps=steps)
+    gen = load_generator(checkpoint, steps=steps or DEFAULT_STEPS, batch_size=DEFAULT_BATCH)
     camera = gen.camera
     print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}")
     photos = resources.files("skimage") / "data"

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -43,11 +44,14 @@ METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_
 
 
 def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path, seed: int,
-             save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False) -> dict:
+             save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False,
+             workers: int = 0) -> dict:
     """Sample `split` of `dataset` into `out`; returns the averaged metrics ({} for RGB only).
 
     Writes out/metrics.csv (one row per sample), out/metrics.json (means, with the protocol),
-    and with save_pred out/pred/<id>.<fmt> + out/pred/<id>.png.
+    and with save_pred out/pred/<id>.<fmt> + out/pred/<id>.png. Samples are read by `workers`
+    processes (0: this one) and go to the model gen.batch_size at a time; predictions are
+    written by two threads while the next samples are generated.
     """
     rgb_only = rgb_only or dataset.kind == "rgb"
     if rgb_only and not save_pred:
@@ -66,25 +70,60 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
             or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
     log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
              dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
-    for index in tqdm(todo, unit="sample", desc=f"sample {split}", disable=rank != 0,
-                      dynamic_ncols=True):
-        sample = dataset.load(ids[index])
-        sample_seed = derived_seed(seed, index)
-        x = gen.generate(sample.rgb, sample_seed)
-        record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest}
-        if not rgb_only:
-            target = bayer.normalise(sample.raw, sample.black, sample.white)
-            guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
-            values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None], guide)
-            record.update({k: v.item() for k, v in values.items()})
-        if save_pred:
-            camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
-            write_prediction(out / "pred" / sample.id, x, camera, fmt)
-        append_record(part, record)
+    bar = tqdm(total=len(todo), unit="sample", desc=f"sample {split}", disable=rank != 0,
+               dynamic_ncols=True)
+    loader = torch.utils.data.DataLoader(_Samples(dataset, ids, todo), batch_size=gen.batch_size,
+                                         num_workers=workers, collate_fn=list)
+    with bar, ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
+        writing = []  # the previous batch's predictions, written while this one is sampled
+        for batch in loader:
+            seeds = [derived_seed(seed, index) for index, _ in batch]
+            xs = gen.generate_many([sample.rgb for _, sample in batch], seeds)
+            _record_written(writing, part, bar)
+            writing = []
+            for (_, sample), sample_seed, x in zip(batch, seeds, xs):
+                record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest}
+                if not rgb_only:
+                    record.update(_metrics(sample, x))
+                camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
+                writing.append((writers.submit(write_prediction, out / "pred" / sample.id, x,
+                                               camera, fmt) if save_pred else None, record))
+        _record_written(writing, part, bar)
     barrier()  # every process's part is complete before the summary is written
     if rank != 0:
         return {}
     return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
+
+
+class _Samples(torch.utils.data.Dataset):
+    """The samples to generate, loaded where a DataLoader puts it: (index, datasets.Sample)."""
+
+    def __init__(self, dataset: PreparedDataset, ids: list[str], todo: list[int]):
+        self.dataset, self.ids, self.todo = dataset, ids, todo
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, k: int):
+        return self.todo[k], self.dataset.load(self.ids[self.todo[k]])
+
+
+def _metrics(sample, x) -> dict:
+    """metrics.raw_metrics of a packed RAW x (4, h, w) in [0, 1] against the sample's RAW."""
+    target = bayer.normalise(sample.raw, sample.black, sample.white)
+    guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
+    values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None], guide)
+    return {k: v.item() for k, v in values.items()}
+
+
+def _record_written(writing: list, part: Path, bar) -> None:
+    """Record each sample of `writing` ((future or None, record) pairs) once its prediction is
+    written (a write's error propagates)."""
+    for future, record in writing:
+        if future is not None:
+            future.result()
+        append_record(part, record)
+        bar.update()
 
 
 def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool,
@@ -127,13 +166,16 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     """<run>/samples/<val>-<split>-<respacing>-s<seed>, the run being the checkpoint's folder;
     for a checkpoint shipped inside the package, <general.out>/<its name> instead, and for a
     baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
-    does not sample in steps): "onepass" instead of the respacing."""
+    does not sample in steps): "onepass" instead of the respacing; another sampler than DDIM
+    is named after it (ddim4-unipc)."""
     run = checkpoint.parent
     if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
         run = Path(cfg.general.out) / checkpoint.stem
     elif checkpoint.is_file() and is_baseline_file(checkpoint):
         run = checkpoint.parent / checkpoint.stem
     method = "onepass" if steps is None else cfg.diffusion_val.timestep_respacing
+    if steps is not None and cfg.sampler != "ddim":
+        method += f"-{cfg.sampler}"
     return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
                               f"{method}-s{cfg.general.seed}")
 
@@ -152,10 +194,12 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap)
+        gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
+                             batch_size=cfg.batch_size, sampler=cfg.sampler)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
-                           save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only)
+                           save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,
+                           workers=cfg.system.workers)
         if summary:
             log.info("%s: %s", out / "metrics.json", ", ".join(
                 f"{k} {summary[k]:.4f}" if summary[k] is not None else f"{k} -"

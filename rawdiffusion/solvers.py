@@ -34,13 +34,13 @@ call made there, at no extra call).
 """
 
 import contextlib
+import sys
 import warnings
 
 import torch
 
-from rawdiffusion.diffusion import T, Diffusion, ddim_timesteps
-
-SAMPLERS = ("ddim", "dpmpp2m", "unipc")
+from .config import SAMPLERS
+from .diffusion import T, Diffusion, ddim_timesteps
 
 # The schedule of rawdiffusion.diffusion.Diffusion (linear betas over T steps).
 BETA_START, BETA_END = 1e-4, 0.02
@@ -54,6 +54,24 @@ def _quiet_numpy_copy_warning():
         warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy",
                                 category=DeprecationWarning)
         yield
+
+
+def _diffusers():
+    """The diffusers package. colour-science, when matplotlib is not installed, leaves a
+    stand-in `matplotlib` module without a __spec__ in sys.modules, on which diffusers' check
+    for optional packages (importlib.util.find_spec) raises ValueError: the stand-in is set
+    aside while diffusers is first imported."""
+    stand_in = sys.modules.get("matplotlib")
+    if stand_in is None or getattr(stand_in, "__spec__", None) is not None:
+        import diffusers
+
+        return diffusers
+    del sys.modules["matplotlib"]
+    try:
+        import diffusers
+    finally:
+        sys.modules["matplotlib"] = stand_in
+    return diffusers
 
 
 def make_scheduler(sampler: str, steps: int):
@@ -75,18 +93,14 @@ def make_scheduler(sampler: str, steps: int):
         thresholding=False,  # we clip x0_hat to [-1, 1] ourselves, as DDIM does
     )
     if sampler == "dpmpp2m":
-        from diffusers import DPMSolverMultistepScheduler
-
-        scheduler = DPMSolverMultistepScheduler(
+        scheduler = _diffusers().DPMSolverMultistepScheduler(
             **common, algorithm_type="dpmsolver++", solver_type="midpoint"
         )
         timesteps = ddim_timesteps(steps)[::-1]
         with _quiet_numpy_copy_warning():
             scheduler.set_timesteps(timesteps=timesteps)
     elif sampler == "unipc":
-        from diffusers import UniPCMultistepScheduler
-
-        scheduler = UniPCMultistepScheduler(
+        scheduler = _diffusers().UniPCMultistepScheduler(
             **common, predict_x0=True, solver_type="bh2", timestep_spacing="linspace"
         )
         with _quiet_numpy_copy_warning():

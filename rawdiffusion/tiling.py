@@ -30,15 +30,16 @@ def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
 @torch.no_grad()
 def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
              generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
-             cache_guidance: bool = True, callback=None) -> torch.Tensor:
-    """Sample packed RAW for an RGB guide with DDIM.
+             cache_guidance: bool = True, callback=None, sampler: str = "ddim") -> torch.Tensor:
+    """Sample packed RAW for an RGB guide with DDIM (or another of solvers.SAMPLERS).
 
     rgb: (B, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`.
     steps: DDIM steps; None for a network trained with model.objective=direct, which predicts
     x0 in one forward pass from x = 0 at t = T - 1 (diffusion.direct_loss).
     cache_guidance: compute the guidance once (True) or at every step as the reference did
-    (False; kept to measure and test the difference). Other arguments as Diffusion.sample, with
-    eta = 0 (deterministic DDIM, which tiling needs).
+    (False; kept to measure and test the difference). sampler: "ddim" (Diffusion.sample with
+    eta = 0, deterministic, which tiling needs) or a multistep solver (solvers.sample_x0).
+    Other arguments as Diffusion.sample.
     Returns x0: (B, 4, H, W) in [-1, 1].
     """
     shape = (rgb.shape[0], 4, *rgb.shape[-2:])
@@ -50,8 +51,14 @@ def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None =
         model_fn = lambda x, t: model(x, t, guidance=guidance)  # noqa: E731
     else:
         model_fn = lambda x, t: model(x, t, rgb=rgb)  # noqa: E731
-    return diffusion.sample(model_fn, shape, steps, generator=generator, noise=noise,
-                            callback=callback)
+    if sampler == "ddim":
+        return diffusion.sample(model_fn, shape, steps, generator=generator, noise=noise,
+                                callback=callback)
+    from .solvers import sample_x0
+
+    if noise is None:
+        noise = torch.randn(shape, device=diffusion.alpha_bar.device, generator=generator)
+    return sample_x0(model_fn, noise, steps, sampler, callback=callback)
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -80,37 +87,70 @@ def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
 def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
                    generator: torch.Generator | None = None, tile: int = 256, overlap: int = 64,
                    callback=None) -> torch.Tensor:
-    """`generate` for a large image by overlapping tiles (see the module docstring).
+    """`generate` for a large image by overlapping tiles (see the module docstring), one tile
+    per forward pass: `generate_batched` for one image.
 
     rgb: (1, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`; tile: side of the
-    tiles, a multiple of `model.multiple`; overlap: pixels shared by neighbouring tiles.
-    Deterministic DDIM only (eta = 0): with eta > 0 overlapping tiles would draw different
-    noise. callback(dict(tile=k, tiles=n, i=..., t=..., ...)) reports progress.
+    tiles, a multiple of `model.multiple`; overlap: pixels shared by neighbouring tiles. The
+    image's noise x_T (1, 4, H, W) is drawn from `generator`. Deterministic DDIM only (eta =
+    0): with eta > 0 overlapping tiles would draw different noise. callback(dict(tiles=k,
+    i=..., t=..., ...)) runs at each DDIM step of each forward pass of k tiles.
     Returns x0: (1, 4, H, W) in [-1, 1].
     """
-    _, _, H, W = rgb.shape
+    noise = torch.randn((1, 4, *rgb.shape[-2:]), generator=generator,
+                        device=diffusion.alpha_bar.device)
+    return generate_batched(model, diffusion, [rgb], [noise], steps, tile, overlap,
+                            batch_size=1, callback=callback)[0]
+
+
+@torch.no_grad()
+def generate_batched(model, diffusion: Diffusion, rgbs: list[torch.Tensor],
+                     noises: list[torch.Tensor], steps: int | None = 24, tile: int = 256,
+                     overlap: int = 64, batch_size: int = 1, callback=None,
+                     sampler: str = "ddim") -> list[torch.Tensor]:
+    """`generate_tiled` for many images at once: the tiles of all of them, up to `batch_size`
+    tiles of one size per forward pass (images of one size have tiles of one size). Each
+    image's tiles start from their crops of its own noise, so an image's x0 does not depend on
+    the batch it is in, up to float rounding (another batch size may round otherwise).
+
+    rgbs: [(1, 3, H_i, W_i)] in [-1, 1], sides multiples of `model.multiple`; noises: their
+    x_T, [(1, 4, H_i, W_i)]. sampler: as `generate`. Other arguments as generate_tiled;
+    callback(dict(tiles=k, ...)) runs at each step of each forward pass of k tiles.
+    Returns [x0 (1, 4, H_i, W_i) in [-1, 1]].
+    """
     m = model.multiple
     if tile % m or tile < 2 * m:
         raise ValueError(f"tile size must be a multiple of {m} and at least {2 * m}, got {tile}")
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got {overlap}")
-    noise = torch.randn((1, 4, H, W), generator=generator, device=diffusion.alpha_bar.device)
-    ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
-    out = torch.zeros((1, 4, H, W), device=rgb.device)
-    weight = torch.zeros((1, 1, H, W), device=rgb.device)
-    boxes = [(y, x) for y in ys for x in xs]
-    for k, (y, x) in enumerate(boxes):
-        th, tw = min(tile, H), min(tile, W)
-        window = (..., slice(y, y + th), slice(x, x + tw))
-        report = None
-        if callback is not None:
-            report = lambda d, k=k: callback(dict(d, tile=k, tiles=len(boxes)))  # noqa: E731
-        x0 = generate(model, diffusion, rgb[window], steps, noise=noise[window], callback=report)
-        w = (_ramp(th, overlap, y > 0, y + th < H)[:, None]
-             * _ramp(tw, overlap, x > 0, x + tw < W)[None, :]).to(rgb.device)
-        out[window] += x0 * w
-        weight[window] += w
-    return out / weight
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    outs = [torch.zeros((1, 4, *rgb.shape[-2:]), device=rgb.device) for rgb in rgbs]
+    weights = [torch.zeros((1, 1, *rgb.shape[-2:]), device=rgb.device) for rgb in rgbs]
+    by_size: dict[tuple[int, int], list] = {}  # tile size -> [(image, y, x)]
+    for i, rgb in enumerate(rgbs):
+        H, W = rgb.shape[-2:]
+        for y in tile_starts(H, tile, overlap):
+            for x in tile_starts(W, tile, overlap):
+                by_size.setdefault((min(tile, H), min(tile, W)), []).append((i, y, x))
+    for (th, tw), boxes in by_size.items():
+        for start in range(0, len(boxes), batch_size):
+            chunk = boxes[start:start + batch_size]
+            windows = [(..., slice(y, y + th), slice(x, x + tw)) for _, y, x in chunk]
+            report = None
+            if callback is not None:
+                report = lambda d, k=len(chunk): callback(dict(d, tiles=k))  # noqa: E731
+            x0 = generate(model, diffusion,
+                          torch.cat([rgbs[i][w] for (i, _, _), w in zip(chunk, windows)]), steps,
+                          noise=torch.cat([noises[i][w] for (i, _, _), w in zip(chunk, windows)]),
+                          callback=report, sampler=sampler)
+            for k, ((i, y, x), window) in enumerate(zip(chunk, windows)):
+                H, W = rgbs[i].shape[-2:]
+                w = (_ramp(th, overlap, y > 0, y + th < H)[:, None]
+                     * _ramp(tw, overlap, x > 0, x + tw < W)[None, :]).to(x0.device)
+                outs[i][window] += x0[k:k + 1] * w
+                weights[i][window] += w
+    return [out / weight for out, weight in zip(outs, weights)]
 
 
 def pad_to_multiple(rgb: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

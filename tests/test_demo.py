@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rawdiffusion.cli import DEFAULT_STEPS
 from rawdiffusion.demo import PHOTOS, run_demo, shipped_checkpoint
 from rawdiffusion.checkpoint import file_digest
 from rawdiffusion.images import halve_area, read_rgb
@@ -26,7 +27,7 @@ def test_demo_writes_every_output_and_a_manifest(demo_out):
             assert (demo_out / name).is_file()
     assert (demo_out / "overview.png").is_file()
     records = [json.loads(line) for line in (demo_out / "manifest.jsonl").read_text().splitlines()]
-    assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {2}
+    assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {DEFAULT_STEPS}
 
 
 def test_the_manifest_names_the_installed_photos_and_its_parts_are_gone(demo_out):

@@ -161,9 +161,12 @@ def test_convert_cli_and_export(data, tmp_path, capsys):
 def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_shipped_one():
     cfg = OmegaConf.create({"general": {"out": "runs", "seed": 3},
                             "dataset": {"val": {"root": "/data/gopro", "split": "test"}},
-                            "diffusion_val": {"timestep_respacing": "ddim6"}})
+                            "diffusion_val": {"timestep_respacing": "ddim6"}, "sampler": "ddim"})
     assert samples_dir(cfg, Path("runs/gopro-s3/checkpoint.pt")) == \
         Path("runs/gopro-s3/samples/gopro-test-ddim6-s3")
+    assert samples_dir(OmegaConf.merge(cfg, {"sampler": "unipc"}),
+                       Path("runs/gopro-s3/checkpoint.pt")) == \
+        Path("runs/gopro-s3/samples/gopro-test-ddim6-unipc-s3")
     # The installed package may be read-only, and must not collect outputs.
     assert samples_dir(cfg, shipped_checkpoint()) == \
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")

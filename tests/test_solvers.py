@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from rawdiffusion import solvers
 from rawdiffusion.diffusion import T, Diffusion, ddim_timesteps
 from rawdiffusion.solvers import SAMPLERS, make_scheduler, sample_x0
 
@@ -44,7 +45,7 @@ def ddim_accepts(steps):
 
 @pytest.mark.parametrize("steps", [10, 20, 25, 50])
 def test_diffusers_ddim_over_our_timesteps_equals_our_ddim(steps):
-    from diffusers import DDIMScheduler
+    DDIMScheduler = solvers._diffusers().DDIMScheduler  # as the package imports diffusers
 
     # set_alpha_to_one: after t = 0, alpha_bar_prev = 1, as in Diffusion.sample. Our DDIM clips
     # x0_hat and derives eps from the clipped x0_hat: clip_sample + use_clipped_model_output.
@@ -147,3 +148,16 @@ def test_importing_the_solvers_does_not_import_diffusers():
     code = ("import sys, rawdiffusion, rawdiffusion.solvers; "
             "sys.exit(int('diffusers' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_solvers_work_after_colour_science_has_stood_in_for_matplotlib():
+    """colour-science puts a stand-in `matplotlib` without __spec__ in sys.modules when the
+    real one is absent; diffusers' import-time package check raised ValueError on it."""
+    code = ("import torch; from rawdiffusion.io import colour_science; colour_science(); "
+            "from rawdiffusion.solvers import sample_x0; "
+            "x = sample_x0(lambda x, t: torch.zeros_like(x), torch.randn(1, 4, 8, 8), 3, 'unipc'); "
+            "print(float(x.abs().max()))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout) == 0.0
