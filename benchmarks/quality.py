@@ -113,7 +113,7 @@ def parameters(path: Path) -> int:
 
 
 def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
-             fresh: bool = False) -> dict:
+             fresh: bool = False, sampler: str = "ddim", bf16: bool = False) -> dict:
     """Metrics of one generator on the test split (evaluation.evaluate, as sample.py runs it)
     and its wall time per image, kept in out/result.json: a rerun reuses it unless `fresh`
     (or the generator file changed)."""
@@ -129,7 +129,7 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
         if same_checkpoint(result.pop("digest", None), digest) and "hue_error" in result:
             return result
     shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
-    gen = load_generator(path, device, steps=steps or 24)
+    gen = load_generator(path, device, steps=steps or 24, sampler=sampler, bf16=bf16)
     dataset = PreparedDataset(data)
     start = time.perf_counter()
     summary = evaluate_split(dataset, "test", gen, out, seed=0)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One prepared speed check, run as one command: `bash benchmarks/gpu.sh` (about 5 minutes on
+# one GPU; on a machine without one, the same checks at small sizes). It prints one table:
+#   - a training step (paper preset, batch 4, 256 px on a GPU; small, 64 px on a CPU) in
+#     float32, bf16, bf16 + channels_last, and that with gradient checkpointing: steps per
+#     second and peak memory (benchmarks/train_speed.py);
+#   - Cityscapes-size generation (416 x 832 RGB) in images per second at batch 1 and batched,
+#     float32 and bf16, at ddim24 and at convert's default steps (benchmarks/generation_speed.py;
+#     paper preset on a GPU, small on a CPU), and the reference's ddim24 with the guidance
+#     recomputed at each step;
+#   - a 12 MP photo (GPU only) and the hours BDD100K-RAW (100,000 images of 416 x 736, the
+#     same two tiles each) would take at the best rate measured at the default steps.
+# It installs nothing from the network: a package missing from the machine's Python (tqdm,
+# numpy) comes from a folder of wheels, WHEELS (default ./wheels), if there is one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+: > "$OUT/train.jsonl"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+for pkg in numpy tqdm; do
+  if ! "$PY" -c "import $pkg" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --find-links "${WHEELS:-wheels}" "$pkg"
+  fi
+done
+DEFAULT_STEPS=$("$PY" -c "from rawdiffusion.cli import DEFAULT_STEPS; print(DEFAULT_STEPS)")
+if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  DEVICE=cuda TRAIN=paper:256:4 STEPS=5 PRESET=paper IMAGES=32 BATCHES="1 8 32" EXTRA="--photo"
+else
+  DEVICE=cpu TRAIN=small:64:4 STEPS=2 PRESET=small IMAGES=2 BATCHES="1 2" EXTRA=""
+fi
+"$PY" -c "import torch; print(f'torch {torch.__version__}, {torch.cuda.get_device_name() if torch.cuda.is_available() else \"CPU\"}')"
+
+for flags in "" "--bf16" "--bf16 --channels-last" "--bf16 --channels-last --checkpointing"; do
+  # shellcheck disable=SC2086  # flags are words
+  "$PY" benchmarks/train_speed.py --one "$TRAIN" --steps "$STEPS" --device "$DEVICE" $flags \
+    | tail -n 1 >> "$OUT/train.jsonl"
+done
+# shellcheck disable=SC2086
+"$PY" benchmarks/generation_speed.py --device "$DEVICE" --preset "$PRESET" --images "$IMAGES" \
+  --steps 24 "$DEFAULT_STEPS" --batch $BATCHES --bf16 --reference $EXTRA \
+  --json "$OUT/generation.jsonl" > /dev/null
+
+"$PY" - "$OUT" "$DEFAULT_STEPS" <<'PYTHON'
+import json, sys
+from pathlib import Path
+
+out, default = Path(sys.argv[1]), int(sys.argv[2])
+train = [json.loads(l) for l in (out / "train.jsonl").read_text().splitlines()]
+gen = [json.loads(l) for l in (out / "generation.jsonl").read_text().splitlines()]
+print("| measurement | setting | rate | peak memory |\n|---|---|---|---|")
+for r in train:
+    setting = ", ".join(k for k in ("bf16", "channels_last", "checkpointing") if r[k]) or "fp32"
+    print(f"| training step, {r['preset']} {r['crop']} px, batch {r['batch']} | {setting} | "
+          f"{r['steps_per_s']:.2f} steps/s | {r['peak_memory_mib']:.0f} MiB |")
+for r in gen:
+    if "images_per_s" in r:
+        print(f"| {r['what']} generation, {r['preset']} | ddim{r['steps']}, batch {r['batch']}, "
+              f"{'bf16' if r['bf16'] else 'fp32'} | {r['images_per_s']:.2f} images/s | |")
+    else:
+        print(f"| {r['what']} | ddim{r['steps']}, batch {r['batch']} | {r['seconds']:.1f} s | |")
+best = max((r for r in gen if r.get("steps") == default and "images_per_s" in r
+            and r["what"] == "cityscapes-size"), key=lambda r: r["images_per_s"])
+print(f"| BDD100K-RAW, 100,000 images (projected), {best['preset']} | ddim{default}, "
+      f"batch {best['batch']}, "
+      f"{'bf16' if best['bf16'] else 'fp32'} | {100_000 / best['images_per_s'] / 3600:.1f} h | |")
+PYTHON
