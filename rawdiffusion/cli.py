@@ -139,7 +139,7 @@ def cmd_sample(args) -> int:
 DEFAULT_STEPS = 1
 DEFAULT_SAMPLER = "ddim"
 # Tiles per forward pass and photo-reading processes: benchmarks/generation_speed.py.
-DEFAULT_BATCH = 4
+DEFAULT_BATCH = 1
 DEFAULT_READERS = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 

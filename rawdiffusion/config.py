@@ -228,7 +228,7 @@ class SampleConfig(TrainConfig):
     sampler: str = "ddim"  # SAMPLERS: DDIM, DPM-Solver++ 2M or UniPC, for diffusion_val's steps
     # Tiles per forward pass, of one sample or several (samples read by system.workers
     # processes); the outputs do not depend on it, up to float rounding.
-    batch_size: int = 4
+    batch_size: int = 1
     out: Optional[str] = None  # None: <run>/samples/<val dataset>-<split>-<respacing>-s<seed>
 
 
