@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One prepared speed check, run as one command: `bash benchmarks/gpu.sh` (about 5 minutes on
-# one GPU; on a machine without one, the same checks at small sizes). It prints one table:
+# One prepared speed check, run as one command: `PYTHON=.venv/bin/python bash benchmarks/gpu.sh`
+# (PYTHON: a Python with torch; default python3), meant to take under 8 minutes on one GPU
+# (not yet timed on one); on a machine without one, the same checks at small sizes (3 minutes
+# on 2 CPU cores). It prints one table, and keeps the raw figures in $OUT:
 #   - a training step (paper preset, batch 4, 256 px on a GPU; small, 64 px on a CPU) in
 #     float32, bf16, bf16 + channels_last, and that with gradient checkpointing: steps per
 #     second and peak memory (benchmarks/train_speed.py);
@@ -32,6 +34,7 @@ else
   DEVICE=cpu TRAIN=small:64:4 STEPS=2 PRESET=small IMAGES=2 BATCHES="1 2" EXTRA=""
 fi
 "$PY" -c "import torch; print(f'torch {torch.__version__}, {torch.cuda.get_device_name() if torch.cuda.is_available() else \"CPU\"}')"
+echo "raw figures in $OUT"
 
 for flags in "" "--bf16" "--bf16 --channels-last" "--bf16 --channels-last --checkpointing"; do
   # shellcheck disable=SC2086  # flags are words
@@ -41,7 +44,8 @@ done
 # shellcheck disable=SC2086
 "$PY" benchmarks/generation_speed.py --device "$DEVICE" --preset "$PRESET" --images "$IMAGES" \
   --steps 24 "$DEFAULT_STEPS" --batch $BATCHES --bf16 --reference $EXTRA \
-  --json "$OUT/generation.jsonl" > /dev/null
+  --json "$OUT/generation.jsonl" > "$OUT/generation.log" || echo "generation_speed.py failed \
+(see $OUT/generation.log); the table has what it measured before"
 
 "$PY" - "$OUT" "$DEFAULT_STEPS" <<'PYTHON'
 import json, sys
@@ -49,7 +53,8 @@ from pathlib import Path
 
 out, default = Path(sys.argv[1]), int(sys.argv[2])
 train = [json.loads(l) for l in (out / "train.jsonl").read_text().splitlines()]
-gen = [json.loads(l) for l in (out / "generation.jsonl").read_text().splitlines()]
+path = out / "generation.jsonl"
+gen = [json.loads(l) for l in path.read_text().splitlines()] if path.is_file() else []
 print("| measurement | setting | rate | peak memory |\n|---|---|---|---|")
 for r in train:
     setting = ", ".join(k for k in ("bf16", "channels_last", "checkpointing") if r[k]) or "fp32"
@@ -62,8 +67,9 @@ for r in gen:
     else:
         print(f"| {r['what']} | ddim{r['steps']}, batch {r['batch']} | {r['seconds']:.1f} s | |")
 best = max((r for r in gen if r.get("steps") == default and "images_per_s" in r
-            and r["what"] == "cityscapes-size"), key=lambda r: r["images_per_s"])
-print(f"| BDD100K-RAW, 100,000 images (projected), {best['preset']} | ddim{default}, "
-      f"batch {best['batch']}, "
-      f"{'bf16' if best['bf16'] else 'fp32'} | {100_000 / best['images_per_s'] / 3600:.1f} h | |")
+            and r["what"] == "cityscapes-size"), key=lambda r: r["images_per_s"], default=None)
+if best:
+    print(f"| BDD100K-RAW, 100,000 images (projected), {best['preset']} | ddim{default}, "
+          f"batch {best['batch']}, {'bf16' if best['bf16'] else 'fp32'} | "
+          f"{100_000 / best['images_per_s'] / 3600:.1f} h | |")
 PYTHON

@@ -61,6 +61,8 @@ class RawGenerator:
         """`generate` for several guides, their tiles sampled `batch_size` to a forward pass
         (tiling.generate_batched): each result is what `generate` gives for its guide and seed,
         up to float rounding."""
+        if len(seeds) != len(guides):
+            raise ValueError(f"{len(guides)} guides but {len(seeds)} seeds: one seed per guide")
         for guide in guides:
             check_guide(guide)
         padded = [pad_to_multiple(guide_tensor(g, self.device), self.net.multiple)
@@ -75,8 +77,9 @@ class RawGenerator:
         results = []
         for x0, (_, (h, w)) in zip(x0s, padded):
             if not torch.isfinite(x0).all():
-                raise UserError(f"checkpoint {self.digest}: the network gave non-finite values "
-                                "(broken weights)")
+                raise UserError(f"checkpoint {self.digest}: non-finite values from the network "
+                                f"with the {self.sampler} sampler at {self.steps} steps "
+                                f"(broken weights, or {'bf16 overflow' if self.bf16 else 'a bug'})")
             results.append(((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1))
         return results
 
@@ -110,6 +113,12 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     if sampler not in SAMPLERS:
         raise SetupError(f"sampler {sampler!r} (convert --sampler, sample.py sampler=): choose "
                          f"one of {', '.join(SAMPLERS)}")
+    from .solvers import most_steps
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or \
+            not 1 <= steps <= most_steps(sampler):
+        raise SetupError(f"{steps} steps with the {sampler} sampler: it takes 1 to "
+                         f"{most_steps(sampler)}")
     if Path(path).is_file() and is_baseline_file(path):
         return load_baseline(path)
     net, state = load_model(path, device=device)
@@ -189,12 +198,13 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     make_folder(out, f"--out {out}")
     mine = list(range(rank, len(sources), world))
     part = out / f"manifest.part{rank}.jsonl"
-    # A rerun skips photos finished with the same generator; another checkpoint redoes them.
+    # A rerun skips photos finished by the same generation; another checkpoint, step count,
+    # sampler or seed redoes them.
     made = read_manifest(out, "source")
     todo = [i for i in mine if not (
         outputs_exist(out / names[i], fmt)
         and (not figure or _figure_path(out / names[i]).is_file())
-        and same_checkpoint(made.get(str(sources[i]), {}).get("checkpoint"), gen.digest))]
+        and same_generation(made.get(str(sources[i])), gen, derived_seed(seed, i)))]
     skipped, done, failures = len(mine) - len(todo), 0, []
     bar = tqdm(total=len(mine), initial=skipped, unit="image", desc="convert",
                disable=rank != 0, dynamic_ncols=True)
@@ -212,8 +222,9 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
                                          sources[photos[0][0]].name, rank == 0)
             done += _record_written(writing, part, bar)
             writing = [(writers.submit(_write_outputs, out / names[i], photo, x, gen, fmt, figure),
-                        {"source": str(sources[i]), "steps": gen.steps, "sampler": _sampler(gen),
-                         "seed": s, "checkpoint": gen.digest, "size": list(x.shape[1:])})
+                        {"source": str(sources[i]), "steps": gen.steps,
+                         "sampler": sampler_of(gen), "seed": s, "checkpoint": gen.digest,
+                         "size": list(x.shape[1:])})
                        for (i, photo), s, x in zip(photos, seeds, xs)]
         done += _record_written(writing, part, bar)
     if failures:
@@ -221,8 +232,19 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     return done, skipped
 
 
-def _sampler(gen) -> str | None:
-    """The sampler a manifest records: None for a generator without steps."""
+def same_generation(record: dict | None, gen, seed: int) -> bool:
+    """Whether a manifest or results record was made as `gen` would make it now with the noise
+    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler and seed.
+    Keys that records of older versions lack are taken to agree."""
+    if not record or not same_checkpoint(record.get("checkpoint"), gen.digest):
+        return False
+    now = {"steps": gen.steps, "sampler": sampler_of(gen), "seed": seed}
+    return all(record.get(key, value) == value for key, value in now.items())
+
+
+def sampler_of(gen) -> str | None:
+    """The sampler a manifest or results record names: None for a generator without steps (a
+    baseline, a one-pass network)."""
     return getattr(gen, "sampler", None) if gen.steps else None
 
 
@@ -278,7 +300,7 @@ def _generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], nam
     photo. Nothing is shown for a generator without steps (a baseline, a one-pass network)."""
     total = sum(gen.tile_steps(g.shape) for g in guides)
     more = f" and {len(guides) - 1} more" if len(guides) > 1 else ""
-    with tqdm(desc=f"  {name}{more}", total=total, unit="step", leave=False, position=1,
+    with tqdm(desc=f"  {name}{more}", total=total, unit="tile-step", leave=False, position=1,
               dynamic_ncols=True, disable=not show or not total) as steps:
         def report(progress: dict) -> None:  # one call per step of each batch of tiles
             steps.update(progress["tiles"])

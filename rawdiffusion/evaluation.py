@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from . import bayer, config
 from .baselines import is_baseline_file
-from .checkpoint import camera_of, same_checkpoint
+from .checkpoint import camera_of
 from .convert import (FORMATS, RawGenerator, load_generator, make_folder, outputs_exist,
-                      write_prediction)
+                      same_generation, sampler_of, write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
 from .errors import SetupError, run_reported
@@ -63,10 +63,9 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
     done = read_records(out, "results", "id")
     part = out / f"results.part{rank}.jsonl"
     mine = [i for i in range(rank, len(ids), world)]
-    # Finished samples are skipped only if the same generator made them: another checkpoint
-    # (or baseline) sampled into the same folder redoes them.
-    todo = [i for i in mine if not same_checkpoint(done.get(ids[i], {}).get("checkpoint"),
-                                                   gen.digest)
+    # Finished samples are skipped only if the same generation made them: another checkpoint
+    # (or baseline), step count, sampler or seed sampled into the same folder redoes them.
+    todo = [i for i in mine if not same_generation(done.get(ids[i]), gen, derived_seed(seed, i))
             or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
     log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
              dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
@@ -82,7 +81,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
             _record_written(writing, part, bar)
             writing = []
             for (_, sample), sample_seed, x in zip(batch, seeds, xs):
-                record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest}
+                record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest,
+                          "steps": gen.steps, "sampler": sampler_of(gen)}
                 if not rgb_only:
                     record.update(_metrics(sample, x))
                 camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
@@ -92,7 +92,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
     barrier()  # every process's part is complete before the summary is written
     if rank != 0:
         return {}
-    return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen)
+    return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen, seed)
 
 
 class _Samples(torch.utils.data.Dataset):
@@ -126,10 +126,10 @@ def _record_written(writing: list, part: Path, bar) -> None:
         bar.update()
 
 
-def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool,
-               gen: RawGenerator) -> dict:
-    rows = [results[i] for i in ids
-            if same_checkpoint(results.get(i, {}).get("checkpoint"), gen.digest)]
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator,
+               seed: int) -> dict:
+    rows = [results[i] for k, i in enumerate(ids)
+            if same_generation(results.get(i), gen, derived_seed(seed, k))]
     if rgb_only:
         return {}
     with atomic_output(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -144,7 +144,8 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool,
     for k in METRICS:
         values = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         means[k] = sum(values) / len(values) if values else None
-    summary = {"images": len(rows), "steps": gen.steps, "checkpoint": gen.digest, **means,
+    summary = {"images": len(rows), "steps": gen.steps, "sampler": sampler_of(gen),
+               "checkpoint": gen.digest, **means,
                "protocol": "normalised linear RAW in [0, 1], no white balance or gamma; mse, "
                            "psnr, ssim (Gaussian 11, sigma 1.5, data range 1), pearson on "
                            "R, (G1+G2)/2, B; psnr_rggb, ssim_rggb on the 4 packed channels; "
@@ -182,6 +183,9 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
 
 def main(cfg) -> dict:
     """Sample the configured val split with the configured run's checkpoint (see SampleConfig)."""
+    if cfg.system.workers < 0:
+        raise SetupError(f"system.workers={cfg.system.workers}: must be >= 0 (0: read samples "
+                         "in the main process)")
     if cfg.pred_format not in FORMATS:
         raise SetupError(f"pred_format={cfg.pred_format!r}: choose one of {', '.join(FORMATS)}")
     steps = ddim_steps(cfg.diffusion_val.timestep_respacing)

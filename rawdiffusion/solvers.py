@@ -56,6 +56,12 @@ def _quiet_numpy_copy_warning():
         yield
 
 
+def most_steps(sampler: str) -> int:
+    """The most steps a sampler takes: T, but T - 1 for unipc, whose linspace spacing over
+    [0, T - 1] repeats a timestep at T steps (a step of size 0: NaN)."""
+    return T - 1 if sampler == "unipc" else T
+
+
 def _diffusers():
     """The diffusers package. colour-science, when matplotlib is not installed, leaves a
     stand-in `matplotlib` module without a __spec__ in sys.modules, on which diffusers' check
@@ -114,7 +120,8 @@ def make_scheduler(sampler: str, steps: int):
 
 
 @torch.no_grad()
-def sample_x0(model_fn, noise: torch.Tensor, steps: int, sampler: str, callback=None) -> torch.Tensor:
+def sample_x0(model_fn, noise: torch.Tensor, steps: int, sampler: str,
+              callback=None) -> torch.Tensor:
     """A deterministic sample from x_T = `noise` with one of SAMPLERS.
 
     model_fn(x_t, t) -> x0_hat, as for `Diffusion.sample`: x_t (B, C, H, W) float32, t (B,)
@@ -126,13 +133,15 @@ def sample_x0(model_fn, noise: torch.Tensor, steps: int, sampler: str, callback=
     Returns x0: (B, C, H, W) float32 in [-1, 1] on noise's device.
 
     See the module's docstring for the timesteps of each sampler and the sources.
-    Raises ValueError for an unknown sampler (naming SAMPLERS), for steps outside [1, T], or
+    Raises ValueError for an unknown sampler (naming SAMPLERS), for steps outside
+    [1, most_steps(sampler)], or
     from `ddim_timesteps(steps)` ("ddim", "dpmpp2m") for a count it does not accept.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in [1, {T}], got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or \
+            not 1 <= steps <= most_steps(sampler):
+        raise ValueError(f"{sampler} takes 1 to {most_steps(sampler)} steps, got {steps!r}")
     if sampler == "ddim":
         return Diffusion().to(noise.device).sample(
             model_fn, noise.shape, steps, noise=noise, callback=callback

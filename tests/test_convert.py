@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from rawdiffusion.checkpoint import camera_raw, file_digest, load_model, save_checkpoint
-from rawdiffusion.diffusion import Diffusion
+from rawdiffusion.diffusion import Diffusion, derived_seed
 from rawdiffusion import cli
 from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
 from rawdiffusion.errors import UserError
@@ -420,3 +420,36 @@ def test_bf16_autocast_samples_close_to_float32(checkpoint, tmp_path):
     half = generator(checkpoint, bf16=True).generate(guide, seed=1)
     assert half.dtype == np.float32 and half.shape == full.shape
     assert 0 < np.abs(half - full).max() < 0.05  # bf16 rounds (8 bits of mantissa), no more
+
+
+def test_a_rerun_with_another_sampler_steps_or_seed_redoes_the_photos(checkpoint, tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32),))
+    out = tmp_path / "out"
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (1, 0)
+    assert convert(sources, out, generator(checkpoint), 0, fmt="npy") == (0, 1)  # the same
+    for gen, seed in ((generator(checkpoint, steps=3), 0),
+                      (generator(checkpoint, steps=3, sampler="unipc"), 0),
+                      (generator(checkpoint, steps=3, sampler="unipc"), 4)):
+        assert convert(sources, out, gen, seed, fmt="npy") == (1, 0)
+    record = json.loads(merge_manifests(out).read_text())
+    assert (record["steps"], record["sampler"], record["seed"]) == (3, "unipc",
+                                                                   derived_seed(4, 0))
+
+
+def test_step_counts_a_sampler_cannot_take_are_refused_when_loading(checkpoint):
+    from rawdiffusion.convert import load_generator
+    from rawdiffusion.errors import SetupError
+
+    with pytest.raises(SetupError, match=r"^1000 steps with the unipc sampler: it takes 1 to "
+                                         r"999$"):
+        load_generator(checkpoint, steps=1000, sampler="unipc")
+    for steps in (0, 1001):
+        with pytest.raises(SetupError, match=rf"^{steps} steps with the ddim sampler"):
+            load_generator(checkpoint, steps=steps)
+    assert load_generator(checkpoint, steps=1000, sampler="dpmpp2m").steps == 1000
+
+
+def test_generate_many_wants_one_seed_per_guide(checkpoint):
+    guide = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="2 guides but 1 seeds: one seed per guide"):
+        generator(checkpoint).generate_many([guide, guide], [0])

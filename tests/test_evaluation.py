@@ -78,6 +78,31 @@ def test_sample_py_computes_metrics_writes_predictions_and_resumes(data, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in (out / "pred").iterdir()} == stamps
 
 
+def test_a_rerun_with_other_steps_or_sampler_redoes_the_samples(data, tmp_path):
+    from rawdiffusion.convert import load_generator
+    from rawdiffusion.evaluation import evaluate
+    from rawdiffusion.processes import read_records
+
+    dataset, out = PreparedDataset(data / "tiny"), tmp_path / "s"
+    first = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=2), out, seed=0)
+    assert (first["steps"], first["sampler"], first["images"]) == (2, "ddim", 4)
+    for steps, sampler in ((3, "ddim"), (3, "unipc")):
+        summary = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=steps,
+                                                           sampler=sampler), out, seed=0)
+        assert (summary["steps"], summary["sampler"], summary["images"]) == (steps, sampler, 4)
+        records = read_records(out, "results", "id").values()
+        assert {(r["steps"], r["sampler"]) for r in records} == {(steps, sampler)}
+        assert summary["psnr"] != first["psnr"]
+
+
+def test_sample_py_refuses_negative_reader_processes(data, tmp_path):
+    proc = sample("dataset=folder", f"dataset.root={data / 'tiny'}",
+                  f"checkpoint={data / 'ckpt.pt'}", "system.workers=-1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == ("error: system.workers=-1: must be >= 0 (0: "
+                                                    "read samples in the main process)")
+
+
 def test_same_seed_same_metrics(data, tmp_path):
     runs = []
     for name in ("a", "b"):

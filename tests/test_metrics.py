@@ -207,7 +207,7 @@ def test_evaluation_summary_skips_missing_values(tmp_path):
             "b": {**base, "id": "b", "psnr": 40.0, "psnr_highlight": math.nan,
                   "psnr_rest": math.nan}}
     gen = SimpleNamespace(steps=6, digest="0" * 8)
-    summary = evaluation._summarise(tmp_path, ["a", "b"], rows, False, gen)
+    summary = evaluation._summarise(tmp_path, ["a", "b"], rows, False, gen, seed=0)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written == summary
     assert written["psnr"] == 35.0 and written["psnr_highlight"] == 20.0
