@@ -26,8 +26,8 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SetupError, UserError
 from .images import PhotoError, check_guide, halve_area, raw_preview, read_rgb, write_png
 from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
-from .processes import append_record, read_manifest, shard
-from .tiling import generate_batched, guide_tensor, pad_to_multiple, tile_starts
+from .processes import read_manifest, record_written, shard
+from .tiling import generate_batched, guide_tensor, pad_to_multiple, padded_size, tile_count
 
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
@@ -85,11 +85,8 @@ class RawGenerator:
 
     def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
         """Tiles x steps of a guide of (h, w, ...): the units its callbacks count."""
-        H, W = (-(-max(s, 2 * self.net.multiple) // self.net.multiple) * self.net.multiple
-                for s in guide_shape[:2])
-        tiles = len(tile_starts(H, self.tile, self.overlap)) * len(
-            tile_starts(W, self.tile, self.overlap))
-        return tiles * (self.steps or 0)
+        size = padded_size(guide_shape[:2], self.net.multiple)
+        return tile_count(size, self.tile, self.overlap) * (self.steps or 0)
 
 
 def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64,
@@ -220,13 +217,13 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
             seeds = [derived_seed(seed, i) for i, _ in photos]
             xs = _generate_with_progress(gen, [halve_area(p) for _, p in photos], seeds,
                                          sources[photos[0][0]].name, rank == 0)
-            done += _record_written(writing, part, bar)
+            done += record_written(writing, part, bar)
             writing = [(writers.submit(_write_outputs, out / names[i], photo, x, gen, fmt, figure),
                         {"source": str(sources[i]), "steps": gen.steps,
                          "sampler": sampler_of(gen), "seed": s, "checkpoint": gen.digest,
                          "size": list(x.shape[1:])})
                        for (i, photo), s, x in zip(photos, seeds, xs)]
-        done += _record_written(writing, part, bar)
+        done += record_written(writing, part, bar)
     if failures:
         raise ConversionFailed(done, skipped, failures)
     return done, skipped
@@ -275,22 +272,13 @@ def _read_batches(sources, todo, fmt, max_pixels, size: int, workers: int):
 
 
 def _write_outputs(base: Path, photo: np.ndarray, x: np.ndarray, gen, fmt: str,
-                   figure: bool) -> list[Path]:
-    """One photo's outputs (write_prediction, and the figure when asked); returns their paths."""
-    paths = write_prediction(base, x, gen.camera, fmt)
+                   figure: bool) -> dict:
+    """One photo's outputs (write_prediction, and the figure when asked); returns the paths
+    its manifest record names."""
+    output, preview = write_prediction(base, x, gen.camera, fmt)
     if figure:
-        _write_figure(base, photo, x, paths[0] if fmt == "dng" else None)
-    return paths
-
-
-def _record_written(writing: list, part: Path, bar) -> int:
-    """Wait for each output of `writing` ((future, record) pairs) in order and record it in the
-    manifest part once it is written (a write's error propagates). Returns how many."""
-    for future, record in writing:
-        output, preview = future.result()[:2]
-        append_record(part, {**record, "output": str(output), "preview": str(preview)})
-        bar.update()
-    return len(writing)
+        _write_figure(base, photo, x, output if fmt == "dng" else None)
+    return {"output": str(output), "preview": str(preview)}
 
 
 def _generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name: str,

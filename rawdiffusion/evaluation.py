@@ -35,7 +35,7 @@ from .diffusion import derived_seed
 from .errors import SetupError, run_reported
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
-from .processes import append_record, barrier, processes, read_records, shard
+from .processes import barrier, processes, read_records, record_written, shard
 from .runs import ddim_steps, open_split, run_name
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
         for batch in loader:
             seeds = [derived_seed(seed, index) for index, _ in batch]
             xs = gen.generate_many([sample.rgb for _, sample in batch], seeds)
-            _record_written(writing, part, bar)
+            record_written(writing, part, bar)
             writing = []
             for (_, sample), sample_seed, x in zip(batch, seeds, xs):
                 record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest,
@@ -88,7 +88,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
                 camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
                 writing.append((writers.submit(write_prediction, out / "pred" / sample.id, x,
                                                camera, fmt) if save_pred else None, record))
-        _record_written(writing, part, bar)
+        record_written(writing, part, bar)
     barrier()  # every process's part is complete before the summary is written
     if rank != 0:
         return {}
@@ -114,16 +114,6 @@ def _metrics(sample, x) -> dict:
     guide = torch.tensor(sample.rgb).permute(2, 0, 1)[None]  # (1, 3, h, w) uint8
     values = raw_metrics(torch.from_numpy(x)[None], torch.from_numpy(target)[None], guide)
     return {k: v.item() for k, v in values.items()}
-
-
-def _record_written(writing: list, part: Path, bar) -> None:
-    """Record each sample of `writing` ((future or None, record) pairs) once its prediction is
-    written (a write's error propagates)."""
-    for future, record in writing:
-        if future is not None:
-            future.result()
-        append_record(part, record)
-        bar.update()
 
 
 def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator,

@@ -75,6 +75,18 @@ def append_record(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def record_written(writing: list, part: Path, bar) -> int:
+    """Append each record of `writing` ((future or None, record) pairs, in order) to the part
+    file once its future, the write of its outputs, is done: a record never names an output
+    that is not whole. A future's dict result (output paths, say) joins its record; a write's
+    error propagates. Advances the progress bar once per record; returns how many."""
+    for future, record in writing:
+        extra = future.result() if future is not None else None
+        append_record(part, {**record, **extra} if isinstance(extra, dict) else record)
+        bar.update()
+    return len(writing)
+
+
 def read_records(out: Path, stem: str, key: str) -> dict[str, dict]:
     """The records of every process's <stem>.part<rank>.jsonl in `out`, by record[key]; a line
     cut by a kill is ignored (its item is redone or recorded again)."""

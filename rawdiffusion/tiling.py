@@ -153,12 +153,21 @@ def generate_batched(model, diffusion: Diffusion, rgbs: list[torch.Tensor],
     return [out / weight for out, weight in zip(outs, weights)]
 
 
+def padded_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of `multiple`, at least twice it: pad_to_multiple's size."""
+    return tuple(max(-(-s // multiple) * multiple, 2 * multiple) for s in size)
+
+
+def tile_count(size: tuple[int, int], tile: int, overlap: int) -> int:
+    """Tiles generate_batched cuts from a (padded) image of (H, W)."""
+    return len(tile_starts(size[0], tile, overlap)) * len(tile_starts(size[1], tile, overlap))
+
+
 def pad_to_multiple(rgb: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad (B, 3, H, W) at the bottom and right to multiples of `multiple` (at least
     twice it); returns the padded tensor and the original (H, W) to crop back to."""
     H, W = rgb.shape[-2:]
-    ph = max(-(-H // multiple) * multiple, 2 * multiple) - H
-    pw = max(-(-W // multiple) * multiple, 2 * multiple) - W
+    ph, pw = (padded - size for padded, size in zip(padded_size((H, W), multiple), (H, W)))
     if ph or pw:
         mode = "reflect" if ph < H and pw < W else "replicate"
         rgb = F.pad(rgb, (0, pw, 0, ph), mode=mode)
