@@ -266,9 +266,8 @@ class _Photos(torch.utils.data.Dataset):
 
 def _read_batches(sources, todo, fmt, max_pixels, size: int, workers: int):
     """Lists of up to `size` of _Photos' items, in `todo`'s order, read `workers` ahead."""
-    loader = torch.utils.data.DataLoader(_Photos(sources, todo, fmt, max_pixels), batch_size=size,
-                                         num_workers=workers, collate_fn=list)
-    yield from loader
+    return torch.utils.data.DataLoader(_Photos(sources, todo, fmt, max_pixels), batch_size=size,
+                                       num_workers=workers, collate_fn=list)
 
 
 def _write_outputs(base: Path, photo: np.ndarray, x: np.ndarray, gen, fmt: str,
