@@ -126,6 +126,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_detect_train(args) -> int:
+    from .detection.training import entry
+
+    entry(args.overrides)
+    return 0
+
+
+def cmd_detect_eval(args) -> int:
+    from .detection.evaluation import entry
+
+    entry(args.overrides)
+    return 0
+
+
 def cmd_sample(args) -> int:
     from .evaluation import entry
 
@@ -306,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "prepare datasets.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_info, _add_prepare, _add_hydra_commands, _add_convert, _add_baseline,
-                _add_export_and_demo):
+    for add in (_add_info, _add_prepare, _add_hydra_commands, _add_detect, _add_convert,
+                _add_baseline, _add_export_and_demo):
         add(sub)
     return parser
 
@@ -383,6 +397,22 @@ def _add_hydra_commands(sub) -> None:
                        help="evaluate or generate with a trained run: Hydra overrides, e.g. "
                             "dataset=fivek_nikon general.seed=0 (as sample.py)")
     p.set_defaults(func=cmd_sample)
+
+
+def _add_detect(sub) -> None:
+    # As train and sample: everything after `detect train` / `detect eval` goes to Hydra.
+    p = sub.add_parser("detect", help="RAW object detection (Faster R-CNN): detect train ... "
+                                      "or detect eval ..., with Hydra overrides")
+    commands = p.add_subparsers(dest="detect_command", required=True, metavar="train|eval")
+    c = commands.add_parser("train", add_help=False,
+                            help="train a detector: Hydra overrides, e.g. data=nod_nikon "
+                                 "data/generated=bdd data.generated.pred=DIR "
+                                 "data.real_fraction=0.05 (rerun to resume)")
+    c.set_defaults(func=cmd_detect_train)
+    c = commands.add_parser("eval", add_help=False,
+                            help="COCO box AP of a trained detector on data.val: the training "
+                                 "overrides, or checkpoint=PATH")
+    c.set_defaults(func=cmd_detect_eval)
 
 
 def _add_convert(sub) -> None:
@@ -469,8 +499,15 @@ def _add_export_and_demo(sub) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = []
-    hydra_command = next((a for a in argv if not a.startswith("-")), None)
-    if hydra_command in ("train", "sample"):  # the rest are Hydra's: overrides, -m, --cfg
+    # After `train`, `sample`, `detect train` and `detect eval`, the rest is Hydra's:
+    # overrides, -m, --cfg.
+    commands = [a for a in argv if not a.startswith("-")][:2]
+    hydra_command = None
+    if commands[:1] in (["train"], ["sample"]):
+        hydra_command = commands[0]
+    elif commands in (["detect", "train"], ["detect", "eval"]):
+        hydra_command = commands[1]
+    if hydra_command:
         at = argv.index(hydra_command) + 1
         argv, overrides = argv[:at], argv[at:]
     args = build_parser().parse_args(argv)

@@ -307,13 +307,15 @@ def flatten(d: dict, prefix: str = "") -> dict:
 ADDED = {"model.objective": "diffusion", "model.prior": "none"}
 
 
-def recipe_changes(old: dict, new: dict) -> list[str]:
-    """The keys, other than RESUMABLE ones, whose values differ between two resolved configs:
-    "optim.lr: 0.0001 -> 0.0002". A key in ADDED that `old` lacks has its ADDED value."""
-    a, b = {**ADDED, **flatten(old)}, flatten(new)
+def recipe_changes(old: dict, new: dict, resumable: tuple[str, ...] = RESUMABLE,
+                   added: dict | None = None) -> list[str]:
+    """The keys, other than `resumable` ones, whose values differ between two resolved
+    configs: "optim.lr: 0.0001 -> 0.0002". A key in `added` (default ADDED) that `old` lacks has
+    its `added` value."""
+    a, b = {**(ADDED if added is None else added), **flatten(old)}, flatten(new)
     changed = []
     for key in sorted(set(a) | set(b)):
-        if any(key == r or key.startswith(r + ".") for r in RESUMABLE):
+        if any(key == r or key.startswith(r + ".") for r in resumable):
             continue
         if a.get(key) != b.get(key):
             changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")

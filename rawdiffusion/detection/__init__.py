@@ -1,0 +1,1 @@
+"""RAW-domain object detection (REFERENCE.md, "Object detection")."""

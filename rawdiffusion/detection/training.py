@@ -1,0 +1,393 @@
+"""Training the detector: `rawdiffusion detect train data=NAME [key=value ...]`.
+
+`train` reads top to bottom: the run (its data, normalisation statistics, directory and the
+checkpoint to resume), the detector and optimiser, then per iteration the learning rate, a
+batch of f-mixed samples (data.Mixture), the loss and the update, and per epoch the
+validation (COCO AP on data.val), previews and the checkpoint. Configuration: config.py.
+
+The run directory, <general.out>/<run name>/:
+
+    checkpoint.pt             the last checkpoint (weights, optimiser, iteration, epoch, the
+                              configuration, the input's normalisation statistics)
+    config.yaml               the resolved configuration
+    train.log, stats.jsonl    log messages; one JSON object per log interval and validation
+    tb/                       TensorBoard scalars (the same numbers)
+    previews/<epoch>.png      validation images with ground truth (green) and detections (red)
+
+Exact resumption. Which images an iteration trains on, and their flips, are functions of
+(seed, draw number); the random choices inside Faster R-CNN (the RPN's and ROI heads' anchor
+sampling) come from the global generator, seeded per (seed, iteration, rank); the learning
+rate is a function of the iteration. Checkpoints are written atomically at epoch ends, so a
+rerun continues from the last one to the weights of an uninterrupted run (on CPU, exactly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .. import config as config_module
+from ..datasets.layout import PreparedDataset
+from ..diffusion import derived_seed
+from ..errors import SetupError, run_reported
+from ..io import atomic_output
+from ..processes import barrier, mean_over_processes, processes, shard
+from ..runs import open_split
+from ..training import Recorder
+from . import ap, config
+from .data import (Batches, Mixture, channel_statistics, collate, generated_items,
+                   iterations_per_epoch, real_items, val_items)
+from .evaluation import FORMAT, evaluate, stats_of, write_previews
+from .model import build_detector, parameter_groups
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+MODEL_NOISE = 4  # purpose of the derived seed of Faster R-CNN's own sampling (data.py: 0..3)
+
+
+def run_name(cfg: DictConfig) -> str:
+    """general.run, else <real dataset>[-n<max_items>][-<generated>-f<f>][-rgb]-s<seed>."""
+    if cfg.general.run:
+        return cfg.general.run
+    real = Path(cfg.data.real.root)
+    name = PreparedDataset(real).description["name"] if (real / "dataset.json").is_file() \
+        else real.name
+    parts = [name]
+    if cfg.data.real.max_items is not None:
+        parts.append(f"n{cfg.data.real.max_items}")
+    if cfg.data.real_fraction < 1:
+        generated = cfg.data.generated.name or Path(cfg.data.generated.root or "generated").name
+        parts.append(f"{generated}-f{cfg.data.real_fraction:g}")
+    if cfg.data.input == "rgb":
+        parts.append("rgb")
+    return "-".join([re.sub(r"[^\w.-]+", "_", p) for p in parts] + [f"s{cfg.general.seed}"])
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.general.out) / run_name(cfg)
+
+
+def check(cfg: DictConfig, world: int) -> None:
+    """Settings that cannot work, reported before any work is done."""
+    missing = [k for k, v in config_module.flatten(OmegaConf.to_container(cfg)).items()
+               if v == "???"]
+    if missing:
+        raise SetupError("missing setting(s): " + ", ".join(f"{k}=..." for k in missing))
+    d, o = cfg.data, cfg.optim
+    if d.input not in config.INPUTS:
+        raise SetupError(f"data.input={d.input!r}: choose one of {', '.join(config.INPUTS)}")
+    if not 0 <= d.real_fraction <= 1:
+        raise SetupError(f"data.real_fraction={d.real_fraction}: the paper's f, in [0, 1]")
+    if d.real_fraction < 1 and d.generated.root is None:
+        raise SetupError(f"data.real_fraction={d.real_fraction} draws generated images: add "
+                         "data/generated=cityscapes or data/generated=bdd (with data.generated."
+                         "pred=<sample.py output folder>)")
+    if not 0 <= d.flip <= 1:
+        raise SetupError(f"data.flip={d.flip}: a probability, in [0, 1]")
+    if d.stats_images is not None and d.stats_images < 1:
+        raise SetupError(f"data.stats_images={d.stats_images}: >= 1, or null for all")
+    if o.batch_size % world:
+        raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
+                         "processes")
+    if min(o.epochs, o.batch_size, cfg.general.save_every, cfg.log.every, cfg.log.val_every,
+           cfg.detector.min_size, cfg.detector.max_size) < 1:
+        raise SetupError("optim.epochs, optim.batch_size, general.save_every, log.every, "
+                         "log.val_every and the detector's sizes must be >= 1")
+    if not o.lr > 0 or o.weight_decay < 0 or o.warmup_iters < 0 or not 0 < o.warmup_factor <= 1:
+        raise SetupError("optim: lr must be > 0, weight_decay and warmup_iters >= 0, "
+                         "warmup_factor in (0, 1]")
+    if cfg.general.seed < 0:
+        raise SetupError(f"general.seed={cfg.general.seed}: must be >= 0")
+
+
+def learning_rate(o: DictConfig, iteration: int, epoch: int) -> float:
+    """The reference's schedule: linear warm-up over optim.warmup_iters iterations from
+    warmup_factor x lr, and lr x gamma at each of optim.milestones (epochs) passed."""
+    lr = o.lr * o.gamma ** sum(epoch >= m for m in o.milestones)
+    if iteration < o.warmup_iters:
+        lr *= o.warmup_factor + (1 - o.warmup_factor) * iteration / o.warmup_iters
+    return lr
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class Run:
+    """What a run trains on and where it writes: its settings (`resolved`, as config.yaml and
+    the checkpoint keep them), the process, the directory, the training mixture, the
+    validation items and the batches of each epoch."""
+
+    cfg: DictConfig
+    rank: int
+    world: int
+    device: torch.device
+    dir: Path
+    resolved: dict
+    mixture: Mixture
+    val_set: PreparedDataset
+    val: list
+    per_epoch: list[int]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / CHECKPOINT
+
+    def epoch_of(self, iteration: int) -> int:
+        """The epoch that iteration `iteration` (counted from 0) belongs to."""
+        for epoch, end in enumerate(self._ends()):
+            if iteration < end:
+                return epoch
+        return len(self.per_epoch)
+
+    def _ends(self) -> list[int]:
+        ends, total = [], 0
+        for n in self.per_epoch:
+            total += n
+            ends.append(total)
+        return ends
+
+
+def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict | None]:
+    """The run's data (both splits opened first, so that missing data is reported before any
+    work), its directory and its checkpoint's dict when there is one to resume. The statistics
+    come from the checkpoint when resuming, else from the training data."""
+    d = cfg.data
+    real_set = open_split(d.real, "real training", paired=False)
+    val_set = open_split(d.val, "validation", paired=False)
+    generated_set = open_split(d.generated, "generated training", paired=False) \
+        if d.real_fraction < 1 else None
+    directory = run_dir(cfg)
+    checkpoint = None
+    if (directory / CHECKPOINT).is_file():
+        checkpoint = torch.load(directory / CHECKPOINT, map_location="cpu", weights_only=True)
+        if checkpoint.get("format") != FORMAT:
+            raise SetupError(f"{directory / CHECKPOINT}: not a detector checkpoint; name "
+                             "another run with general.run=NAME")
+    # The real split is read even for f = 0 (zero-shot): an epoch has its length.
+    real = real_items(real_set, d.real.split, d.input, d.real.max_items, cfg.general.seed)
+    generated = generated_items(generated_set, d.generated.split, d.input, d.generated.pred) \
+        if generated_set is not None else []
+    if checkpoint is not None:
+        stats = stats_of(checkpoint)
+    else:
+        log.info("normalisation statistics from up to %s images per source",
+                 d.stats_images or "all")
+        stats = channel_statistics([(real, d.real_fraction), (generated, 1 - d.real_fraction)],
+                                   d.stats_images, cfg.general.seed)
+    mixture = Mixture(real, generated, d.real_fraction, stats, cfg.general.seed, d.flip)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    val = val_items(val_set, d.val.split, d.input)
+    per_epoch = iterations_per_epoch(mixture, cfg.optim.batch_size, cfg.optim.epochs, world)
+    return Run(cfg, rank, world, device, directory, resolved, mixture, val_set, val,
+               per_epoch), checkpoint
+
+
+@dataclass
+class State:
+    """What training changes: the detector, the optimiser, the iterations and epochs done, and
+    the loss summed since the scalars were last recorded (at last_iteration, last_time)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    iteration: int = 0
+    sums: torch.Tensor | None = None
+    last_iteration: int = 0
+    last_time: float = 0.0
+
+
+def new_state(run: Run) -> State:
+    o = run.cfg.optim
+    if run.cfg.detector.backbone_weights is None:
+        log.warning("detector.backbone_weights is not set: the ResNet-50 backbone starts from "
+                    "random weights (the paper's starts from ImageNet; give a local torchvision "
+                    "ResNet-50 state dict to match it)")
+    torch.manual_seed(derived_seed(run.cfg.general.seed, MODEL_NOISE))  # the initial weights
+    model = build_detector(run.cfg.detector.min_size, run.cfg.detector.max_size,
+                           run.cfg.detector.backbone_weights).to(run.device)
+    optimizer = torch.optim.SGD(parameter_groups(model, o.weight_decay), lr=o.lr,
+                                momentum=o.momentum, nesterov=o.nesterov)
+    return State(model, optimizer)
+
+
+def resume(run: Run, state: State, checkpoint: dict) -> None:
+    """Continue from the run's checkpoint; refuses one of another recipe."""
+    changes = config_module.recipe_changes(checkpoint["config"], run.resolved, config.RESUMABLE,
+                                           added={})
+    if changes:
+        raise SetupError(f"{run.dir} holds a run with another recipe (" + "; ".join(changes)
+                         + "). Rerun with its settings to resume it, or name a new run with "
+                         "general.run=NAME.")
+    state.model.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.iteration = checkpoint["iteration"]
+
+
+def save_state(run: Run, state: State, epoch: int) -> None:
+    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
+        raise SetupError(f"the weights are not finite at iteration {state.iteration}; the last "
+                         f"good checkpoint stays in {run.checkpoint}")
+    if run.rank == 0:
+        with atomic_output(run.checkpoint) as tmp:
+            torch.save({"format": FORMAT, "iteration": state.iteration, "epoch": epoch,
+                        "config": run.resolved, "stats": run.mixture.stats.as_dict(),
+                        "model": state.model.state_dict(),
+                        "optimizer": state.optimizer.state_dict()}, tmp)
+
+
+# ----------------------------------------------------------------------------- training
+
+def main(cfg: DictConfig) -> Path:
+    """Train (or resume) the detector run that `cfg` describes; returns its directory."""
+    with processes() as device:
+        rank, world = shard()
+        if rank:
+            logging.getLogger().setLevel(logging.WARNING)
+        directory = train(cfg, rank, world, device)
+        barrier()
+        return directory
+
+
+def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
+    check(cfg, world)
+    run, checkpoint = open_run(cfg, rank, world, device)
+    state = new_state(run)
+    if checkpoint is not None:
+        resume(run, state, checkpoint)
+        del checkpoint
+    total = sum(run.per_epoch)
+    if state.iteration >= total:
+        log.info("%s is trained to iteration %d (%d epochs)", run.dir, state.iteration,
+                 cfg.optim.epochs)
+        return run.dir
+    if rank == 0:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(run.dir / "config.yaml") as tmp:
+            tmp.write_text(OmegaConf.to_yaml(run.resolved))
+    train_model = state.model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            state.model, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = torch.utils.data.DataLoader(
+        run.mixture, batch_sampler=Batches(run.mixture, cfg.optim.batch_size, cfg.optim.epochs,
+                                           state.iteration, rank, world),
+        num_workers=cfg.system.workers, collate_fn=collate)
+    autocast = torch.autocast("cuda", torch.bfloat16,
+                              enabled=device.type == "cuda" and cfg.system.bf16)
+    record = Recorder(run.dir, state.iteration) if rank == 0 else None
+    bar = tqdm(total=total, initial=state.iteration, disable=rank != 0, unit="it",
+               dynamic_ncols=True, desc=run.dir.name)
+    state.sums = torch.zeros(2, device=device)  # loss, share of real images
+    state.last_iteration, state.last_time = state.iteration, time.perf_counter()
+    ends = run._ends()
+    with logging_redirect_tqdm(), bar, record or contextlib.nullcontext():
+        log.info("%s %s at iteration %d of %d (%d epochs): %d real and %d generated training "
+                 "images, f=%g, %d validation images, %d process(es) on %s",
+                 "resuming" if state.iteration else "starting", run.dir, state.iteration, total,
+                 cfg.optim.epochs, len(run.mixture.real), len(run.mixture.generated),
+                 cfg.data.real_fraction, len(run.val), world, device)
+        for images, targets, real in loader:
+            epoch = run.epoch_of(state.iteration)
+            lr = learning_rate(cfg.optim, state.iteration, epoch)
+            for group in state.optimizer.param_groups:
+                group["lr"] = lr
+            train_step(run, state, train_model, images, targets, real, autocast)
+            bar.update()
+            if state.iteration % cfg.log.every == 0 or state.iteration in ends:
+                record_scalars(run, state, lr, epoch, record, bar)
+            if state.iteration in ends:  # the end of an epoch
+                end_epoch(run, state, epoch + 1, record)
+        log.info("done: iteration %d, checkpoint %s", state.iteration, run.checkpoint)
+    return run.dir
+
+
+def train_step(run: Run, state: State, model, images, targets, real, autocast) -> None:
+    """One SGD step on a batch; Faster R-CNN's own sampling is seeded by (seed, iteration,
+    rank)."""
+    torch.manual_seed(derived_seed(run.cfg.general.seed, MODEL_NOISE, state.iteration,
+                                   run.rank))
+    model.train()
+    images = [x.to(run.device, non_blocking=True) for x in images]
+    targets = [{k: v.to(run.device) for k, v in t.items()} for t in targets]
+    with autocast:
+        losses = model(images, targets)
+        loss = sum(losses.values())
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    state.sums += torch.stack([loss.detach().float(),
+                               torch.tensor(sum(real) / max(len(real), 1), device=run.device)])
+    state.iteration += 1
+
+
+def record_scalars(run: Run, state: State, lr: float, epoch: int, record, bar) -> None:
+    """Mean loss and real share since the last record: to the records and the progress bar.
+    Stops (SetupError) when the loss is no longer finite."""
+    n = state.iteration - state.last_iteration
+    if n == 0:
+        return
+    loss, real = (mean_over_processes(state.sums) / n).tolist()
+    if not math.isfinite(loss):
+        raise SetupError(f"the loss became {loss} before iteration {state.iteration}; stopping. "
+                         f"The last checkpoint stays in {run.checkpoint}; lower optim.lr "
+                         "before resuming from it.")
+    now = time.perf_counter()
+    values = {"train/loss": loss, "train/real_share": real, "train/lr": lr,
+              "train/epoch": epoch + 1,
+              "train/images_per_s": n * run.cfg.optim.batch_size / (now - state.last_time)}
+    if run.device.type == "cuda":
+        values["train/max_memory_gb"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+    if record:
+        record(values, state.iteration)
+    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", epoch=epoch + 1)
+    state.sums.zero_()
+    state.last_iteration, state.last_time = state.iteration, now
+
+
+def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
+    """Validation and previews (first process) every log.val_every epochs and at the end; the
+    checkpoint every general.save_every epochs and at the end."""
+    cfg = run.cfg
+    last = epochs_done == cfg.optim.epochs
+    if run.rank == 0 and run.val and (epochs_done % cfg.log.val_every == 0 or last):
+        result, _, outputs, images = evaluate(
+            state.model, run.val, run.mixture.stats, run.val_set.root, cfg.data.val.split,
+            run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images)
+        record({f"val/{k}": result[k] for k in ("AP", "AP50", "AP75") if result[k] is not None}
+               | {f"val/AP_{name}": c["AP"] for name, c in result["per_class"].items()
+                  if c["AP"] is not None}, state.iteration)
+        write_previews(run.dir / "previews" / f"{epochs_done:03d}.png", run.val, outputs, images)
+        log.info("epoch %d, validation on %d images:\n%s", epochs_done, len(run.val),
+                 ap.format_table(result))
+        state.last_time = time.perf_counter()  # validation does not count as training time
+    if epochs_done % cfg.general.save_every == 0 or last:
+        save_state(run, state, epochs_done)
+    barrier()
+
+
+def _hydra_task(cfg: DictConfig) -> None:
+    status = run_reported(lambda: main(cfg) and 0)
+    if status:
+        sys.exit(status)
+
+
+def entry(argv: list[str] | None = None) -> None:
+    """The command line of `rawdiffusion detect train`: Hydra overrides."""
+    import hydra
+
+    config.register()
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    hydra.main(version_base="1.3", config_path=None, config_name="detect_train")(_hydra_task)()
