@@ -11,9 +11,11 @@
 #     paper preset on a GPU, small on a CPU), and the reference's ddim24 with the guidance
 #     recomputed at each step;
 #   - a 12 MP photo (GPU only) and the hours BDD100K-RAW (100,000 images of 416 x 736, the
-#     same two tiles each) would take at the best rate measured at the default steps.
+#     same two tiles each) would take at the best rate measured at the default steps;
+#   - the detector (Faster R-CNN R50-FPN at 640 x 416): training and evaluation images per
+#     second, float32 and (GPU) bf16 (benchmarks/detection_speed.py).
 # It installs nothing from the network: a package missing from the machine's Python (tqdm,
-# numpy) comes from a folder of wheels, WHEELS (default ./wheels), if there is one.
+# numpy, pydantic) comes from a folder of wheels, WHEELS (default ./wheels), if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -22,7 +24,7 @@ mkdir -p "$OUT"
 : > "$OUT/train.jsonl"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-for pkg in numpy tqdm; do
+for pkg in numpy tqdm pydantic; do
   if ! "$PY" -c "import $pkg" 2>/dev/null; then
     "$PY" -m pip install -q --no-index --find-links "${WHEELS:-wheels}" "$pkg"
   fi
@@ -30,8 +32,10 @@ done
 DEFAULT_STEPS=$("$PY" -c "from rawdiffusion.cli import DEFAULT_STEPS; print(DEFAULT_STEPS)")
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   DEVICE=cuda TRAIN=paper:256:4 STEPS=5 PRESET=paper IMAGES=32 BATCHES="1 8 32" EXTRA="--photo"
+  DETECT="--batch 8 --eval-batch 16 --iterations 5"
 else
   DEVICE=cpu TRAIN=small:64:4 STEPS=2 PRESET=small IMAGES=2 BATCHES="1 2" EXTRA=""
+  DETECT="--batch 2 --eval-batch 2 --iterations 1"
 fi
 "$PY" -c "import torch; print(f'torch {torch.__version__}, {torch.cuda.get_device_name() if torch.cuda.is_available() else \"CPU\"}')"
 echo "raw figures in $OUT"
@@ -46,6 +50,10 @@ done
   --steps 24 "$DEFAULT_STEPS" --batch $BATCHES --bf16 --reference $EXTRA \
   --json "$OUT/generation.jsonl" > "$OUT/generation.log" || echo "generation_speed.py failed \
 (see $OUT/generation.log); the table has what it measured before"
+
+# shellcheck disable=SC2086
+"$PY" benchmarks/detection_speed.py --device "$DEVICE" $DETECT --json "$OUT/detection.jsonl" \
+  > "$OUT/detection.log" || echo "detection_speed.py failed (see $OUT/detection.log)"
 
 "$PY" - "$OUT" "$DEFAULT_STEPS" <<'PYTHON'
 import json, sys
@@ -66,6 +74,11 @@ for r in gen:
               f"{'bf16' if r['bf16'] else 'fp32'} | {r['images_per_s']:.2f} images/s | |")
     else:
         print(f"| {r['what']} | ddim{r['steps']}, batch {r['batch']} | {r['seconds']:.1f} s | |")
+path = out / "detection.jsonl"
+for r in ([json.loads(l) for l in path.read_text().splitlines()] if path.is_file() else []):
+    memory = f"{r['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in r else ""
+    print(f"| detector {r['what']}, 640 x 416 | batch {r['batch']}, "
+          f"{'bf16' if r['bf16'] else 'fp32'} | {r['images_per_s']:.2f} images/s | {memory} |")
 best = max((r for r in gen if r.get("steps") == default and "images_per_s" in r
             and r["what"] == "cityscapes-size"), key=lambda r: r["images_per_s"], default=None)
 if best:

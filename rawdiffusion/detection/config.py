@@ -93,7 +93,7 @@ class DetectorConfig:
     # high go in at 640 x 416, 640 x 320 and 640 x 362.
     min_size: int = 416
     max_size: int = 640
-    # A torchvision ResNet-50 state dict (e.g. resnet50-11ad3fa6.pth, ImageNet IMAGENET1K_V2)
+    # A torchvision ResNet-50 state dict (e.g. resnet50-0676ba61.pth, ImageNet IMAGENET1K_V1)
     # to start the backbone from; None: random weights. Nothing is downloaded.
     backbone_weights: Optional[str] = None
 

@@ -6,7 +6,7 @@ identity (image_mean 0, image_std 1); its transform resizes each image, keeping 
 ratio, to the largest size within min_size x max_size, and maps the boxes back to the image.
 
 Backbone initialisation. Nothing is downloaded: `backbone_weights` names a local torchvision
-ResNet-50 state dict (e.g. the IMAGENET1K_V2 file resnet50-11ad3fa6.pth), loaded strictly but
+ResNet-50 state dict (e.g. the IMAGENET1K_V1 file resnet50-0676ba61.pth), loaded strictly but
 for the classifier (fc). With it, batch norms are frozen (FrozenBatchNorm2d, the ImageNet
 statistics), as in torchvision's and mmdetection's detectors; without it, the backbone starts
 from random weights with trainable batch norms (torchvision's choice for an untrained backbone).
@@ -52,7 +52,7 @@ def load_backbone(body: torch.nn.Module, path: Path) -> None:
     """Load a torchvision ResNet-50 state dict (its fc layer is ignored) into `body`."""
     if not path.is_file():
         raise SetupError(f"detector.backbone_weights={path}: no such file (a torchvision "
-                         "ResNet-50 state dict, e.g. resnet50-11ad3fa6.pth; nothing is "
+                         "ResNet-50 state dict, e.g. resnet50-0676ba61.pth; nothing is "
                          "downloaded)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
