@@ -160,6 +160,24 @@ def test_a_broken_generated_file_is_named(tmp_path):
         ddata.load_image(item(0, path=path))
 
 
+def test_a_bad_training_image_is_named_and_replaced_by_another_of_its_source(tmp_path, caplog):
+    good = []
+    for i in range(3):
+        write_npy(tmp_path / f"g{i}.npy", np.full((4, 48, 64), 0.25 * i, np.float32))
+        good.append(item(i, path=tmp_path / f"g{i}.npy"))
+    (tmp_path / "bad.npy").write_bytes(b"cut")
+    bad = item(3, path=tmp_path / "bad.npy")
+    mixture = ddata.Mixture([bad], good + [bad], 0.0, STATS, seed=0, flip=0.0)
+    draw = next(d for d in range(100) if mixture.item(d)[0] is bad)
+    x, target, real = mixture[draw]
+    assert x.shape == (3, 48, 64) and real == 0
+    assert "bad.npy" in caplog.text and "another image in its place" in caplog.text
+    assert torch.equal(x, mixture[draw][0])  # the same replacement every time
+    only_bad = ddata.Mixture([bad], [bad], 0.0, STATS, seed=0, flip=0.0)
+    with pytest.raises(Exception, match="could not be read either"):
+        only_bad[0]
+
+
 def test_learning_rate_warms_up_then_steps_down_at_the_milestones():
     from omegaconf import OmegaConf
 
@@ -317,6 +335,25 @@ def test_detector_checkpoint_loads_for_evaluation(world):
     assert not model.training and state["config"]["detector"]["min_size"] == 96
     with pytest.raises(SetupError, match="not a detector checkpoint"):
         load_detector(world / "runs" / "tiny" / "checkpoint.pt", "cpu")
+
+
+def test_a_bad_validation_image_or_checkpoint_is_one_line_naming_the_file(world, tmp_path,
+                                                                        capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(world / "data" / "nod_nikon_h416", data / "nod_nikon_h416")
+    test_id = (data / "nod_nikon_h416" / "test.txt").read_text().split()[0]
+    (data / "nod_nikon_h416" / "raw" / f"{test_id}.npy").write_bytes(b"cut")
+    checkpoint = world / "detect" / "nod_nikon_h416-n4-s0" / "checkpoint.pt"
+    assert detect(world, "eval", f"general.data_root={data}", f"checkpoint={checkpoint}",
+                  f"out={tmp_path / 'eval'}") == 2
+    err = capsys.readouterr().err
+    assert f"{test_id}.npy" in err and "Traceback" not in err
+    (tmp_path / "cut.pt").write_bytes(checkpoint.read_bytes()[:1000])
+    assert detect(world, "eval", f"checkpoint={tmp_path / 'cut.pt'}") == 2
+    err = capsys.readouterr().err
+    assert "cut.pt: not a readable detector checkpoint" in err and "Traceback" not in err
 
 
 def test_settings_that_cannot_work_are_one_line_errors(world, capsys):

@@ -11,7 +11,9 @@ normalisation, the f-mixing of the two sources and the batches of an epoch.
 - `Mixture`: the training Dataset, indexed by draw number. Draw i of epoch e is real with
   probability f (the paper's mixing; f = 1: every real image once per epoch, in a permutation
   seeded by (seed, e)) and otherwise a generated image drawn uniformly; then flipped
-  horizontally with probability data.flip. A draw depends only on (seed, draw number).
+  horizontally with probability data.flip. A draw depends only on (seed, draw number). An
+  image that cannot be read is reported (a warning naming the file and the reason) and
+  replaced by another of its source, drawn the same way, so one bad file does not stop a run.
 - `epoch_batches`: an epoch's draws grouped into batches of images of one orientation
   (landscape or portrait), as mmdetection's aspect-ratio batch sampler does; a function of
   the item sizes only, so any iteration's batch is known without replaying training.
@@ -37,13 +39,14 @@ from ..datasets.errors import DatasetError
 from ..datasets.layout import PreparedDataset, read_raw_sample, read_rgb_sample
 from ..datasets.subsample import draw_images
 from ..diffusion import derived_seed
-from ..errors import SetupError
+from ..errors import SetupError, UserError
 from ..io import RawFormatError, read_packed, read_raw
 
 log = logging.getLogger(__name__)
 
 PRED_SUFFIXES = (".dng", ".h5", ".npy")  # convert.SUFFIX: what sample.py's pred/ holds
-ORDER, DRAW, FLIP, STATS = 0, 1, 2, 3  # purposes of the derived random streams
+ORDER, DRAW, STATS, REPLACE = 0, 1, 2, 3  # purposes of the derived random streams
+REPLACEMENTS = 8  # other images tried in place of one that cannot be read
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,16 +304,33 @@ class Mixture(torch.utils.data.Dataset):
 
     def __getitem__(self, draw: int):
         item, flip, real = self.item(draw)
-        x = to_detector(load_image(item), self.stats)
+        x, item = self._readable(item, draw, real)
+        x = to_detector(x, self.stats)
         boxes = item.boxes.copy()
-        if x.shape[-2:] != (item.height, item.width):
-            raise DatasetError(item.path, f"{x.shape[-1]}x{x.shape[-2]} pixels, but its boxes "
-                                          f"are for {item.width}x{item.height}")
         if flip:
             x = x.flip(-1)
             boxes[:, [0, 2]] = item.width - boxes[:, [2, 0]]
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(item.labels)}
         return x, target, int(real)
+
+
+    def _readable(self, item: Item, draw: int, real: bool) -> tuple[np.ndarray, Item]:
+        """The item's image, or, when it cannot be read (or does not fit its boxes), that of
+        another image of the same source drawn with (seed, REPLACE, draw, attempt)."""
+        source = self.real if real else self.generated
+        for attempt in range(REPLACEMENTS + 1):
+            try:
+                x = load_image(item)
+                if x.shape[-2:] != (item.height, item.width):
+                    raise DatasetError(item.path, f"{x.shape[-1]}x{x.shape[-2]} pixels, but its "
+                                                  f"boxes are for {item.width}x{item.height}")
+                return x, item
+            except (UserError, OSError) as e:
+                log.warning("%s; training on another image in its place", e)
+                rng = np.random.default_rng(derived_seed(self.seed, REPLACE, draw, attempt))
+                item = source[int(rng.integers(len(source)))]
+        raise DatasetError(item.path, f"and {REPLACEMENTS} other images drawn in place of a "
+                                      "bad one could not be read either; check the dataset")
 
 
 def epoch_batches(mixture: Mixture, epoch: int, batch_size: int, world: int = 1) -> list[list[int]]:

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from ..datasets.coco import CATEGORIES
 from ..datasets.subsample import restrict
-from ..errors import SetupError, run_reported
+from ..datasets.errors import DatasetError
+from ..errors import SetupError, UserError, run_reported
 from ..images import write_png
 from ..io import atomic_output
 from ..processes import processes
@@ -48,7 +49,10 @@ class _Images(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int):
-        x = load_image(self.items[i])
+        try:  # a worker's exception would reach the main process as a traceback
+            x = load_image(self.items[i])
+        except (UserError, OSError) as e:
+            return None, str(e)
         return to_detector(x, self.stats), x
 
 
@@ -64,6 +68,9 @@ def predict(model, items: list[Item], stats: ChannelStats, device, batch_size: i
     with tqdm(total=len(items), unit="image", desc="detect", disable=not progress,
               dynamic_ncols=True) as bar:
         for batch in loader:
+            problem = next((x for inputs, x in batch if inputs is None), None)
+            if problem is not None:
+                raise DatasetError(problem, None)
             images = [x.to(device) for x, _ in batch]
             with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
                 found = model(images)
@@ -138,22 +145,31 @@ def write_previews(path: Path, items: list[Item], outputs: list[dict], images: l
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def load_detector(path, device) -> tuple[torch.nn.Module, dict]:
-    """A detector checkpoint -> (the model on `device`, in eval mode; the checkpoint's dict).
-    Raises SetupError naming the file when it is not a detector checkpoint."""
-    from .model import build_detector
-
+def read_checkpoint(path) -> dict:
+    """A detector checkpoint's dict (torch.load with weights_only: nothing in it is executed).
+    Raises SetupError naming the file when it is missing, unreadable or not a detector's."""
     path = Path(path)
     if not path.is_file():
         raise SetupError(f"{path}: no such detector checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise SetupError(f"{path}: not a readable detector checkpoint ({type(e).__name__})"
-                         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    except Exception as e:  # cut, damaged, not a torch file, a pickle of code
+        raise SetupError(f"{path}: not a readable detector checkpoint ({type(e).__name__}); "
+                         "delete it to start the run again") from None
+    keys = ("format", "iteration", "epoch", "config", "stats", "model")
+    if not isinstance(state, dict) or state.get("format") != FORMAT or \
+            not all(k in state for k in keys):
         raise SetupError(f"{path}: not a detector checkpoint (made by `rawdiffusion detect "
                          "train`)")
+    return state
+
+
+def load_detector(path, device) -> tuple[torch.nn.Module, dict]:
+    """A detector checkpoint -> (the model on `device`, in eval mode; the checkpoint's dict).
+    Raises SetupError naming the file when it is not a detector checkpoint."""
+    from .model import build_detector
+
+    state = read_checkpoint(path)
     d = state["config"]["detector"]
     model = build_detector(d["min_size"], d["max_size"])  # the weights follow
     try:

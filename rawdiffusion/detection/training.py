@@ -48,7 +48,7 @@ from ..training import Recorder
 from . import ap, config
 from .data import (Batches, Mixture, channel_statistics, collate, generated_items,
                    iterations_per_epoch, real_items, val_items)
-from .evaluation import FORMAT, evaluate, stats_of, write_previews
+from .evaluation import FORMAT, evaluate, read_checkpoint, stats_of, write_previews
 from .model import build_detector, parameter_groups
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,8 @@ def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict 
         if d.real_fraction < 1 else None
     directory = run_dir(cfg)
     checkpoint = None
-    if (directory / CHECKPOINT).is_file():
-        checkpoint = torch.load(directory / CHECKPOINT, map_location="cpu", weights_only=True)
-        if checkpoint.get("format") != FORMAT:
-            raise SetupError(f"{directory / CHECKPOINT}: not a detector checkpoint; name "
-                             "another run with general.run=NAME")
+    if (directory / CHECKPOINT).exists():
+        checkpoint = read_checkpoint(directory / CHECKPOINT)
     # The real split is read even for f = 0 (zero-shot): an epoch has its length.
     real = real_items(real_set, d.real.split, d.input, d.real.max_items, cfg.general.seed)
     generated = generated_items(generated_set, d.generated.split, d.input, d.generated.pred) \
