@@ -34,3 +34,22 @@ def run_reported(fn, *args) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def exit_reported(fn, *args) -> None:
+    """run_reported for a Hydra task, whose return value Hydra ignores: exits with the status
+    when it is not 0."""
+    status = run_reported(fn, *args)
+    if status:
+        sys.exit(status)
+
+
+def hydra_main(config_name: str, task, register, argv: list[str] | None = None) -> None:
+    """Run `task(cfg)` as a Hydra command line on the stored config `config_name`: `register()`
+    stores the configs first; argv (default sys.argv[1:]) holds the overrides, `-m`, `--cfg`."""
+    import hydra
+
+    register()
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    hydra.main(version_base="1.3", config_path=None, config_name=config_name)(task)()

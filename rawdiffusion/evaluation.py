@@ -18,7 +18,6 @@ import csv
 import json
 import logging
 import math
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .convert import (FORMATS, RawGenerator, load_generator, make_folder, output
                       same_generation, sampler_of, write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
-from .errors import SetupError, run_reported
+from .errors import SetupError, exit_reported, hydra_main
 from .io import atomic_output
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .processes import barrier, processes, read_records, record_written, shard
@@ -205,16 +204,9 @@ def main(cfg) -> dict:
 
 
 def _hydra_task(cfg) -> None:
-    status = run_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-    if status:
-        sys.exit(status)
+    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
 
 
 def entry(argv: list[str] | None = None) -> None:
     """The command line of `python sample.py` and `rawdiffusion sample`: Hydra overrides."""
-    import hydra
-
-    config.register()
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=None, config_name="sample")(_hydra_task)()
+    hydra_main("sample", _hydra_task, config.register, argv)

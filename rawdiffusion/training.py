@@ -31,7 +31,6 @@ import copy
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_check
 from .config import OBJECTIVES
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion, derived_seed
-from .errors import SetupError, run_reported
+from .errors import SetupError, exit_reported, hydra_main
 from .images import raw_preview, write_png
 from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
@@ -517,18 +516,11 @@ def save_state(run: Run, state: State) -> None:
     state.saved_step = state.step
 
 
-def _hydra_task(cfg: DictConfig) -> None:
-    status = run_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-    if status:
-        sys.exit(status)
+def _hydra_task(cfg) -> None:
+    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
 
 
 def entry(argv: list[str] | None = None) -> None:
     """The command line of `python train.py` and `rawdiffusion train`: Hydra overrides (argv,
     default sys.argv[1:]), `-m` for SLURM jobs, `--cfg job` to print the configuration."""
-    import hydra
-
-    config_module.register()
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=None, config_name="train")(_hydra_task)()
+    hydra_main("train", _hydra_task, config_module.register, argv)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from tqdm import tqdm
 from ..datasets.coco import CATEGORIES
 from ..datasets.subsample import restrict
 from ..datasets.errors import DatasetError
-from ..errors import SetupError, UserError, run_reported
+from ..errors import SetupError, UserError, exit_reported, hydra_main
 from ..images import write_png
 from ..io import atomic_output
 from ..processes import processes
@@ -220,18 +219,11 @@ def main(cfg) -> dict:
 
 
 def _hydra_task(cfg) -> None:
-    status = run_reported(lambda: main(cfg) and 0)
-    if status:
-        sys.exit(status)
+    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
 
 
 def entry(argv: list[str] | None = None) -> None:
     """The command line of `rawdiffusion detect eval`: Hydra overrides."""
-    import hydra
-
     from . import config
 
-    config.register()
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=None, config_name="detect_eval")(_hydra_task)()
+    hydra_main("detect_eval", _hydra_task, config.register, argv)

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import math
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .. import config as config_module
 from ..datasets.layout import PreparedDataset
 from ..diffusion import derived_seed
-from ..errors import SetupError, run_reported
+from ..errors import SetupError, exit_reported, hydra_main
 from ..io import atomic_output
 from ..processes import barrier, mean_over_processes, processes, shard
 from ..runs import open_split
@@ -374,17 +373,10 @@ def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
     barrier()
 
 
-def _hydra_task(cfg: DictConfig) -> None:
-    status = run_reported(lambda: main(cfg) and 0)
-    if status:
-        sys.exit(status)
+def _hydra_task(cfg) -> None:
+    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
 
 
 def entry(argv: list[str] | None = None) -> None:
     """The command line of `rawdiffusion detect train`: Hydra overrides."""
-    import hydra
-
-    config.register()
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=None, config_name="detect_train")(_hydra_task)()
+    hydra_main("detect_train", _hydra_task, config.register, argv)
