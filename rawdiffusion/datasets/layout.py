@@ -218,6 +218,10 @@ class PreparedDataset:
                                     f"{', '.join(known)})")
         return path.read_text().split()
 
+    def image_of(self, sample_id: str) -> str:
+        """The id of the image a sample was cut from (KeyError for an unknown sample)."""
+        return self._image_of[sample_id]
+
     def load(self, sample_id: str) -> Sample:
         """One sample; a file that cannot be read is a SampleError saying how to remake it
         (prepare skips images whose entry exists, so the entry goes first)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,14 +78,28 @@ def read_annotations(root: Path, split: str) -> tuple[dict, dict[str, tuple]]:
         doc = json.loads(path.read_text())
         by_id = {im["id"]: (str(im["file_name"]), int(im["width"]), int(im["height"]), [])
                  for im in doc["images"]}
+        dropped = 0
         for a in doc["annotations"]:
-            if a.get("iscrowd", 0) or a["category_id"] not in range(1, len(CATEGORIES) + 1):
+            if a["image_id"] not in by_id:
+                raise DatasetError(path, f"annotation {a.get('id')!r} is of image_id "
+                                         f"{a['image_id']!r}, which is not among its images")
+            if a.get("iscrowd", 0):
                 continue
+            _, width, height, boxes = by_id[a["image_id"]]
             x, y, w, h = (float(v) for v in a["bbox"])
-            if w > 0 and h > 0:
-                by_id[a["image_id"]][3].append((x, y, x + w, y + h, int(a["category_id"])))
+            x0, y0 = max(x, 0.0), max(y, 0.0)
+            x1, y1 = min(x + w, float(width)), min(y + h, float(height))
+            if a["category_id"] in range(1, len(CATEGORIES) + 1) and x1 > x0 and y1 > y0:
+                boxes.append((x0, y0, x1, y1, int(a["category_id"])))  # NaN fails the test
+            else:
+                dropped += 1
     except (OSError, ValueError, KeyError, TypeError) as e:
+        if isinstance(e, DatasetError):
+            raise
         raise DatasetError(path, f"not a COCO detection file ({type(e).__name__}: {e})") from None
+    if dropped:
+        log.warning("%s: %d box(es) left out: of another category than %s, or without area "
+                    "inside the image (or not finite)", path, dropped, ", ".join(CATEGORIES))
     images = {}
     for name, width, height, boxes in by_id.values():
         b = np.array(boxes, dtype=np.float32).reshape(-1, 5)
@@ -103,7 +116,7 @@ def _items(dataset: PreparedDataset, split: str, kind: str, ids=None) -> list[It
         if sample_id not in boxes or (ids is not None and sample_id not in ids):
             continue
         width, height, b, labels = boxes[sample_id]
-        entry = dataset.images[dataset._image_of[sample_id]]
+        entry = dataset.images[dataset.image_of(sample_id)]
         folder = "raw" if kind == "packed" else "rgb"
         suffix = ".npy" if kind == "packed" else ".png"
         items.append(Item(sample_id, dataset.data_root / folder / f"{sample_id}{suffix}", kind,
@@ -120,7 +133,7 @@ def real_items(dataset: PreparedDataset, split: str, input: str, max_items: int 
     if dataset.kind != "paired" and input == "raw":
         raise SetupError(f"{dataset.root}: a {dataset.kind!r} dataset has no RAW; real RAW "
                          "images come from `rawdiffusion prepare nod --h416`")
-    images = sorted({dataset._image_of[s] for s in dataset.split(split)})
+    images = sorted({dataset.image_of(s) for s in dataset.split(split)})
     ids = None
     if max_items is not None:
         if not 1 <= max_items <= len(images):
@@ -201,6 +214,15 @@ def load_image(item: Item) -> np.ndarray:
                                         f"{e})") from None
     if x.shape[0] != 4:
         raise RawFormatError(item.path, f"shape {x.shape}, expected packed RAW (H, W, 4)")
+    return x
+
+
+def checked_image(item: Item) -> np.ndarray:
+    """load_image, and a DatasetError when the image's size is not the one its boxes are for."""
+    x = load_image(item)
+    if x.shape[-2:] != (item.height, item.width):
+        raise DatasetError(item.path, f"{x.shape[-1]}x{x.shape[-2]} pixels, but its boxes are "
+                                      f"for {item.width}x{item.height}")
     return x
 
 
@@ -285,6 +307,7 @@ class Mixture(torch.utils.data.Dataset):
         self.real, self.generated, self.f = real, generated, f
         self.stats, self.seed, self.flip = stats, seed, flip
         self.length = len(real) if real else len(generated)
+        self.reported: set[Path] = set()  # bad files already named in a warning
 
     def __len__(self) -> int:
         return self.length
@@ -316,21 +339,21 @@ class Mixture(torch.utils.data.Dataset):
 
     def _readable(self, item: Item, draw: int, real: bool) -> tuple[np.ndarray, Item]:
         """The item's image, or, when it cannot be read (or does not fit its boxes), that of
-        another image of the same source drawn with (seed, REPLACE, draw, attempt)."""
-        source = self.real if real else self.generated
+        another image of the same source drawn with (seed, REPLACE, draw, attempt). Each bad
+        file is reported once per process."""
+        source, first = self.real if real else self.generated, None
         for attempt in range(REPLACEMENTS + 1):
             try:
-                x = load_image(item)
-                if x.shape[-2:] != (item.height, item.width):
-                    raise DatasetError(item.path, f"{x.shape[-1]}x{x.shape[-2]} pixels, but its "
-                                                  f"boxes are for {item.width}x{item.height}")
-                return x, item
+                return checked_image(item), item
             except (UserError, OSError) as e:
-                log.warning("%s; training on another image in its place", e)
+                first = first or e
+                if item.path not in self.reported:
+                    self.reported.add(item.path)
+                    log.warning("%s; training on other images in its place", e)
                 rng = np.random.default_rng(derived_seed(self.seed, REPLACE, draw, attempt))
                 item = source[int(rng.integers(len(source)))]
-        raise DatasetError(item.path, f"and {REPLACEMENTS} other images drawn in place of a "
-                                      "bad one could not be read either; check the dataset")
+        raise SetupError(f"{first}; nor could {REPLACEMENTS} other images drawn in its place be "
+                         "read: check the dataset")
 
 
 def epoch_batches(mixture: Mixture, epoch: int, batch_size: int, world: int = 1) -> list[list[int]]:
@@ -381,6 +404,3 @@ def collate(samples):
     """A list of Mixture samples -> (images, targets, real flags) as lists."""
     return tuple(list(s) for s in zip(*samples)) if samples else ([], [], [])
 
-
-def real_share(flags: list[int]) -> float:
-    return sum(flags) / len(flags) if flags else math.nan

@@ -26,11 +26,12 @@ from ..datasets.errors import DatasetError
 from ..errors import SetupError, UserError, exit_reported, hydra_main
 from ..images import write_png
 from ..io import atomic_output
+from ..convert import make_folder
 from ..processes import processes
 from ..runs import open_split
 from . import ap
-from .data import ChannelStats, Item, load_image, preview_rgb, read_annotations, to_detector, \
-    val_items
+from .data import ChannelStats, Item, checked_image, preview_rgb, read_annotations, \
+    to_detector, val_items
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class _Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         try:  # a worker's exception would reach the main process as a traceback
-            x = load_image(self.items[i])
+            x = checked_image(self.items[i])
         except (UserError, OSError) as e:
             return None, str(e)
         return to_detector(x, self.stats), x
@@ -190,6 +191,10 @@ def main(cfg) -> dict:
     from .training import run_dir
 
     checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else run_dir(cfg) / "checkpoint.pt"
+    if cfg.checkpoint and not checkpoint.is_file():
+        raise SetupError(f"checkpoint={checkpoint}: "
+                         + ("a folder, not a checkpoint file" if checkpoint.is_dir() else
+                            "no such file"))
     if not checkpoint.is_file():
         raise SetupError(f"no detector checkpoint at {checkpoint}: train this configuration "
                          "first (`rawdiffusion detect train` with the same overrides) or give "
@@ -204,6 +209,7 @@ def main(cfg) -> dict:
             raise SetupError(f"{val.root}: the {cfg.data.val.split} split has no annotated image")
         out = Path(cfg.out) if cfg.out else checkpoint.parent / "eval" / (
             f"{val.root.name}-{cfg.data.val.split}")
+        make_folder(out, f"out={out}")  # before the work
         log.info("evaluating %s (epoch %d) on %d images of %s (%s)", checkpoint, state["epoch"],
                  len(items), val.root, cfg.data.val.split)
         result, results, outputs, images = evaluate(

@@ -48,22 +48,35 @@ def build_detector(min_size: int, max_size: int, backbone_weights: str | None = 
                       max_size=max_size, image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0])
 
 
+def check_backbone(path: Path) -> None:
+    """Raises SetupError unless `path` holds a finite torchvision ResNet-50 state dict (what
+    build_detector will load), before any other work."""
+    from torchvision.models import resnet50
+    from torchvision.ops import FrozenBatchNorm2d
+
+    load_backbone(resnet50(weights=None, norm_layer=FrozenBatchNorm2d), path)
+
+
 def load_backbone(body: torch.nn.Module, path: Path) -> None:
-    """Load a torchvision ResNet-50 state dict (its fc layer is ignored) into `body`."""
+    """Load a torchvision ResNet-50 state dict (its fc layer is ignored) into `body`. Raises
+    SetupError naming the file when it is missing, unreadable, of another network or not
+    finite."""
     if not path.is_file():
-        raise SetupError(f"detector.backbone_weights={path}: no such file (a torchvision "
-                         "ResNet-50 state dict, e.g. resnet50-0676ba61.pth; nothing is "
-                         "downloaded)")
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise SetupError(f"detector.backbone_weights={path}: {what} (a torchvision ResNet-50 "
+                         "state dict, e.g. resnet50-0676ba61.pth; nothing is downloaded)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, a pickle of code, a damaged archive
-        raise SetupError(f"{path}: not a readable state dict ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise SetupError(f"{path}: not a readable state dict ({type(e).__name__}; torch.load "
+                         "reads plain tensor files only)") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise SetupError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if not str(k).startswith("fc.")}
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SetupError(f"{path}: not a state dict (it holds values that are not tensors)")
     try:
         body.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shapes that differ
@@ -74,6 +87,10 @@ def load_backbone(body: torch.nn.Module, path: Path) -> None:
     if missing:
         raise SetupError(f"{path}: not a torchvision ResNet-50 state dict ({len(missing)} of its "
                          f"{len(expected)} tensors missing, e.g. {missing[0]})")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and
+                not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise SetupError(f"{path}: tensor {bad} holds values that are not finite")
     log.info("backbone initialised from %s", path)
 
 

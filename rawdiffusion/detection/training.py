@@ -23,7 +23,10 @@ rerun continues from the last one to the weights of an uninterrupted run (on CPU
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -48,7 +51,7 @@ from . import ap, config
 from .data import (Batches, Mixture, channel_statistics, collate, generated_items,
                    iterations_per_epoch, real_items, val_items)
 from .evaluation import FORMAT, evaluate, read_checkpoint, stats_of, write_previews
-from .model import build_detector, parameter_groups
+from .model import build_detector, check_backbone, parameter_groups
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +103,20 @@ def check(cfg: DictConfig, world: int) -> None:
     if o.batch_size % world:
         raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
                          "processes")
-    if min(o.epochs, o.batch_size, cfg.general.save_every, cfg.log.every, cfg.log.val_every,
-           cfg.detector.min_size, cfg.detector.max_size) < 1:
-        raise SetupError("optim.epochs, optim.batch_size, general.save_every, log.every, "
-                         "log.val_every and the detector's sizes must be >= 1")
+    counts = {"optim.epochs": o.epochs, "optim.batch_size": o.batch_size,
+              "general.save_every": cfg.general.save_every, "log.every": cfg.log.every,
+              "log.val_every": cfg.log.val_every, "detector.min_size": cfg.detector.min_size,
+              "detector.max_size": cfg.detector.max_size}
+    bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
+    if bad:
+        raise SetupError(f"{', '.join(bad)}: must be >= 1")
     if not o.lr > 0 or o.weight_decay < 0 or o.warmup_iters < 0 or not 0 < o.warmup_factor <= 1:
         raise SetupError("optim: lr must be > 0, weight_decay and warmup_iters >= 0, "
                          "warmup_factor in (0, 1]")
     if cfg.general.seed < 0:
         raise SetupError(f"general.seed={cfg.general.seed}: must be >= 0")
+    if cfg.detector.backbone_weights is not None:  # before minutes of statistics
+        check_backbone(Path(cfg.detector.backbone_weights))
 
 
 def learning_rate(o: DictConfig, iteration: int, epoch: int) -> float:
@@ -143,19 +151,14 @@ class Run:
     def checkpoint(self) -> Path:
         return self.dir / CHECKPOINT
 
-    def epoch_of(self, iteration: int) -> int:
-        """The epoch that iteration `iteration` (counted from 0) belongs to."""
-        for epoch, end in enumerate(self._ends()):
-            if iteration < end:
-                return epoch
-        return len(self.per_epoch)
+    @property
+    def epoch_ends(self) -> list[int]:
+        """The number of iterations done at the end of each epoch."""
+        return list(itertools.accumulate(self.per_epoch))
 
-    def _ends(self) -> list[int]:
-        ends, total = [], 0
-        for n in self.per_epoch:
-            total += n
-            ends.append(total)
-        return ends
+    def epoch_of(self, iteration: int) -> int:
+        """The epoch (from 0) that iteration `iteration` (from 0) belongs to."""
+        return bisect.bisect_right(self.epoch_ends, iteration)
 
 
 def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict | None]:
@@ -185,6 +188,9 @@ def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict 
     mixture = Mixture(real, generated, d.real_fraction, stats, cfg.general.seed, d.flip)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    if d.real_fraction == 1 and d.generated.root is not None:  # unused: not part of the recipe
+        log.info("data.real_fraction=1: the generated set (%s) is not used", d.generated.root)
+        resolved["data"]["generated"] = dataclasses.asdict(config.GeneratedConfig())
     val = val_items(val_set, d.val.split, d.input)
     per_epoch = iterations_per_epoch(mixture, cfg.optim.batch_size, cfg.optim.epochs, world)
     return Run(cfg, rank, world, device, directory, resolved, mixture, val_set, val,
@@ -218,14 +224,18 @@ def new_state(run: Run) -> State:
     return State(model, optimizer)
 
 
-def resume(run: Run, state: State, checkpoint: dict) -> None:
-    """Continue from the run's checkpoint; refuses one of another recipe."""
+def check_recipe(run: Run, checkpoint: dict) -> None:
+    """Refuses a checkpoint of another recipe (config.recipe_changes)."""
     changes = config_module.recipe_changes(checkpoint["config"], run.resolved, config.RESUMABLE,
                                            added={})
     if changes:
         raise SetupError(f"{run.dir} holds a run with another recipe (" + "; ".join(changes)
                          + "). Rerun with its settings to resume it, or name a new run with "
                          "general.run=NAME.")
+
+
+def resume(state: State, checkpoint: dict) -> None:
+    """Continue from the run's checkpoint (of the same recipe: check_recipe)."""
     state.model.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.iteration = checkpoint["iteration"]
@@ -233,8 +243,8 @@ def resume(run: Run, state: State, checkpoint: dict) -> None:
 
 def save_state(run: Run, state: State, epoch: int) -> None:
     if not all(torch.isfinite(p).all() for p in state.model.parameters()):
-        raise SetupError(f"the weights are not finite at iteration {state.iteration}; the last "
-                         f"good checkpoint stays in {run.checkpoint}")
+        raise SetupError(f"the weights are not finite at iteration {state.iteration}; stopping "
+                         "without saving them")
     if run.rank == 0:
         with atomic_output(run.checkpoint) as tmp:
             torch.save({"format": FORMAT, "iteration": state.iteration, "epoch": epoch,
@@ -259,19 +269,31 @@ def main(cfg: DictConfig) -> Path:
 def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     check(cfg, world)
     run, checkpoint = open_run(cfg, rank, world, device)
-    state = new_state(run)
     if checkpoint is not None:
-        resume(run, state, checkpoint)
-        del checkpoint
-    total = sum(run.per_epoch)
-    if state.iteration >= total:
-        log.info("%s is trained to iteration %d (%d epochs)", run.dir, state.iteration,
-                 cfg.optim.epochs)
-        return run.dir
+        check_recipe(run, checkpoint)
+        if checkpoint["iteration"] >= sum(run.per_epoch):
+            log.info("%s is trained: %d epochs, %d iterations (optim.epochs=%d)", run.dir,
+                     checkpoint["epoch"], checkpoint["iteration"], cfg.optim.epochs)
+            return run.dir
     if rank == 0:
         run.dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(run.dir / "config.yaml") as tmp:
             tmp.write_text(OmegaConf.to_yaml(run.resolved))
+    start = checkpoint["iteration"] if checkpoint is not None else 0
+    with Recorder(run.dir, start) if rank == 0 else contextlib.nullcontext() as record:
+        state = new_state(run)  # after the Recorder: what it logs goes to train.log too
+        if checkpoint is not None:
+            resume(state, checkpoint)
+            del checkpoint
+        run_epochs(run, state, record)
+    return run.dir
+
+
+def run_epochs(run: Run, state: State, record: Recorder | None) -> None:
+    """Iterations from state.iteration to the end of optim.epochs: per iteration the learning
+    rate and an SGD step, the scalars every log.every, and end_epoch at each epoch's end."""
+    cfg, rank, world, device = run.cfg, run.rank, run.world, run.device
+    total = sum(run.per_epoch)
     train_model = state.model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -282,13 +304,12 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
         num_workers=cfg.system.workers, collate_fn=collate)
     autocast = torch.autocast("cuda", torch.bfloat16,
                               enabled=device.type == "cuda" and cfg.system.bf16)
-    record = Recorder(run.dir, state.iteration) if rank == 0 else None
     bar = tqdm(total=total, initial=state.iteration, disable=rank != 0, unit="it",
                dynamic_ncols=True, desc=run.dir.name)
     state.sums = torch.zeros(2, device=device)  # loss, share of real images
     state.last_iteration, state.last_time = state.iteration, time.perf_counter()
-    ends = run._ends()
-    with logging_redirect_tqdm(), bar, record or contextlib.nullcontext():
+    ends = set(run.epoch_ends)
+    with logging_redirect_tqdm(), bar:
         log.info("%s %s at iteration %d of %d (%d epochs): %d real and %d generated training "
                  "images, f=%g, %d validation images, %d process(es) on %s",
                  "resuming" if state.iteration else "starting", run.dir, state.iteration, total,
@@ -306,7 +327,6 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
             if state.iteration in ends:  # the end of an epoch
                 end_epoch(run, state, epoch + 1, record)
         log.info("done: iteration %d, checkpoint %s", state.iteration, run.checkpoint)
-    return run.dir
 
 
 def train_step(run: Run, state: State, model, images, targets, real, autocast) -> None:
@@ -336,9 +356,11 @@ def record_scalars(run: Run, state: State, lr: float, epoch: int, record, bar) -
         return
     loss, real = (mean_over_processes(state.sums) / n).tolist()
     if not math.isfinite(loss):
-        raise SetupError(f"the loss became {loss} before iteration {state.iteration}; stopping. "
-                         f"The last checkpoint stays in {run.checkpoint}; lower optim.lr "
-                         "before resuming from it.")
+        kept = (f"{run.checkpoint} keeps the last finished epoch" if run.checkpoint.is_file()
+                else "no epoch finished, so there is no checkpoint")
+        raise SetupError(f"the loss became {loss} before iteration {state.iteration}; stopping "
+                         f"({kept}). Check the data and detector.backbone_weights, or train "
+                         "with a lower optim.lr as a new run (general.run=NAME).")
     now = time.perf_counter()
     values = {"train/loss": loss, "train/real_share": real, "train/lr": lr,
               "train/epoch": epoch + 1,
@@ -353,23 +375,24 @@ def record_scalars(run: Run, state: State, lr: float, epoch: int, record, bar) -
 
 
 def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
-    """Validation and previews (first process) every log.val_every epochs and at the end; the
-    checkpoint every general.save_every epochs and at the end."""
+    """The checkpoint every general.save_every epochs and at the end; then validation and
+    previews (first process) every log.val_every epochs and at the end."""
     cfg = run.cfg
     last = epochs_done == cfg.optim.epochs
+    if epochs_done % cfg.general.save_every == 0 or last:
+        save_state(run, state, epochs_done)
     if run.rank == 0 and run.val and (epochs_done % cfg.log.val_every == 0 or last):
         result, _, outputs, images = evaluate(
             state.model, run.val, run.mixture.stats, run.val_set.root, cfg.data.val.split,
             run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images)
-        record({f"val/{k}": result[k] for k in ("AP", "AP50", "AP75") if result[k] is not None}
-               | {f"val/AP_{name}": c["AP"] for name, c in result["per_class"].items()
-                  if c["AP"] is not None}, state.iteration)
+        values = {f"val/{k}": result[k] for k in ("AP", "AP50", "AP75") if result[k] is not None}
+        values |= {f"val/AP_{name}": c["AP"] for name, c in result["per_class"].items()
+                   if c is not None}
+        record(values, state.iteration)
         write_previews(run.dir / "previews" / f"{epochs_done:03d}.png", run.val, outputs, images)
         log.info("epoch %d, validation on %d images:\n%s", epochs_done, len(run.val),
                  ap.format_table(result))
         state.last_time = time.perf_counter()  # validation does not count as training time
-    if epochs_done % cfg.general.save_every == 0 or last:
-        save_state(run, state, epochs_done)
     barrier()
 
 
