@@ -308,6 +308,7 @@ class Mixture(torch.utils.data.Dataset):
         self.stats, self.seed, self.flip = stats, seed, flip
         self.length = len(real) if real else len(generated)
         self.reported: set[Path] = set()  # bad files already named in a warning
+        self._orders: tuple[int, np.ndarray | None] = (-1, None)
 
     def __len__(self) -> int:
         return self.length
@@ -318,9 +319,7 @@ class Mixture(torch.utils.data.Dataset):
         rng = np.random.default_rng(derived_seed(self.seed, DRAW, draw))
         real = self.f >= 1 or (self.f > 0 and rng.random() < self.f)
         if real:
-            order = np.random.default_rng(derived_seed(self.seed, ORDER, epoch)).permutation(
-                len(self.real))
-            item = self.real[order[i % len(self.real)]]
+            item = self.real[self._order(epoch)[i % len(self.real)]]
         else:
             item = self.generated[int(rng.integers(len(self.generated)))]
         return item, bool(rng.random() < self.flip), bool(real)
@@ -336,6 +335,13 @@ class Mixture(torch.utils.data.Dataset):
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(item.labels)}
         return x, target, int(real)
 
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The permutation of the real images in `epoch` (kept for the epoch last asked)."""
+        if self._orders[0] != epoch:
+            rng = np.random.default_rng(derived_seed(self.seed, ORDER, epoch))
+            self._orders = (epoch, rng.permutation(len(self.real)))
+        return self._orders[1]
 
     def _readable(self, item: Item, draw: int, real: bool) -> tuple[np.ndarray, Item]:
         """The item's image, or, when it cannot be read (or does not fit its boxes), that of
