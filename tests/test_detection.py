@@ -408,6 +408,22 @@ def test_settings_that_cannot_work_are_one_line_errors(world, real_run, capsys):
     assert detect(world, "train", *generated(world, 1.0)) == 0
 
 
+def test_multirun_through_the_submitit_launcher_with_two_tasks(world, tmp_path):
+    """`-m` with submitit's local executor in place of SLURM's: two tasks train with DDP."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "rawdiffusion.cli", "detect", "train",
+         f"general.data_root={world / 'data'}", f"general.out={tmp_path}",
+         "data.real.max_items=4", "detector.min_size=96", "detector.max_size=160",
+         "optim.epochs=1", "optim.batch_size=2", "system.workers=0",
+         "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2", "-m"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run = tmp_path / "nod_nikon_h416-n4-s0"
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 2
+    assert "2 process(es) on cpu" in (run / "train.log").read_text()
+
+
 def test_torchrun_two_processes_train_one_checkpoint(world):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     result = subprocess.run(

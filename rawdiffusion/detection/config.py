@@ -14,6 +14,9 @@ is sample.py's output folder for the RGB dataset's split, whose boxes are the RG
 annotations. Each training sample is real with probability `data.real_fraction` (the paper's
 f) and generated otherwise; an epoch has the length of the real split.
 
+SLURM. As for training, `-m` hands the job to Hydra's submitit launcher (one GPU a job; a job
+that reaches the time limit is requeued and resumes); a plain run never launches it.
+
 Resuming. As for the diffusion model (config.recipe_changes): a rerun resumes its run only
 with the same recipe; fields declared `resumable` (where things are, how often to log, the
 number of epochs, which may grow) may change.
@@ -27,6 +30,7 @@ from typing import Any, List, Optional
 from omegaconf import MISSING
 
 from ..config import DATA_ROOT, RGB_SOURCES, SOURCES, resumable, resumable_keys
+from ..config import register as register_training
 
 INPUTS = ("raw", "rgb")  # data.input: packed RAW reduced to 3 channels, or the sRGB image
 
@@ -136,14 +140,20 @@ class DetectLogConfig:
 
 
 def _hydra_settings(name: str) -> dict:
-    return {"output_subdir": None, "run": {"dir": "."}, "job": {"name": name, "chdir": False},
+    """As training's (config._hydra_settings): Hydra writes nothing of its own; SLURM jobs of
+    `-m` keep their logs in <general.out>/slurm."""
+    return {"output_subdir": None, "run": {"dir": "."},
+            "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
+            "job": {"name": name, "chdir": False},
             "help": {"app_name": f"rawdiffusion detect {name.removeprefix('detect_')}"}}
 
 
 @dataclass
 class DetectTrainConfig:
     defaults: List[Any] = field(default_factory=lambda: [
-        "_self_", {"data": "nod_nikon"}, {"override hydra/job_logging": "stdout"}])
+        "_self_", {"data": "nod_nikon"},
+        {"override hydra/launcher": "rawdiffusion_slurm"},  # used by -m only, as training's
+        {"override hydra/job_logging": "stdout"}])
     general: DetectGeneralConfig = field(default_factory=DetectGeneralConfig)
     data: DataConfig = MISSING
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -170,6 +180,7 @@ def register() -> None:
     """Store the configs in Hydra's ConfigStore (storing again is harmless)."""
     from hydra.core.config_store import ConfigStore
 
+    register_training()  # its SLURM launcher settings, rawdiffusion_slurm
     cs = ConfigStore.instance()
     cs.store(name="detect_train", node=DetectTrainConfig)
     cs.store(name="detect_eval", node=DetectEvalConfig)
