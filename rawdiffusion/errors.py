@@ -46,10 +46,45 @@ def exit_reported(fn, *args) -> None:
 
 def hydra_main(config_name: str, task, register, argv: list[str] | None = None) -> None:
     """Run `task(cfg)` as a Hydra command line on the stored config `config_name`: `register()`
-    stores the configs first; argv (default sys.argv[1:]) holds the overrides, `-m`, `--cfg`."""
+    stores the configs first; argv (default sys.argv[1:]) holds the overrides, `-m`, `--cfg`.
+    Overrides that do not compose end the command before any work with one `error:` line and
+    status 2 (override_problem), as a UserError would."""
     import hydra
 
     register()
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    problem = override_problem(config_name, sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(USAGE_STATUS)
     hydra.main(version_base="1.3", config_path=None, config_name=config_name)(task)()
+
+
+def override_problem(config_name: str, args: list[str]) -> str | None:
+    """What is wrong with a Hydra command line's overrides of the stored config
+    `config_name`, in one line, or None when they compose (or cannot be checked here: `-m`
+    sweeps and Hydra's own flags and `hydra` settings are left to Hydra, which reports its
+    errors on several lines). Composes the config with Hydra's compose API, so the check is
+    Hydra's own: unknown keys, values of the wrong type, missing config group options."""
+    if any(a.startswith("-") for a in args):
+        return None
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    from hydra import compose, initialize
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize(version_base="1.3", config_path=None):
+            compose(config_name, overrides=overrides)
+    except OverrideParseException as e:
+        return f"cannot parse the override {e.override!r}: {e.message.splitlines()[0]}"
+    except MissingConfigException as e:
+        options = f" (choose one of: {', '.join(e.options)})" if e.options else ""
+        return f"{str(e).splitlines()[0]}{options}"
+    except (HydraException, OmegaConfBaseException) as e:
+        # Hydra's message, then its cause's (OmegaConf's), first lines only: the rest are
+        # OmegaConf's key paths and types, and advice ("+foo=bar") meant for open configs.
+        first = [str(x).strip().splitlines()[0] for x in (e, e.__cause__) if x and str(x).strip()]
+        return ": ".join(dict.fromkeys(line.rstrip(".") for line in first)) or type(e).__name__
+    return None

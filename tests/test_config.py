@@ -11,7 +11,7 @@ from hydra import compose, initialize
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from rawdiffusion import config
+from rawdiffusion import config, errors
 from rawdiffusion.runs import run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,3 +90,33 @@ def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path
     train, sample = composed("train", training), composed("sample", training + ["save_pred=true"])
     assert run_name(sample, "cam") == run_name(train, "cam") == "cam-n3-small-s2"
     assert sample.save_pred and sample.diffusion_val.timestep_respacing == "ddim2"
+
+
+@pytest.mark.parametrize("command, override, message", [
+    (["train"], "foo=bar", "Could not override 'foo': Key 'foo' not in 'TrainConfig'"),
+    (["train"], "optim.lr=abc", "Error merging override optim.lr=abc: Value 'abc' of type "
+                                "'str' could not be converted to Float"),
+    (["train"], "dataset=nope", "In 'train': Could not find 'dataset/nope' (choose one of: "
+                                "fivek_canon,"),
+    (["sample"], "diffusion_val.timestep_respacing=[1]", "Error merging override"),
+    (["detect", "train"], "data=x", "In 'detect_train': Could not find 'data/x' (choose one "
+                                    "of: nod_nikon, nod_sony)"),
+    (["detect", "eval"], "checkpoint=[", "cannot parse the override 'checkpoint=[': "),
+])
+def test_a_bad_override_is_one_line_and_status_2_before_any_work(capsys, command, override,
+                                                                  message):
+    from rawdiffusion.cli import main as cli
+
+    with pytest.raises(SystemExit) as info:
+        cli([*command, override])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+def test_overrides_that_compose_and_hydras_own_flags_pass_the_check():
+    config.register()
+    assert errors.override_problem(
+        "train", ["optim.lr=1e-3", "dataset=folder", "hydra.run.dir=/tmp/x"]) is None
+    assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None
+    assert errors.override_problem("train", ["--cfg", "job", "foo=bar"]) is None
