@@ -48,6 +48,7 @@ CONSTANT_SHARE, CONSTANT_SPREAD = 0.99, 0.001
 # The ImageDescription of a DNG whose colour tags are write_dng's defaults, not calibration.
 DEFAULTS_NOTE = "rawdiffusion defaults:"
 UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
 
 
 class RawFormatError(UserError, ValueError):
@@ -797,6 +798,18 @@ def write_npy(path, packed: np.ndarray) -> None:
             np.save(f, _packed_uint16(packed))
 
 
+def load_npy(path) -> np.ndarray:
+    """np.load of a .npy file that holds plain numbers (no pickled objects). Raises ValueError
+    "not a NumPy .npy file" for a file without the format's magic string (numpy itself would
+    say the file holds pickled data and suggest loading it unsafely), numpy's ValueError or
+    EOFError for a damaged header or cut data, OSError when the file cannot be read.
+    Source: the NPY format specification (numpy.lib.format)."""
+    with open(path, "rb") as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise ValueError("not a NumPy .npy file (it lacks the format's header)")
+    return np.load(path)
+
+
 def read_packed(path) -> np.ndarray:
     """Read a packed RAW written by `write_hdf5` or `write_npy`: (4, H, W) float32 in [0, 1]."""
     path = Path(path)
@@ -806,7 +819,7 @@ def read_packed(path) -> np.ndarray:
         with h5py.File(path, "r") as f:
             data = f["raw"][()]
     else:
-        data = np.load(path)
+        data = load_npy(path)
     return (data.astype(np.float32) / 65535.0).transpose(2, 0, 1)
 
 

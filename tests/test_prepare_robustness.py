@@ -99,11 +99,18 @@ def cut_in_half(path):
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("folder, suffix, reason", [
-    ("raw", "npy", "unreadable sample (ValueError: Failed to read all data"),
-    ("rgb", "png", "not a readable image (OSError: image file is truncated)"),
+def not_npy(path):
+    path.write_bytes(b"<html>a download error page, saved under the sample's name</html>")
+
+
+@pytest.mark.parametrize("folder, suffix, damage, reason", [
+    ("raw", "npy", cut_in_half, "unreadable sample (ValueError: Failed to read all data"),
+    ("raw", "npy", not_npy, "unreadable sample (ValueError: not a NumPy .npy file (it lacks "
+                            "the format's header))"),  # numpy: "contains pickled data ..."
+    ("rgb", "png", cut_in_half, "not a readable image (OSError: image file is truncated)"),
 ])
-def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffix, reason):
+def test_a_damaged_sample_is_one_setup_error_naming_it(prepared, folder, suffix, damage,
+                                                       reason):
     import torch
 
     from rawdiffusion.errors import UserError
@@ -111,7 +118,7 @@ def test_a_truncated_sample_is_one_setup_error_naming_it(prepared, folder, suffi
     from rawdiffusion.training_data import TrainSamples, val_batches
 
     path = prepared.root / folder / f"img1_0.{suffix}"
-    cut_in_half(path)
+    damage(path)
     expected = (f"{path}: {reason}", f"delete {prepared.root / 'meta' / 'img1.json'} and rerun")
     with pytest.raises(SampleError) as info:
         val_batches(prepared, "train", 32, 2, 2)

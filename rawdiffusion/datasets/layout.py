@@ -148,10 +148,11 @@ def description_problem(d: dict) -> str | None:
 
 def read_raw_sample(path, remake: str) -> np.ndarray:
     """raw/<id>.npy: (4, h, w) uint16, or a SampleError naming the file, ending in `remake`."""
+    from ..io import load_npy
     from .errors import SampleError
 
     try:
-        raw = np.load(path)
+        raw = load_npy(path)
     except (OSError, ValueError, EOFError) as e:  # a cut file: "Failed to read all data", "EOF"
         raise SampleError(path, f"unreadable sample ({type(e).__name__}: {e}){remake}") from None
     if raw.ndim != 3 or raw.shape[0] != 4:
