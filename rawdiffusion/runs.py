@@ -22,7 +22,7 @@ def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDat
     if not (root / DESCRIPTION).is_file():
         message = f"{what} data: {root.resolve()} is not a prepared dataset (no {DESCRIPTION})."
         if split.prepare:
-            message += (f" Make it with\n    {split.prepare}\nor point general.data_root "
+            message += (f" Make it with `{split.prepare}`, or point general.data_root "
                         "(or $RAWDIFFUSION_DATA) at the folder that holds it.")
         else:
             message += " Make it with `rawdiffusion prepare ...`."

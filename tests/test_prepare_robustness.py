@@ -3,6 +3,7 @@ the other files are prepared, and no library prints above that line."""
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import synthetic_raw
@@ -103,7 +104,18 @@ def not_npy(path):
     path.write_bytes(b"<html>a download error page, saved under the sample's name</html>")
 
 
+def nan_floats(path):
+    np.save(path, np.full(np.load(path).shape, np.nan, np.float32))
+
+
+def smaller(path):
+    np.save(path, np.load(path)[:, :8, :8])
+
+
 @pytest.mark.parametrize("folder, suffix, damage, reason", [
+    ("raw", "npy", nan_floats, "dtype float32, expected uint16 raw numbers as prepare writes "
+                               "them"),  # was: trained, until the loss became NaN
+    ("raw", "npy", smaller, "8x8 pixels, but its guide rgb/img1_0.png is 96x96"),  # a traceback
     ("raw", "npy", cut_in_half, "unreadable sample (ValueError: Failed to read all data"),
     ("raw", "npy", not_npy, "unreadable sample (ValueError: not a NumPy .npy file (it lacks "
                             "the format's header))"),  # numpy: "contains pickled data ..."

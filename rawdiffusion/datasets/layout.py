@@ -155,6 +155,9 @@ def read_raw_sample(path, remake: str) -> np.ndarray:
         raw = load_npy(path)
     except (OSError, ValueError, EOFError) as e:  # a cut file: "Failed to read all data", "EOF"
         raise SampleError(path, f"unreadable sample ({type(e).__name__}: {e}){remake}") from None
+    if raw.dtype != np.uint16:
+        raise SampleError(path, f"dtype {raw.dtype}, expected uint16 raw numbers as prepare "
+                                f"writes them{remake}")
     if raw.ndim != 3 or raw.shape[0] != 4:
         raise SampleError(path, f"shape {raw.shape}, expected a packed RAW (4, h, w){remake}")
     return raw
@@ -224,8 +227,9 @@ class PreparedDataset:
         return self._image_of[sample_id]
 
     def load(self, sample_id: str) -> Sample:
-        """One sample; a file that cannot be read is a SampleError saying how to remake it
-        (prepare skips images whose entry exists, so the entry goes first)."""
+        """One sample; a file that cannot be read, or a RAW sample whose size is not its
+        guide's, is a SampleError saying how to remake it (prepare skips images whose entry
+        exists, so the entry goes first)."""
         image_id = self._image_of[sample_id]
         entry = self.images[image_id]
         remake = (f"; delete {image_meta_path(self.data_root, image_id)} and rerun the prepare "
@@ -234,5 +238,11 @@ class PreparedDataset:
         if self.kind == "paired":
             raw = read_raw_sample(self.data_root / "raw" / f"{sample_id}.npy", remake)
         rgb = read_rgb_sample(self.data_root / "rgb" / f"{sample_id}.png", remake)
+        if raw is not None and raw.shape[1:] != rgb.shape[:2]:
+            from .errors import SampleError
+
+            raise SampleError(self.data_root / "raw" / f"{sample_id}.npy",
+                              f"{raw.shape[2]}x{raw.shape[1]} pixels, but its guide "
+                              f"rgb/{sample_id}.png is {rgb.shape[1]}x{rgb.shape[0]}{remake}")
         return Sample(sample_id, raw, rgb, np.asarray(entry.get("black_level", [0.0] * 4)),
                       float(entry.get("white_level", 1.0)), entry)
