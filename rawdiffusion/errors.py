@@ -61,22 +61,53 @@ def hydra_main(config_name: str, task, register, argv: list[str] | None = None) 
     hydra.main(version_base="1.3", config_path=None, config_name=config_name)(task)()
 
 
-def override_problem(config_name: str, args: list[str]) -> str | None:
-    """What is wrong with a Hydra command line's overrides of the stored config
-    `config_name`, in one line, or None when they compose (or cannot be checked here: `-m`
-    sweeps and Hydra's own flags and `hydra` settings are left to Hydra, which reports its
-    errors on several lines). Composes the config with Hydra's compose API, so the check is
-    Hydra's own: unknown keys, values of the wrong type, missing config group options."""
-    if any(a.startswith("-") for a in args):
-        return None
-    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
-    from hydra import compose, initialize
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
+# Hydra flags after which its command line is not the stored config with overrides: left to it.
+HYDRA_OWN = ("--version", "--shell-completion", "-sc", "--experimental-rerun", "--config-path",
+             "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 
+
+def override_problem(config_name: str, args: list[str]) -> str | None:
+    """What is wrong with a Hydra command line (`args`: overrides and Hydra's flags) on the
+    stored config `config_name`, in one line, or None when it composes.
+
+    The check is Hydra's own: its argument parser, then its compose API on the overrides (the
+    first value of each sweep with `-m`) with Hydra's settings (so `hydra.*` keys are checked
+    too), then every interpolation resolved. Beyond Hydra: a key added with `+` or `++` that
+    the config does not have (a misspelt key nothing would read), and a `-m` sweep on the
+    SLURM launcher where there is no SLURM. Flags that replace the stored config (HYDRA_OWN)
+    and flags Hydra's parser refuses are left to Hydra, which reports on several lines."""
+    import shutil
+
+    from hydra import compose, initialize
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    if any(a.split("=")[0] in HYDRA_OWN for a in args):
+        return None
+    parser = get_args_parser()
+    parser.exit = parser.error = _refused  # argparse would print its usage and exit
     try:
+        line = parser.parse_args([a for a in args if a not in ("-h", "--help", "--hydra-help")])
+    except ValueError:
+        return None
+    try:
+        parsed = OverridesParser.create().parse_overrides(line.overrides)
+        if line.multirun:  # one job's overrides: the first value of each sweep
+            overrides = [f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
+                         if o.is_sweep_override() else o.input_line for o in parsed]
+        else:
+            overrides = line.overrides
+        added = [o for o in parsed if (o.is_add() or o.is_force_add())
+                 and "/" not in o.key_or_group and not o.key_or_group.startswith("hydra")]
         with initialize(version_base="1.3", config_path=None):
-            compose(config_name, overrides=overrides)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            if added:
+                base = compose(config_name, overrides=[
+                    v for v, o in zip(overrides, parsed) if o not in added])
+        _resolve_all(cfg, skip="hydra")
     except OverrideParseException as e:
         return f"cannot parse the override {e.override!r}: {e.message.splitlines()[0]}"
     except MissingConfigException as e:
@@ -86,5 +117,51 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
         # Hydra's message, then its cause's (OmegaConf's), first lines only: the rest are
         # OmegaConf's key paths and types, and advice ("+foo=bar") meant for open configs.
         first = [str(x).strip().splitlines()[0] for x in (e, e.__cause__) if x and str(x).strip()]
-        return ": ".join(dict.fromkeys(line.rstrip(".") for line in first)) or type(e).__name__
+        message = ": ".join(dict.fromkeys(m.rstrip(".") for m in first)) or type(e).__name__
+        if message.startswith("Ambiguous value"):  # a comma-separated value without -m
+            message += " (a list is key=[a,b], a string key='a,b', a sweep needs -m)"
+        return message
+    except ValueError as e:  # from Hydra's code, without its exception types ("=5")
+        return f"cannot apply the overrides {' '.join(line.overrides)}: {e}"
+    for o in added:  # is the key there? (a `???` value counts as there: select throws)
+        try:
+            there = OmegaConf.select(base, o.key_or_group, default=_ABSENT,
+                                     throw_on_missing=True) is not _ABSENT
+        except MissingMandatoryValue:
+            there = True
+        if not there:
+            return (f"{o.input_line}: {o.key_or_group} is not a setting of {config_name} "
+                    "(a misspelt key? nothing would read it)")
+    launcher = cfg.hydra.launcher.get("_target_", "")
+    if line.multirun and launcher.endswith("SlurmLauncher") and shutil.which("srun") is None:
+        return ("-m runs each job on SLURM (hydra/launcher=rawdiffusion_slurm) and this "
+                "machine has no srun; to run the jobs here one after another, add "
+                "hydra/launcher=basic")
     return None
+
+
+_ABSENT = object()
+
+
+def _resolve_all(node, skip: str | None = None) -> None:
+    """Read every value of an OmegaConf config, so that each interpolation is resolved and
+    its type checked (OmegaConf errors propagate); values still missing (`???`, or what
+    interpolates them) are left for the command to report. `skip`: a top-level key left out
+    (Hydra's own settings, whose interpolations only Hydra's runtime resolves)."""
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
+    for key in keys:
+        if key == skip:
+            continue
+        try:
+            value = node[key]
+        except (MissingMandatoryValue, InterpolationToMissingValueError):
+            continue
+        if isinstance(value, (DictConfig, ListConfig)):
+            _resolve_all(value)
+
+
+def _refused(*args, **kwargs):
+    raise ValueError("Hydra's argument parser refused the command line")

@@ -1,6 +1,7 @@
 """config.py: which keys a resumed run may change (declared on the fields), the SLURM launcher
 it presets without importing its plugin, and what sample.py's configuration takes."""
 
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -102,6 +103,20 @@ def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path
     (["detect", "train"], "data=x", "In 'detect_train': Could not find 'data/x' (choose one "
                                     "of: nod_nikon, nod_sony)"),
     (["detect", "eval"], "checkpoint=[", "cannot parse the override 'checkpoint=[': "),
+    # found by trying to break it: each was a traceback or Hydra's several lines, status 1
+    (["train"], "=5", "cannot apply the overrides =5: Config group override must be a string"),
+    (["train", "--cfg", "job"], "optim.lrr=1", "Could not override 'optim.lrr'"),
+    (["train", "--help"], "optim.lrr=1", "Could not override 'optim.lrr'"),
+    (["train", "-m", "optim.lr=1e-3,1e-4"], "optim.lrr=1", "Could not override 'optim.lrr'"),
+    (["train"], "hydra.nope=1", "Could not override 'hydra.nope': Key 'nope' not in 'HydraConf'"),
+    (["train"], "general.seed=${general.out}", "While dereferencing interpolation "
+                                               "'${general.out}': Value 'runs' of type 'str'"),
+    (["train"], "++optim.lrr=1", "++optim.lrr=1: optim.lrr is not a setting of train (a "
+                                 "misspelt key? nothing would read it)"),
+    (["detect", "train"], "+data.nope=1", "+data.nope=1: data.nope is not a setting of "
+                                          "detect_train"),
+    (["train"], "optim.lr=1,2", "Ambiguous value for argument 'optim.lr=1,2' (a list is "
+                                "key=[a,b], a string key='a,b', a sweep needs -m)"),
 ])
 def test_a_bad_override_is_one_line_and_status_2_before_any_work(capsys, command, override,
                                                                   message):
@@ -114,9 +129,13 @@ def test_a_bad_override_is_one_line_and_status_2_before_any_work(capsys, command
     assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
 
 
-def test_overrides_that_compose_and_hydras_own_flags_pass_the_check():
+def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch):
     config.register()
-    assert errors.override_problem(
-        "train", ["optim.lr=1e-3", "dataset=folder", "hydra.run.dir=/tmp/x"]) is None
+    assert errors.override_problem("train", [
+        "optim.lr=1e-3", "dataset=folder", "hydra.run.dir=/tmp/x", "++optim.lr=1e-4",
+        "++dataset.root=/x", "--cfg", "job"]) is None
+    assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4",
+                                             "hydra/launcher=basic"]) is None
+    assert errors.override_problem("train", ["--config-name", "other", "foo=bar"]) is None
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # as on SLURM
     assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None
-    assert errors.override_problem("train", ["--cfg", "job", "foo=bar"]) is None

@@ -155,13 +155,15 @@ def test_seed_commands_verbatim_fail_with_the_prepare_command(tmp_path):
     assert out["train.py"][1] == 2
     assert ("error: training data: " in out["train.py"][0]
             and "rawdiffusion prepare fivek --root FIVEK_DIR --camera nikon --out "
-                "data/fivek_nikon\n" in out["train.py"][0]), out["train.py"][0]
+                "data/fivek_nikon`" in out["train.py"][0]), out["train.py"][0]
     assert out["cli"][1] == 2
     assert "prepare nod --root NOD_DIR --camera sony --h416 --out data/nod_sony_h416" \
         in out["cli"][0]
-    if "slurm" in out:
-        # Composed, reached the SLURM launcher, which needs a cluster.
-        assert out["slurm"][1] != 0 and 'Could not detect "srun"' in out["slurm"][0]
+    if "slurm" in out:  # composed; the SLURM launcher needs a cluster, and says how to go on
+        assert out["slurm"][1] == 2 and out["slurm"][0] == (
+            "error: -m runs each job on SLURM (hydra/launcher=rawdiffusion_slurm) and this "
+            "machine has no srun; to run the jobs here one after another, add "
+            "hydra/launcher=basic\n")
 
 
 # ----------------------------------------------------------------------------- data
