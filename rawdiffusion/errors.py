@@ -64,18 +64,22 @@ def hydra_main(config_name: str, task, register, argv: list[str] | None = None) 
 # Hydra flags after which its command line is not the stored config with overrides: left to it.
 HYDRA_OWN = ("--version", "--shell-completion", "-sc", "--experimental-rerun", "--config-path",
              "-cp", "--config-name", "-cn", "--config-dir", "-cd")
+HELP = ("-h", "--help", "--hydra-help")
+SWEEP_CHECKS = 64  # most compositions a -m sweep's check makes (one per value of each sweep)
 
 
 def override_problem(config_name: str, args: list[str]) -> str | None:
     """What is wrong with a Hydra command line (`args`: overrides and Hydra's flags) on the
     stored config `config_name`, in one line, or None when it composes.
 
-    The check is Hydra's own: its argument parser, then its compose API on the overrides (the
-    first value of each sweep with `-m`) with Hydra's settings (so `hydra.*` keys are checked
-    too), then every interpolation resolved. Beyond Hydra: a key added with `+` or `++` that
-    the config does not have (a misspelt key nothing would read), and a `-m` sweep on the
-    SLURM launcher where there is no SLURM. Flags that replace the stored config (HYDRA_OWN)
-    and flags Hydra's parser refuses are left to Hydra, which reports on several lines."""
+    The check is Hydra's own: its argument parser, then its compose API on the overrides (with
+    `-m`, each value of each sweep in turn, the others at their first, up to SWEEP_CHECKS
+    compositions) with Hydra's settings (so `hydra.*` keys are checked too), then every
+    interpolation resolved. Beyond Hydra: a key added with `+` or `++` that the config does
+    not have (a misspelt key nothing would read), and a multirun on the SLURM launcher where
+    there is no SLURM. Left to Hydra, which reports on several lines: flags that replace the
+    stored config (HYDRA_OWN), sweeps that need Hydra's runtime to expand (glob), and
+    interpolations of Hydra's runtime (`${hydra:...}`)."""
     import shutil
 
     from hydra import compose, initialize
@@ -90,24 +94,34 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
     parser = get_args_parser()
     parser.exit = parser.error = _refused  # argparse would print its usage and exit
     try:
-        line = parser.parse_args([a for a in args if a not in ("-h", "--help", "--hydra-help")])
-    except ValueError:
-        return None
+        line = parser.parse_args([a for a in args if a not in HELP])
+    except ValueError as e:
+        message = str(e)
+        if message.startswith("unrecognized arguments"):
+            message += " (Hydra's flags, such as -m, go before the overrides)"
+        return message
+    helping = any(a in HELP for a in args)
+    modes = [m for m, on in (("--run", line.run), ("--multirun", line.multirun),
+                             ("--cfg", line.cfg), ("--info", line.info)) if on]
+    if len(modes) > 1:
+        return f"only one of {', '.join(modes)} can be given"
+    if line.resolve and not (line.cfg or helping):
+        return "--resolve goes with --cfg or --help"
+    multirun = line.multirun or "hydra.mode=MULTIRUN" in line.overrides
     try:
         parsed = OverridesParser.create().parse_overrides(line.overrides)
-        if line.multirun:  # one job's overrides: the first value of each sweep
-            overrides = [f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
-                         if o.is_sweep_override() else o.input_line for o in parsed]
-        else:
-            overrides = line.overrides
+        jobs = _sweep_jobs(parsed) if multirun else [line.overrides]
+        if not jobs:
+            return None  # a sweep Hydra alone expands (glob), or an empty one: left to Hydra
         added = [o for o in parsed if (o.is_add() or o.is_force_add())
                  and "/" not in o.key_or_group and not o.key_or_group.startswith("hydra")]
         with initialize(version_base="1.3", config_path=None):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            for overrides in jobs:
+                cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+                _resolve_all(cfg, skip="hydra")
             if added:
                 base = compose(config_name, overrides=[
-                    v for v, o in zip(overrides, parsed) if o not in added])
-        _resolve_all(cfg, skip="hydra")
+                    v for v, o in zip(jobs[0], parsed) if o not in added])
     except OverrideParseException as e:
         return f"cannot parse the override {e.override!r}: {e.message.splitlines()[0]}"
     except MissingConfigException as e:
@@ -133,7 +147,8 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
             return (f"{o.input_line}: {o.key_or_group} is not a setting of {config_name} "
                     "(a misspelt key? nothing would read it)")
     launcher = cfg.hydra.launcher.get("_target_", "")
-    if line.multirun and launcher.endswith("SlurmLauncher") and shutil.which("srun") is None:
+    if (multirun and not (helping or line.cfg or line.info)
+            and launcher.endswith("SlurmLauncher") and shutil.which("srun") is None):
         return ("-m runs each job on SLURM (hydra/launcher=rawdiffusion_slurm) and this "
                 "machine has no srun; to run the jobs here one after another, add "
                 "hydra/launcher=basic")
@@ -143,13 +158,35 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
 _ABSENT = object()
 
 
+def _sweep_jobs(parsed) -> list[list[str]]:
+    """The overrides of the jobs a `-m` check composes, from Hydra's parsed overrides: all
+    sweeps at their first value, then each other value of each sweep in turn (the rest at
+    their first), at most SWEEP_CHECKS; [] when a sweep is empty or needs Hydra's runtime to
+    expand (glob reads the config groups through Hydra's ConfigLoader)."""
+    import itertools
+
+    try:
+        values = [list(itertools.islice(o.sweep_string_iterator(), SWEEP_CHECKS))
+                  if o.is_sweep_override() else [o.input_line] for o in parsed]
+    except Exception:  # noqa: BLE001 (whatever Hydra raises outside its runtime)
+        return []
+    if not all(values):
+        return []
+    keys = [f"{o.get_key_element()}=" if o.is_sweep_override() else "" for o in parsed]
+    first = [key + v[0] for key, v in zip(keys, values)]
+    jobs = [first] + [first[:i] + [key + value] + first[i + 1:]
+                      for i, (key, v) in enumerate(zip(keys, values)) for value in v[1:]]
+    return jobs[:SWEEP_CHECKS]
+
+
 def _resolve_all(node, skip: str | None = None) -> None:
     """Read every value of an OmegaConf config, so that each interpolation is resolved and
     its type checked (OmegaConf errors propagate); values still missing (`???`, or what
     interpolates them) are left for the command to report. `skip`: a top-level key left out
     (Hydra's own settings, whose interpolations only Hydra's runtime resolves)."""
     from omegaconf import DictConfig, ListConfig
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+    from omegaconf.errors import (InterpolationResolutionError,
+                                  InterpolationToMissingValueError, MissingMandatoryValue)
 
     keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
     for key in keys:
@@ -159,9 +196,15 @@ def _resolve_all(node, skip: str | None = None) -> None:
             value = node[key]
         except (MissingMandatoryValue, InterpolationToMissingValueError):
             continue
+        except InterpolationResolutionError as e:
+            if "HydraConfig was not set" in str(e):  # ${hydra:...}: only Hydra's runtime has it
+                continue
+            raise
         if isinstance(value, (DictConfig, ListConfig)):
             _resolve_all(value)
 
 
-def _refused(*args, **kwargs):
-    raise ValueError("Hydra's argument parser refused the command line")
+def _refused(*args):
+    """argparse's error(message) and exit(status, message), raising instead."""
+    messages = [a for a in args if isinstance(a, str)]
+    raise ValueError(messages[-1].strip() if messages else "refused by Hydra's argument parser")

@@ -117,6 +117,15 @@ def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path
                                           "detect_train"),
     (["train"], "optim.lr=1,2", "Ambiguous value for argument 'optim.lr=1,2' (a list is "
                                 "key=[a,b], a string key='a,b', a sweep needs -m)"),
+    # and by a second try: Hydra's flags misused, a bad value later in a sweep
+    (["train"], "--resolve", "--resolve goes with --cfg or --help"),
+    (["train", "-m", "--cfg", "job"], "optim.lr=1,2", "only one of --multirun, --cfg can be "
+                                                      "given"),
+    (["train", "hydra/launcher=basic", "-m"], "optim.lr=1,2", "unrecognized arguments: "
+     "optim.lr=1,2 (Hydra's flags, such as -m, go before the overrides)"),
+    (["train", "-m", "hydra/launcher=basic"], "optim.lr=1e-3,abc", "Error merging override "
+     "optim.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
+    (["train", "hydra.mode=MULTIRUN"], "optim.lr=1e-3", "-m runs each job on SLURM"),
 ])
 def test_a_bad_override_is_one_line_and_status_2_before_any_work(capsys, command, override,
                                                                   message):
@@ -137,5 +146,12 @@ def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch)
     assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4",
                                              "hydra/launcher=basic"]) is None
     assert errors.override_problem("train", ["--config-name", "other", "foo=bar"]) is None
+    for line in (["general.run=${hydra:job.name}"],  # only Hydra's runtime resolves these
+                 ["-m", "hydra/launcher=basic", "dataset=glob(nod_*)"],  # nor expands these
+                 ["-m", "hydra/launcher=basic", "optim.batch_size=range(3,1)"],  # no jobs
+                 ["-m", "--help"],  # help, not jobs: no launcher needed
+                 ["hydra.mode=MULTIRUN", "hydra/launcher=basic", "optim.lr=1e-3,1e-4"],
+                 ["--resolve", "--cfg", "job"]):
+        assert errors.override_problem("train", line) is None, line
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # as on SLURM
     assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None
