@@ -44,6 +44,14 @@ def heading(text: str, width: int) -> np.ndarray:
     return np.asarray(strip)
 
 
+def strip(cells: list[np.ndarray], widths: list[int]) -> np.ndarray:
+    """Cells of equal height side by side, each padded to its column's width."""
+    padded = [np.pad(c, ((0, 0), (0, w - c.shape[1]), (0, 0)), constant_values=32)
+              for c, w in zip(cells, widths)]
+    gap = np.full((padded[0].shape[0], GAP, 3), 32, np.uint8)
+    return np.concatenate(sum(([c, gap] for c in padded), [])[:-1], axis=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", nargs=2, action="append", required=True,
@@ -68,13 +76,8 @@ def main() -> None:
                   for _, out in columns[1:]]
         rows.append(cells)
     widths = [max(row[c].shape[1] for row in rows) for c in range(len(columns))]
-    def line(cells):  # noqa: E306
-        padded = [np.pad(c, ((0, 0), (0, w - c.shape[1]), (0, 0)), constant_values=32)
-                  for c, w in zip(cells, widths)]
-        gap = np.full((padded[0].shape[0], GAP, 3), 32, np.uint8)
-        return np.concatenate(sum(([c, gap] for c in padded), [])[:-1], axis=1)
-    top = line([heading(label, w) for (label, _), w in zip(columns, widths)])
-    body = [line(r) for r in rows]
+    top = strip([heading(label, w) for (label, _), w in zip(columns, widths)], widths)
+    body = [strip(r, widths) for r in rows]
     sep = np.full((GAP, top.shape[1], 3), 32, np.uint8)
     write_png(args.out, np.concatenate([top] + sum(([sep, b] for b in body), [])))
     print(f"wrote {args.out}")

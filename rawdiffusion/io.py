@@ -807,7 +807,8 @@ def load_npy(path) -> np.ndarray:
     with open(path, "rb") as f:
         if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise ValueError("not a NumPy .npy file (it lacks the format's header)")
-    return np.load(path)
+        f.seek(0)
+        return np.load(f)
 
 
 def read_packed(path) -> np.ndarray:
