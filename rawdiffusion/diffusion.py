@@ -115,14 +115,15 @@ class Diffusion(nn.Module):
         return loss, dict(terms, t=t)
 
     @torch.no_grad()
-    def sample(self, model_fn, shape, steps, generator=None, eta=0.0, noise=None, callback=None):
-        """DDIM (Song et al. 2021, Eq. 12) over all `steps` timesteps of `ddim_timesteps`.
+    def sample(self, model_fn, shape, steps, generator=None, noise=None, callback=None):
+        """DDIM with eta = 0 (Song et al. 2021, Eq. 12), the paper's deterministic sampler, over
+        all `steps` timesteps of `ddim_timesteps`.
 
         model_fn(x_t, t) -> x0_hat: x_t (B, C, H, W), t (B,) ints, the original timesteps
-        in [0, T); x0_hat in [-1, 1], clipped to it here. eta in [0, 1]: 0 is deterministic,
-        1 DDPM-like. The initial noise (unless `noise` is given) and the eta noise come from
-        `generator`, on the buffers' device: the same seed gives the same sample. noise:
-        x_T of `shape`, to start from a given noise instead (e.g. shared across tiles).
+        in [0, T); x0_hat in [-1, 1], clipped to it here. The initial noise x_T (unless
+        `noise` is given) comes from `generator`, on the buffers' device: the same seed gives
+        the same sample. noise: x_T of `shape`, to start from a given noise instead (e.g.
+        shared across tiles).
         callback(dict(i, t, x, x0)) runs at step i with x = x_t and x0 = x0_hat.
         Returns x0: `shape` in [-1, 1].
         """
@@ -139,9 +140,5 @@ class Diffusion(nn.Module):
                 callback(dict(i=i, t=t, x=x, x0=x0))
             # The noise that x_t carries given x0_hat (DDIM Eq. 9, solved for eps).
             eps = (x - math.sqrt(abar) * x0) / math.sqrt(1 - abar)
-            # DDIM Eq. 16: eta = 1 gives the DDPM posterior's standard deviation.
-            sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev))
-            x = math.sqrt(abar_prev) * x0 + math.sqrt(1 - abar_prev - sigma**2) * eps
-            if eta > 0:
-                x = x + sigma * torch.randn(shape, device=device, generator=generator)
+            x = math.sqrt(abar_prev) * x0 + math.sqrt(1 - abar_prev) * eps
         return x

@@ -92,9 +92,10 @@ def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | 
 
     rgb: (1, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`; tile: side of the
     tiles, a multiple of `model.multiple`; overlap: pixels shared by neighbouring tiles. The
-    image's noise x_T (1, 4, H, W) is drawn from `generator`. Deterministic DDIM only (eta =
-    0): with eta > 0 overlapping tiles would draw different noise. callback(dict(tiles=k,
-    i=..., t=..., ...)) runs at each DDIM step of each forward pass of k tiles.
+    image's noise x_T (1, 4, H, W) is drawn from `generator`; every sampler is deterministic
+    given x_T (DDIM with eta = 0), so overlapping tiles draw no noise of their own.
+    callback(dict(tiles=k, i=..., t=..., ...)) runs at each DDIM step of each forward pass of
+    k tiles.
     Returns x0: (1, 4, H, W) in [-1, 1].
     """
     noise = torch.randn((1, 4, *rgb.shape[-2:]), generator=generator,
