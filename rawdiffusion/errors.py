@@ -80,27 +80,12 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
     there is no SLURM. Left to Hydra, which reports on several lines: flags that replace the
     stored config (HYDRA_OWN), sweeps that need Hydra's runtime to expand (glob), and
     interpolations of Hydra's runtime (`${hydra:...}`)."""
-    import shutil
-
-    from hydra import compose, initialize
-    from hydra._internal.utils import get_args_parser
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-
     if any(a.split("=")[0] in HYDRA_OWN for a in args):
         return None
-    parser = get_args_parser()
-    parser.exit = parser.error = _refused  # argparse would print its usage and exit
-    try:
-        line = parser.parse_args([a for a in args if a not in HELP])
-    except ValueError as e:
-        message = str(e)
-        if message.startswith("unrecognized arguments"):
-            message += " (Hydra's flags, such as -m, go before the overrides)"
-        return message
     helping = any(a in HELP for a in args)
+    line = _parsed_command_line([a for a in args if a not in HELP])
+    if isinstance(line, str):
+        return line
     modes = [m for m, on in (("--run", line.run), ("--multirun", line.multirun),
                              ("--cfg", line.cfg), ("--info", line.info)) if on]
     if len(modes) > 1:
@@ -108,20 +93,59 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
     if line.resolve and not (line.cfg or helping):
         return "--resolve goes with --cfg or --help"
     multirun = line.multirun or "hydra.mode=MULTIRUN" in line.overrides
+    composed = _composed(config_name, line.overrides, multirun)
+    if composed is None or isinstance(composed, str):
+        return composed
+    cfg, added, base = composed
+    unknown = _unknown_added_key(config_name, added, base)
+    if unknown:
+        return unknown
+    if multirun and not (helping or line.cfg or line.info):
+        return _slurm_problem(cfg)
+    return None
+
+
+def _parsed_command_line(args: list[str]):
+    """Hydra's argument parser on `args` (without the help flags): its namespace (overrides,
+    -m, --cfg, ...), or what is wrong in one line."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.exit = parser.error = _refused  # argparse would print its usage and exit
     try:
-        parsed = OverridesParser.create().parse_overrides(line.overrides)
-        jobs = _sweep_jobs(parsed) if multirun else [line.overrides]
+        return parser.parse_args(args)
+    except ValueError as e:
+        message = str(e)
+        if message.startswith("unrecognized arguments"):
+            message += " (Hydra's flags, such as -m, go before the overrides)"
+        return message
+
+
+def _composed(config_name: str, overrides: list[str], multirun: bool):
+    """Compose `config_name` with the overrides, as each job of a `-m` sweep when multirun,
+    and resolve every interpolation. Returns (the first job's config with Hydra's settings,
+    the overrides that add a key with + or ++, the first job's config without them), None
+    when Hydra alone can expand the sweep (glob) or it is empty, or what is wrong in one
+    line."""
+    from hydra import compose, initialize
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        jobs = _sweep_jobs(parsed) if multirun else [overrides]
         if not jobs:
-            return None  # a sweep Hydra alone expands (glob), or an empty one: left to Hydra
+            return None
         added = [o for o in parsed if (o.is_add() or o.is_force_add())
                  and "/" not in o.key_or_group and not o.key_or_group.startswith("hydra")]
         with initialize(version_base="1.3", config_path=None):
-            for overrides in jobs:
-                cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            configs = [compose(config_name, overrides=job, return_hydra_config=True)
+                       for job in jobs]
+            for cfg in configs:
                 _resolve_all(cfg, skip="hydra")
-            if added:
-                base = compose(config_name, overrides=[
-                    v for v, o in zip(jobs[0], parsed) if o not in added])
+            base = compose(config_name, overrides=[
+                v for v, o in zip(jobs[0], parsed) if o not in added]) if added else None
     except OverrideParseException as e:
         return f"cannot parse the override {e.override!r}: {e.message.splitlines()[0]}"
     except MissingConfigException as e:
@@ -136,7 +160,16 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
             message += " (a list is key=[a,b], a string key='a,b', a sweep needs -m)"
         return message
     except ValueError as e:  # from Hydra's code, without its exception types ("=5")
-        return f"cannot apply the overrides {' '.join(line.overrides)}: {e}"
+        return f"cannot apply the overrides {' '.join(overrides)}: {e}"
+    return configs[0], added, base
+
+
+def _unknown_added_key(config_name: str, added: list, base) -> str | None:
+    """The first override of `added` (+key=..., ++key=...) whose key the config `base`
+    (composed without them) does not have, in one line; None when each is there."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
     for o in added:  # is the key there? (a `???` value counts as there: select throws)
         try:
             there = OmegaConf.select(base, o.key_or_group, default=_ABSENT,
@@ -146,9 +179,16 @@ def override_problem(config_name: str, args: list[str]) -> str | None:
         if not there:
             return (f"{o.input_line}: {o.key_or_group} is not a setting of {config_name} "
                     "(a misspelt key? nothing would read it)")
+    return None
+
+
+def _slurm_problem(cfg) -> str | None:
+    """A multirun's problem with its launcher (cfg: composed with Hydra's settings): the SLURM
+    launcher on a machine without srun."""
+    import shutil
+
     launcher = cfg.hydra.launcher.get("_target_", "")
-    if (multirun and not (helping or line.cfg or line.info)
-            and launcher.endswith("SlurmLauncher") and shutil.which("srun") is None):
+    if launcher.endswith("SlurmLauncher") and shutil.which("srun") is None:
         return ("-m runs each job on SLURM (hydra/launcher=rawdiffusion_slurm) and this "
                 "machine has no srun; to run the jobs here one after another, add "
                 "hydra/launcher=basic")
