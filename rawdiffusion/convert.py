@@ -215,8 +215,8 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
             if not photos:
                 continue
             seeds = [derived_seed(seed, i) for i, _ in photos]
-            xs = _generate_with_progress(gen, [halve_area(p) for _, p in photos], seeds,
-                                         sources[photos[0][0]].name, rank == 0)
+            xs = generate_with_progress(gen, [halve_area(p) for _, p in photos], seeds,
+                                        sources[photos[0][0]].name, rank == 0)
             done += record_written(writing, part, bar)
             writing = [(writers.submit(_write_outputs, out / names[i], photo, x, gen, fmt, figure),
                         {"source": str(sources[i]), "steps": gen.steps,
@@ -280,11 +280,12 @@ def _write_outputs(base: Path, photo: np.ndarray, x: np.ndarray, gen, fmt: str,
     return {"output": str(output), "preview": str(preview)}
 
 
-def _generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name: str,
-                            show: bool) -> list[np.ndarray]:
-    """gen.generate_many with a second progress bar under the images' one: the denoising steps
-    of all the photos' tiles (a 12 MP photo takes minutes on a CPU), named after the first
-    photo. Nothing is shown for a generator without steps (a baseline, a one-pass network)."""
+def generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name: str,
+                           show: bool) -> list[np.ndarray]:
+    """gen.generate_many with a second progress bar under the images' one (shown when `show`):
+    the denoising steps of all the guides' tiles (a 12 MP photo takes minutes on a CPU), named
+    after the first guide's `name`. Nothing is shown for a generator without steps (a
+    baseline, a one-pass network). Used by convert and sample.py."""
     total = sum(gen.tile_steps(g.shape) for g in guides)
     more = f" and {len(guides) - 1} more" if len(guides) > 1 else ""
     with tqdm(desc=f"  {name}{more}", total=total, unit="tile-step", leave=False, position=1,

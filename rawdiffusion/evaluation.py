@@ -27,8 +27,8 @@ from tqdm import tqdm
 from . import bayer, config
 from .baselines import is_baseline_file
 from .checkpoint import camera_of
-from .convert import (FORMATS, RawGenerator, load_generator, make_folder, outputs_exist,
-                      same_generation, sampler_of, write_prediction)
+from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
+                      make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
 from .errors import SetupError, exit_reported, hydra_main
@@ -76,7 +76,8 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
         writing = []  # the previous batch's predictions, written while this one is sampled
         for batch in loader:
             seeds = [derived_seed(seed, index) for index, _ in batch]
-            xs = gen.generate_many([sample.rgb for _, sample in batch], seeds)
+            xs = generate_with_progress(gen, [sample.rgb for _, sample in batch], seeds,
+                                        batch[0][1].id, rank == 0)
             record_written(writing, part, bar)
             writing = []
             for (_, sample), sample_seed, x in zip(batch, seeds, xs):

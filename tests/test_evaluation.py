@@ -63,6 +63,8 @@ def test_sample_py_computes_metrics_writes_predictions_and_resumes(data, tmp_pat
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     test_ids = (data / "tiny" / "test.txt").read_text().split()
     assert [r["id"] for r in rows] == test_ids
+    # Under the samples' bar, one of the denoising steps, named after the batch's first sample.
+    assert f"  {test_ids[0]}:" in proc.stderr and "tile-step/s" in proc.stderr
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["images"] == 4 and summary["steps"] == 6
     assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), rel=1e-5)
