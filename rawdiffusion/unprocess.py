@@ -75,11 +75,6 @@ class UnprocessParams:
         """(3, 3) linear sRGB -> camera RGB, each row summing to 1 (see `rgb_to_cam`)."""
         return rgb_to_cam(self.xyz_to_cam)
 
-    @property
-    def cam_to_rgb(self) -> np.ndarray:
-        """(3, 3) camera RGB -> linear sRGB: the inverse of `rgb_to_cam`."""
-        return np.linalg.inv(self.rgb_to_cam)
-
     def to_dict(self) -> dict:
         """Plain lists and floats, for JSON."""
         return {"xyz_to_cam": [list(row) for row in self.xyz_to_cam],

@@ -25,8 +25,8 @@ def process(packed: np.ndarray, params: upi.UnprocessParams) -> np.ndarray:
     Steps: the greens averaged (no demosaicking: one RGB pixel per packed site); gains
     [red_gain, 1, blue_gain] * rgb_gain; clip to [0, 1], as Brooks do before demosaicking,
     so that saturated RAW (which `safe_invert_gains` kept near 1) renders white instead of
-    taking the white-balance tint; colour correction with `params.cam_to_rgb`; clip to
-    [0, 1]; gamma compression x ** (1 / 2.2); smoothstep.
+    taking the white-balance tint; colour correction with the inverse of
+    `params.rgb_to_cam`; clip to [0, 1]; gamma compression x ** (1 / 2.2); smoothstep.
     """
     packed = np.asarray(packed, dtype=np.float64)
     if packed.ndim != 3 or packed.shape[0] != 4:
@@ -35,7 +35,7 @@ def process(packed: np.ndarray, params: upi.UnprocessParams) -> np.ndarray:
     cam = np.stack([r, (g1 + g2) / 2, b], axis=-1)
     gains = np.array([params.red_gain, 1.0, params.blue_gain]) * params.rgb_gain
     cam = np.clip(cam * gains, 0.0, 1.0)
-    x = np.clip(cam @ params.cam_to_rgb.T, 0.0, 1.0)
+    x = np.clip(cam @ np.linalg.inv(params.rgb_to_cam).T, 0.0, 1.0)
     x = np.maximum(x, 1e-8) ** (1.0 / upi.GAMMA)
     return upi.smoothstep(x)
 
@@ -83,7 +83,7 @@ def test_rgb_to_cam(name):
     params = PARAMS[name]
     m = params.rgb_to_cam
     np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-12)
-    np.testing.assert_allclose(m @ params.cam_to_rgb, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(m @ np.linalg.inv(m), np.eye(3), atol=1e-12)  # invertible
     # The same as Brooks' computation with their typed sRGB -> XYZ, up to its rounding.
     brooks_rgb2xyz = np.array([[0.4124564, 0.3575761, 0.1804375],
                                [0.2126729, 0.7151522, 0.0721750],
