@@ -192,6 +192,41 @@ TRAINED = (("direct", "none", "one-pass control"),
 
 
 def main() -> None:
+    args = _parser().parse_args()
+    if not SHARED.is_dir():
+        raise SystemExit(f"{SHARED}: no such folder; the benchmark reads the real RAW files of "
+                         "../shared/data/raw in place")
+    from rawdiffusion.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    commands, rows = [], []
+    train_steps, per_step = _train_steps(args)
+    figure_inputs = {}
+    for name, raw_dir in cameras(args.work).items():
+        if name not in args.cameras:
+            continue
+        data = args.work / name
+        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
+                "--workers", "2"), commands)
+        methods = (_baselines(name, data, args.work, commands, rows)
+                   + _trained(name, data, args, train_steps, commands)
+                   + _given(name, args))
+        rows += _evaluated(name, data, methods, args)
+        figure_inputs[name] = (data, methods)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"protocol": __doc__.split("Figures carry their protocol: ")[1].strip(),
+            "device": args.device, "budget_minutes": args.budget_minutes,
+            "train_steps": train_steps, "seconds_per_train_step": per_step,
+            "commands": commands, "rows": rows}
+    (args.out / "quality.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (args.out / "quality.md").write_text(markdown(rows))
+    figure(figure_inputs, args.out / "quality.png", args.device)
+    print(markdown(rows))
+    print(f"wrote {args.out / 'quality.md'}, quality.json, quality.png")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/rawdiffusion_quality"),
                         help="prepared data, baselines, runs and evaluations; a rerun reuses "
@@ -219,84 +254,88 @@ def main() -> None:
                              "checkpoint and --checkpoint ones (default: --steps)")
     parser.add_argument("--fresh", action="store_true",
                         help="evaluate every method again instead of reusing earlier results")
-    args = parser.parse_args()
-    if not SHARED.is_dir():
-        raise SystemExit(f"{SHARED}: no such folder; the benchmark reads the real RAW files of "
-                         "../shared/data/raw in place")
-    from rawdiffusion.allocator import keep_freed_memory
-    from rawdiffusion.demo import shipped_checkpoint
+    return parser
+
+
+def _train_steps(args) -> tuple[int, float | None]:
+    """Steps per training run (--train-steps, or what --budget-minutes buys at the measured
+    seconds per step) and those seconds (None when not measured)."""
+    if args.train_steps is not None:
+        return args.train_steps, None
+    runs = len(TRAINED) * len(args.cameras)
+    per_step = seconds_per_step(args.preset, args.crop, args.device)
+    train_steps = max(10, int(args.budget_minutes * 60 / runs / per_step))
+    print(f"a training step takes {per_step:.3f} s: {train_steps} steps per run "
+          f"({args.budget_minutes} minutes over {runs} runs)", flush=True)
+    return train_steps, per_step
+
+
+def _baselines(name: str, data: Path, work: Path, commands: list, rows: list) -> list:
+    """The fitted baselines of one camera as methods (label, path, [None]); a kind the camera
+    cannot have (no colour matrix or white balance) becomes a row saying so."""
+    methods = []
+    for kind in BASELINES:
+        path = work / "baselines" / name / f"{kind}.json"
+        try:
+            run(cli("baseline", "fit", data, "--kind", kind, "--out", path), commands)
+        except subprocess.CalledProcessError:
+            rows.append({"camera": name, "method": kind, "note": "not available for "
+                         "this camera (no colour matrix or white balance)"})
+            continue
+        methods.append((kind, path, [None]))
+    return methods
+
+
+def _trained(name: str, data: Path, args, train_steps: int, commands: list) -> list:
+    """The TRAINED models of one camera, each trained here (a finished run is kept), as
+    methods (label, checkpoint, the DDIM steps to evaluate, [None] for a one-pass network)."""
     from rawdiffusion.training import DEFAULT_PRIOR
 
-    keep_freed_memory()
-    commands, rows = [], []
-    runs = len(TRAINED) * len(args.cameras)
-    per_step = None
-    train_steps = args.train_steps
-    if train_steps is None:
-        per_step = seconds_per_step(args.preset, args.crop, args.device)
-        train_steps = max(10, int(args.budget_minutes * 60 / runs / per_step))
-        print(f"a training step takes {per_step:.3f} s: {train_steps} steps per run "
-              f"({args.budget_minutes} minutes over {runs} runs)", flush=True)
-    figure_inputs = {}
-    for name, raw_dir in cameras(args.work).items():
-        if name not in args.cameras:
-            continue
-        data = args.work / name
-        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
-                "--workers", "2"), commands)
-        methods = []  # (label, path, steps list)
-        for kind in BASELINES:
-            path = args.work / "baselines" / name / f"{kind}.json"
-            try:
-                run(cli("baseline", "fit", data, "--kind", kind, "--out", path), commands)
-            except subprocess.CalledProcessError:
-                rows.append({"camera": name, "method": kind, "note": "not available for "
-                             "this camera (no colour matrix or white balance)"})
-                continue
-            methods.append((kind, path, [None]))
-        for objective, prior, label in TRAINED:
-            if prior == "default":
-                prior, label = DEFAULT_PRIOR, f"{label} ({DEFAULT_PRIOR})"
-            run_name = f"{name}-{objective}-{prior}-{args.preset}-{train_steps}"
-            run([sys.executable, REPO / "train.py", "dataset=folder", f"dataset.root={data}",
-                 f"general.out={args.work / 'runs'}", f"general.run={run_name}",
-                 f"model.preset={args.preset}", f"model.objective={objective}",
-                 f"model.prior={prior}", f"optim.crop={args.crop}",
-                 f"optim.max_steps={train_steps}", f"optim.decay_steps={train_steps}",
-                 f"general.save_every={train_steps}", f"log.val_every={train_steps}",
-                 f"log.preview_every={train_steps}", "log.val_images=4", "system.workers=0"],
-                commands)
-            methods.append((f"{label} ({args.preset}, {train_steps} steps)",
-                            args.work / "runs" / run_name / "checkpoint.pt",
-                            [None] if objective == "direct" else args.steps))
-        if name == SHIPPED_CAMERA:
-            methods.append(("shipped checkpoint", shipped_checkpoint(),
-                            args.checkpoint_steps or args.steps))
-        methods += [(label, Path(path), args.checkpoint_steps or args.steps)
-                    for camera, label, path in args.checkpoint if camera == name]
-        for label, path, steps_list in methods:
-            for steps in steps_list:
-                tag = f"{label}, ddim{steps}" if steps else label
-                print(f"evaluating {name}: {tag}", flush=True)
-                slug = "".join(c if c.isalnum() or c in "-." else "_" for c in tag)
-                result = evaluate(path, steps, data, args.work / "eval" / name / slug,
-                                  args.device, args.fresh)
-                rows.append({"camera": name, "method": label, "steps": steps,
-                             "parameters": parameters(path), **result})
-                print("  " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()
-                                       if isinstance(v, float)), flush=True)
-        figure_inputs[name] = (data, methods)
+    methods = []
+    for objective, prior, label in TRAINED:
+        if prior == "default":
+            prior, label = DEFAULT_PRIOR, f"{label} ({DEFAULT_PRIOR})"
+        run_name = f"{name}-{objective}-{prior}-{args.preset}-{train_steps}"
+        run([sys.executable, REPO / "train.py", "dataset=folder", f"dataset.root={data}",
+             f"general.out={args.work / 'runs'}", f"general.run={run_name}",
+             f"model.preset={args.preset}", f"model.objective={objective}",
+             f"model.prior={prior}", f"optim.crop={args.crop}",
+             f"optim.max_steps={train_steps}", f"optim.decay_steps={train_steps}",
+             f"general.save_every={train_steps}", f"log.val_every={train_steps}",
+             f"log.preview_every={train_steps}", "log.val_images=4", "system.workers=0"],
+            commands)
+        methods.append((f"{label} ({args.preset}, {train_steps} steps)",
+                        args.work / "runs" / run_name / "checkpoint.pt",
+                        [None] if objective == "direct" else args.steps))
+    return methods
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"protocol": __doc__.split("Figures carry their protocol: ")[1].strip(),
-            "device": args.device, "budget_minutes": args.budget_minutes,
-            "train_steps": train_steps, "seconds_per_train_step": per_step,
-            "commands": commands, "rows": rows}
-    (args.out / "quality.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (args.out / "quality.md").write_text(markdown(rows))
-    figure(figure_inputs, args.out / "quality.png", args.device)
-    print(markdown(rows))
-    print(f"wrote {args.out / 'quality.md'}, quality.json, quality.png")
+
+def _given(name: str, args) -> list:
+    """The checkpoints not trained here, for one camera: the shipped one (its camera's) and
+    those of --checkpoint."""
+    from rawdiffusion.demo import shipped_checkpoint
+
+    steps = args.checkpoint_steps or args.steps
+    shipped = [("shipped checkpoint", shipped_checkpoint(), steps)]
+    return (shipped if name == SHIPPED_CAMERA else []) + [(label, Path(path), steps)
+                      for camera, label, path in args.checkpoint if camera == name]
+
+
+def _evaluated(name: str, data: Path, methods: list, args) -> list[dict]:
+    """One row per method and step count: its metrics on the camera's test split."""
+    rows = []
+    for label, path, steps_list in methods:
+        for steps in steps_list:
+            tag = f"{label}, ddim{steps}" if steps else label
+            print(f"evaluating {name}: {tag}", flush=True)
+            slug = "".join(c if c.isalnum() or c in "-." else "_" for c in tag)
+            result = evaluate(path, steps, data, args.work / "eval" / name / slug,
+                              args.device, args.fresh)
+            rows.append({"camera": name, "method": label, "steps": steps,
+                         "parameters": parameters(path), **result})
+            print("  " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()
+                                   if isinstance(v, float)), flush=True)
+    return rows
 
 
 def markdown(rows: list[dict]) -> str:
