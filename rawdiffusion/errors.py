@@ -140,10 +140,10 @@ def _composed(config_name: str, overrides: list[str], multirun: bool):
         added = [o for o in parsed if (o.is_add() or o.is_force_add())
                  and "/" not in o.key_or_group and not o.key_or_group.startswith("hydra")]
         with initialize(version_base="1.3", config_path=None):
-            configs = [compose(config_name, overrides=job, return_hydra_config=True)
-                       for job in jobs]
-            for cfg in configs:
-                _resolve_all(cfg, skip="hydra")
+            configs = []
+            for job in jobs:  # each composed and resolved before the next, as Hydra runs them
+                configs.append(compose(config_name, overrides=job, return_hydra_config=True))
+                _resolve_all(configs[-1], skip="hydra")
             base = compose(config_name, overrides=[
                 v for v, o in zip(jobs[0], parsed) if o not in added]) if added else None
     except OverrideParseException as e:
