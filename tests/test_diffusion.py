@@ -136,7 +136,7 @@ def test_same_seed_same_sample_and_different_seed_different_sample():
     sample = lambda seed: d.sample(model_fn, shape, 6, torch.Generator().manual_seed(seed))
     assert torch.equal(sample(0), sample(0))
     assert not torch.allclose(sample(0), sample(1))
-    # Given noise, a sample with eta 0 needs no generator.
+    # Given noise, a sample needs no generator.
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     assert torch.equal(d.sample(model_fn, shape, 6, noise=noise),
                        d.sample(model_fn, shape, 6, torch.Generator().manual_seed(0)))

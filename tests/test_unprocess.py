@@ -83,7 +83,7 @@ def test_rgb_to_cam(name):
     params = PARAMS[name]
     m = params.rgb_to_cam
     np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-12)
-    np.testing.assert_allclose(m @ np.linalg.inv(m), np.eye(3), atol=1e-12)  # invertible
+    assert np.linalg.cond(m) < 10  # well conditioned: the oracle's inverse of it is exact
     # The same as Brooks' computation with their typed sRGB -> XYZ, up to its rounding.
     brooks_rgb2xyz = np.array([[0.4124564, 0.3575761, 0.1804375],
                                [0.2126729, 0.7151522, 0.0721750],
