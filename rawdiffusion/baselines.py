@@ -50,10 +50,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .atomic import atomic_output
 from .bayer import normalise
 from .errors import UserError
 from .images import check_guide
-from .io import atomic_output, colour_science
+from .io import colour_science
 
 FORMAT = "rawdiffusion-baseline/1"
 MAPS = ("linear", "poly2", "poly3", "curves")  # the single-group maps; any sum of groups works

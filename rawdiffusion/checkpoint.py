@@ -23,10 +23,10 @@ import torch
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from . import bayer
+from .atomic import atomic_output
 from .config import OBJECTIVES
 from .errors import UserError
-from .io import (CFA_ORDERS, Gain, RawImage, atomic_output, level_problem, schema_problem,
-                 three_gains)
+from .io import CFA_ORDERS, Gain, RawImage, level_problem, schema_problem, three_gains
 from .model import GUIDES, PRESETS, UNet
 
 FORMAT = "rawdiffusion-checkpoint/1"
@@ -215,7 +215,7 @@ Matrix = tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite],
 
 class Camera(BaseModel):
     """The camera a checkpoint writes RAW as (camera_of's dict). A declared schema (pydantic,
-    as io.Sidecar) so that a bad value is reported with its key. Levels are per packed
+    as sidecar.Sidecar) so that a bad value is reported with its key. Levels are per packed
     channel; black < white is checked with io.level_problem."""
 
     model_config = ConfigDict(extra="allow")

@@ -25,14 +25,15 @@ import torch
 from tqdm import tqdm
 
 from . import bayer, config
+from .atomic import atomic_output
 from .baselines import is_baseline_file
 from .checkpoint import camera_of
 from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
                       make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
-from .errors import SetupError, exit_reported, hydra_main
-from .io import atomic_output
+from .errors import SetupError, exit_reported
+from .hydra_cli import hydra_main
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .processes import barrier, processes, read_records, record_written, shard
 from .runs import ddim_steps, open_split, run_name

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .atomic import atomic_output
 from .errors import UserError
-from .io import atomic_output
 
 
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,10 +1,10 @@
 """Reading and writing RAW images.
 
 Every Bayer file that rawpy (LibRaw) opens is read through it; headerless Bayer dumps and PGM
-files are read through a JSON sidecar of the same stem that describes them (see
-`read_sidecar_raw`). Everything comes back as a `RawImage`: the visible mosaic plus the
-metadata needed to normalise it (levels) and to render it (white balance, colour matrices with
-their calibration illuminants).
+files are read through a JSON sidecar of the same stem that describes them (sidecar.py).
+Everything comes back as a `RawImage`: the visible mosaic plus the metadata needed to normalise
+it (levels) and to render it (white balance, colour matrices with their calibration
+illuminants).
 
 Readers refuse, with a RawFormatError naming the file and the reason, what cannot be a usable
 Bayer image: impossible levels, a mosaic that holds no image, a plain TIFF, a non-Bayer sensor.
@@ -20,20 +20,18 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      ValidationError)
+from pydantic import Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from .atomic import atomic_output
 from .errors import UserError
 
 CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
@@ -214,6 +212,8 @@ def read_raw(path) -> RawImage:
             what = "a directory" if side.is_dir() else "not a regular file"
             raise RawFormatError(side, f"{what}, where the JSON sidecar describing "
                                        f"{path.name} is expected")
+        from .sidecar import read_sidecar_raw  # sidecar.py builds on this module's RawImage
+
         return read_sidecar_raw(path)
     if path.suffix.lower() == ".pgm":
         raise RawFormatError(path, f"a PGM file needs a JSON sidecar {side.name} "
@@ -489,73 +489,24 @@ def _written_defaults(tags: dict | None) -> set[str]:
     return {name for name in ("ColorMatrix1", "AsShotNeutral") if name in listed}
 
 
-_DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
+# ----------------------------------------------------------------------------- schemas
+# What the pydantic schemas of sidecars (sidecar.Sidecar) and of a checkpoint's camera
+# (checkpoint.py) share: gains, and a bad value's one-line report naming its key.
 
-
-def _sidecar_dtype(path: Path, text: str) -> np.dtype:
-    m = _DTYPE_WORDS.search(text)
-    if not m:
-        raise RawFormatError(path, f"dtype: {text!r} is neither uint8 nor uint16")
-    if m.group(1).lower() == "uint8":
-        return np.dtype(np.uint8)
-    big = re.search(r"\b(BE|big)", text, re.IGNORECASE) is not None
-    return np.dtype(">u2" if big else "<u2")
-
-
-# A declared schema (pydantic) instead of checks scattered over the reader: every key's type
-# and range is stated once, and a bad value is reported with the key it came from, never as a
-# numpy broadcast message or a traceback. Extra keys (provenance, notes) are allowed.
-def _json(value) -> str:
+def as_json(value) -> str:
+    """A value as it is quoted in an error message: JSON, or its repr where JSON has none."""
     return json.dumps(value, default=repr)
-
-
-def _levels(value):
-    """black_level: one number for all four CFA positions, or four (row-major, like cfa)."""
-    if isinstance(value, (list, tuple)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return (float(value),) * 4
-        except ValueError:
-            raise PydanticCustomError("custom", f"{_json(value)} is not a number") from None
-    if isinstance(value, (list, tuple)) and len(value) == 4:
-        return value
-    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else _json(value)
-    raise PydanticCustomError("custom", f"{got}: give one number, or four (one per CFA position)")
 
 
 def three_gains(value):
     """wb: three gains (R, G, B), or null for none."""
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 3):
         return value
-    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else _json(value)
+    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else as_json(value)
     raise PydanticCustomError("custom", f"{got}: give three gains (R, G, B), or null")
 
 
-def _bayer_order(value: str) -> str:
-    if value.upper() not in CFA_ORDERS:
-        raise PydanticCustomError("custom", f"{value!r} is not a Bayer order "
-                                         f"({', '.join(CFA_ORDERS)})")
-    return value.upper()
-
-
 Gain = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class Sidecar(BaseModel):
-    """The JSON sidecar of a headerless Bayer dump or PGM (see read_sidecar_raw). Levels are
-    checked together with level_problem: whether black < white needs both keys."""
-
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    dtype: str = "uint16"
-    cfa_pattern: Annotated[str, AfterValidator(_bayer_order)]
-    black_level: Annotated[tuple[float, float, float, float], BeforeValidator(_levels)]
-    white_level: float
-    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
-    make: str | None = None
-    model: str | None = None
 
 
 def schema_problem(error: ValidationError, prefix: str = "") -> str:
@@ -567,113 +518,12 @@ def schema_problem(error: ValidationError, prefix: str = "") -> str:
                                for p in e["loc"]).lstrip(".")
         what = e["msg"][:1].lower() + e["msg"][1:]
         if e["type"] not in ("missing", "custom"):
-            what += f" (got {_json(e['input'])})"
+            what += f" (got {as_json(e['input'])})"
         problems.append(f"{key}: {what}")
     return "; ".join(problems)
 
 
-def read_sidecar(side) -> Sidecar:
-    """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>'."""
-    try:
-        meta = json.loads(Path(side).read_text())
-    except (OSError, ValueError, RecursionError) as e:  # RecursionError: nesting too deep
-        raise RawFormatError(side, f"unusable sidecar ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict):
-        raise RawFormatError(side, f"not a JSON object but {_json(meta)[:40]}")
-    try:
-        return Sidecar.model_validate(meta)
-    except ValidationError as e:
-        raise RawFormatError(side, schema_problem(e)) from None
-
-
-def read_sidecar_raw(path) -> RawImage:
-    """Read a headerless Bayer dump or a PGM (P5) described by a JSON sidecar of the same stem.
-
-    The sidecar (schema: `Sidecar`) gives `width`, `height` (positive integers), `dtype`
-    ("uint8", "uint16 little-endian", "uint16 BE", ...), `cfa_pattern` (a Bayer order, any
-    case), `black_level` (one number or four, per CFA position) and `white_level`; optionally
-    `make`, `model` and `wb` (three positive R, G, B gains, or null). Levels must satisfy
-    0 <= black < white <= 65535. Other keys are ignored.
-    """
-    path = Path(path)
-    side = sidecar_path(path)
-    meta = read_sidecar(side)
-    width, height, black, white = meta.width, meta.height, meta.black_level, meta.white_level
-    problem = level_problem(black, white, ("black_level", "white_level"))
-    if problem:
-        raise RawFormatError(side, problem)
-    data = path.read_bytes()
-    if path.suffix.lower() == ".pgm":
-        dtype, offset = _pgm_layout(path, data, width, height)
-    else:
-        dtype, offset = _sidecar_dtype(side, meta.dtype), 0
-    expected = width * height * dtype.itemsize
-    if len(data) - offset != expected:
-        what = "PGM pixel data is" if offset else "file is"
-        raise RawFormatError(path, f"{what} {len(data) - offset} bytes, but the sidecar's "
-                                   f"{width}x{height} {dtype.name} image needs {expected}")
-    mosaic = np.frombuffer(data, dtype=dtype, offset=offset).reshape(height, width)
-    mosaic = mosaic.astype(np.uint16)
-    problem = no_image_problem(mosaic, black, white)
-    if problem:
-        raise RawFormatError(path, problem)
-    return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=black, white_level=white,
-                    wb=meta.wb, make=meta.make or "", model=meta.model or "", path=str(path))
-
-
-def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dtype, int]:
-    """(sample dtype, offset of the pixel data) of a binary PGM whose size the sidecar gives."""
-    # P5 header: magic, width, height, maxval separated by whitespace (comments start with #)
-    fields, pos = [], 0
-    while len(fields) < 4:
-        m = re.compile(rb"\s*(#[^\n]*\n\s*)*(\S+)").match(data, pos)
-        if not m:
-            raise RawFormatError(path, "truncated PGM header")
-        fields.append(m.group(2))
-        pos = m.end()
-    pos += 1  # the single whitespace byte after maxval
-    if fields[0] != b"P5":
-        raise RawFormatError(path, f"not a binary PGM (magic {fields[0][:8]!r}, expected P5)")
-    try:
-        w, h, maxval = (int(f) for f in fields[1:])
-    except ValueError:
-        raise RawFormatError(path, f"unreadable PGM header {b' '.join(fields)[:40]!r}") from None
-    if (w, h) != (width, height):
-        raise RawFormatError(path, f"PGM is {w}x{h} but its sidecar says {width}x{height}")
-    return np.dtype(">u2" if maxval > 255 else np.uint8), pos  # 16-bit samples are MSB first
-
-
 # ----------------------------------------------------------------------------- writing
-
-class OutputError(UserError, ValueError):
-    """An output path that cannot be written; the message names it and why."""
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path next to `path`; rename it to `path` only if the block succeeds.
-
-    A killed or failing writer therefore never leaves a half-written `path` behind. The file
-    gets the mode open() would give it (0o666 less the umask), not mkstemp's 0o600. Raises
-    OutputError when `path` is a folder or a file stands where one of its folders should be.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: a folder, where a file is to be written")
-    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise OutputError(f"{path}: cannot be written, {blocking} is a file, not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
 
 def _rational_pairs(values, denominator: int) -> tuple[int, ...]:
     return tuple(x for v in values for x in (int(round(float(v) * denominator)), denominator))

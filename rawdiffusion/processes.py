@@ -19,8 +19,8 @@ import torch
 import torch.distributed as dist
 
 from .allocator import keep_freed_memory
+from .atomic import atomic_output
 from .errors import UserError
-from .io import atomic_output
 
 
 def shard() -> tuple[int, int]:

@@ -31,7 +31,7 @@ def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
 def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
              generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
              cache_guidance: bool = True, callback=None, sampler: str = "ddim") -> torch.Tensor:
-    """Sample packed RAW for an RGB guide with DDIM (or another of solvers.SAMPLERS).
+    """Sample packed RAW for an RGB guide with DDIM (or another of config.SAMPLERS).
 
     rgb: (B, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`.
     steps: DDIM steps; None for a network trained with model.objective=direct, which predicts

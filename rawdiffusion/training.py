@@ -43,14 +43,15 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
+from .atomic import atomic_output
 from .baselines import fit_colour_map, map_groups
 from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
 from .config import OBJECTIVES
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion, derived_seed
-from .errors import SetupError, exit_reported, hydra_main
+from .errors import SetupError, exit_reported
+from .hydra_cli import hydra_main
 from .images import raw_preview, write_png
-from .io import atomic_output
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
 from .processes import barrier, mean_over_processes, processes, shard

@@ -12,7 +12,7 @@ from hydra import compose, initialize
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from rawdiffusion import config, errors
+from rawdiffusion import config, hydra_cli
 from rawdiffusion.runs import run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,18 +140,18 @@ def test_a_bad_override_is_one_line_and_status_2_before_any_work(capsys, command
 
 def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch):
     config.register()
-    assert errors.override_problem("train", [
+    assert hydra_cli.override_problem("train", [
         "optim.lr=1e-3", "dataset=folder", "hydra.run.dir=/tmp/x", "++optim.lr=1e-4",
         "++dataset.root=/x", "--cfg", "job"]) is None
-    assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4",
+    assert hydra_cli.override_problem("train", ["-m", "optim.lr=1e-3,1e-4",
                                              "hydra/launcher=basic"]) is None
-    assert errors.override_problem("train", ["--config-name", "other", "foo=bar"]) is None
+    assert hydra_cli.override_problem("train", ["--config-name", "other", "foo=bar"]) is None
     for line in (["general.run=${hydra:job.name}"],  # only Hydra's runtime resolves these
                  ["-m", "hydra/launcher=basic", "dataset=glob(nod_*)"],  # nor expands these
                  ["-m", "hydra/launcher=basic", "optim.batch_size=range(3,1)"],  # no jobs
                  ["-m", "--help"],  # help, not jobs: no launcher needed
                  ["hydra.mode=MULTIRUN", "hydra/launcher=basic", "optim.lr=1e-3,1e-4"],
                  ["--resolve", "--cfg", "job"]):
-        assert errors.override_problem("train", line) is None, line
+        assert hydra_cli.override_problem("train", line) is None, line
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # as on SLURM
-    assert errors.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None
+    assert hydra_cli.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None

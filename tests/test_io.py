@@ -523,7 +523,7 @@ def test_outputs_get_the_mode_open_gives_not_0600(tmp_path, umask):
     import os
 
     from rawdiffusion.images import write_png
-    from rawdiffusion.io import atomic_output
+    from rawdiffusion.atomic import atomic_output
 
     old = os.umask(umask)
     try:

@@ -9,12 +9,13 @@ from sklearn.model_selection import train_test_split
 from conftest import SHARED_RAW, require_shared, synthetic_raw
 from rawdiffusion import bayer
 from rawdiffusion.checkpoint import camera_of, camera_raw, load_checkpoint
+from rawdiffusion.atomic import atomic_output
 from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import grid_boxes, raw_named_entries, split_like_sklearn
 from rawdiffusion.errors import UserError
-from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, atomic_output,
-                             read_raw, write_dng)
+from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, read_raw,
+                             write_dng)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 25, 501])

@@ -1,4 +1,4 @@
-"""The JSON sidecar schema of headerless Bayer dumps (io.Sidecar): every bad value is one line
+"""The JSON sidecar schema of headerless Bayer dumps (sidecar.Sidecar): every bad value is one line
 `<sidecar>: <key>: <what is wrong>`, every sidecar that was valid stays valid."""
 
 import json
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_RAW, require_shared
-from rawdiffusion.io import RawFormatError, read_raw, read_sidecar
+from rawdiffusion.io import RawFormatError, read_raw
+from rawdiffusion.sidecar import read_sidecar
 
 GOOD = {"width": 10, "height": 6, "dtype": "uint16 little-endian", "cfa_pattern": "RGGB",
         "black_level": 10, "white_level": 1023}

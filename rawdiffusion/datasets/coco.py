@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..images import read_rgb, resize_area, write_png
-from ..io import atomic_output
 from . import layout
 
 CATEGORIES = ("person", "bicycle", "car")  # COCO category ids 1, 2, 3

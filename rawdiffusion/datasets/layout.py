@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..errors import UserError
-from ..io import RawFormatError, atomic_output
+from ..io import RawFormatError
 
 FORMAT = "rawdiffusion-dataset/1"
 DESCRIPTION = "dataset.json"

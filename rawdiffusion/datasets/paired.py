@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import bayer
+from ..atomic import atomic_output
 from ..errors import UserError
 from ..images import halve_area, resize_area, write_png
-from ..io import atomic_output, read_raw, render_srgb
+from ..io import read_raw, render_srgb
 from ..jobs import Failure, run_jobs
 from . import layout
 

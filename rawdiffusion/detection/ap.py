@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..datasets.coco import CATEGORIES, category_id
-from ..io import atomic_output
 
 # COCOeval.stats[i] for i in 0..5 and 8 (AR at 100 detections per image, all areas)
 _STATS = {"AP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
@@ -144,7 +144,7 @@ def write_report(out, result: dict, title: str) -> None:
 
     The figure has one panel per class: precision against recall at IoU 0.5 and the mean over
     IoU 0.5:0.95, the class AP (0.5:0.95, percent) in the panel title, `title` above them.
-    OUT is created if needed; raises OutputError (rawdiffusion.io) if a file blocks it.
+    OUT is created if needed; raises OutputError (rawdiffusion.atomic) if a file blocks it.
     """
     out = Path(out)
     with atomic_output(out / "summary.json") as tmp:

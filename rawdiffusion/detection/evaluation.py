@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..datasets.coco import CATEGORIES
-from ..datasets.subsample import restrict
-from ..datasets.errors import DatasetError
-from ..errors import SetupError, UserError, exit_reported, hydra_main
-from ..images import write_png
-from ..io import atomic_output
+from ..atomic import atomic_output
 from ..convert import make_folder
+from ..datasets.coco import CATEGORIES
+from ..datasets.errors import DatasetError
+from ..datasets.subsample import restrict
+from ..errors import SetupError, UserError, exit_reported
+from ..hydra_cli import hydra_main
+from ..images import write_png
 from ..processes import processes
 from ..runs import open_split
 from . import ap

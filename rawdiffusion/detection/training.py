@@ -40,10 +40,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import config as config_module
+from ..atomic import atomic_output
 from ..datasets.layout import PreparedDataset
 from ..diffusion import derived_seed
-from ..errors import SetupError, exit_reported, hydra_main
-from ..io import atomic_output
+from ..errors import SetupError, exit_reported
+from ..hydra_cli import hydra_main
 from ..processes import barrier, mean_over_processes, processes, shard
 from ..runs import open_split
 from ..training import Recorder
