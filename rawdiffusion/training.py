@@ -467,10 +467,8 @@ def record_scalars(run: Run, state: State, lr: float, record: Recorder | None, b
     o, step = run.cfg.optim, state.step
     mean = (mean_over_processes(state.sums) / (step - state.last_step)).tolist()
     if not all(math.isfinite(v) for v in mean):
-        raise SetupError(
-            f"the loss became {mean[0]} between steps {state.last_step} and {step}; "
-            f"stopping. The last good checkpoint (step {state.saved_step}) stays in "
-            f"{run.checkpoint}; lower optim.lr before resuming from it.")
+        raise SetupError(f"the loss became {mean[0]} between steps {state.last_step} and "
+                         f"{step}; stopping. {_what_stays(run, state)}")
     now = time.perf_counter()
     values = {"train/loss": mean[0], "train/mse": mean[1], "train/l1": mean[2],
               "train/logl1": mean[3], "train/lr": lr,
@@ -506,15 +504,24 @@ def preview_and_validate(run: Run, state: State, val: list, val_steps: int | Non
 def save_state(run: Run, state: State) -> None:
     """Write the checkpoint (the first process) once the weights are known to be finite."""
     if not all(torch.isfinite(p).all() for p in state.net.parameters()):
-        raise SetupError(f"the weights are not finite at step {state.step}; the last "
-                         f"good checkpoint (step {state.saved_step}) stays in "
-                         f"{run.checkpoint}")
+        raise SetupError(f"the weights are not finite at step {state.step}; stopping. "
+                         f"{_what_stays(run, state)}")
     if run.rank == 0:
         save_checkpoint(run.checkpoint, checkpoint_state(
             state.step, run.resolved, dict(state.net.config), state.net.state_dict(),
             ema=None if state.ema is None else state.ema.state_dict(), camera=run.camera,
             optimizer=state.optimizer.state_dict()))
     state.saved_step = state.step
+
+
+def _what_stays(run: Run, state: State) -> str:
+    """After a diverged loss: the last good checkpoint, and what the user can do. A resumed
+    run keeps its recipe (resume), so a lower learning rate needs a new run."""
+    if state.saved_step == 0:
+        return (f"No checkpoint was saved yet ({run.dir}); rerun with a lower optim.lr, it "
+                "starts afresh.")
+    return (f"The last good checkpoint (step {state.saved_step}) stays in {run.checkpoint}; "
+            "to train with a lower optim.lr, start a new run with general.run=NAME.")
 
 
 def _hydra_task(cfg) -> None:

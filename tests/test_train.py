@@ -232,7 +232,7 @@ def test_prepared_folder_trains_logs_previews_checkpoints_and_resumes(tiny, tmp_
     assert train(settings(tiny, tmp_path, **changes)) == run_dir
     assert [r["step"] for r in records(run_dir, "train/loss")] == [2, 4, 6]
     assert "resuming" in (run_dir / "train.log").read_text()
-    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 6
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 12
 
     # Another recipe in the same run directory is refused, naming the difference.
     with pytest.raises(SetupError, match=r"optim.lr: 0.0001 -> 0.001.*general.run=NAME"):
@@ -278,11 +278,22 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monke
 
     monkeypatch.setattr(Diffusion, "loss", loss_that_diverges_at_step_5)
     with pytest.raises(SetupError, match=r"loss became nan between steps 4 and 6; stopping\. "
-                                            r"The last good checkpoint \(step 4\)"):
+                                            r"The last good checkpoint \(step 4\) stays in .*; "
+                                            r"to train with a lower optim\.lr, start a new run "
+                                            r"with general\.run=NAME\.$"):
         train(settings(tiny, tmp_path, general__save_every=2))
     state = load_checkpoint(tmp_path / "tiny-small-s0" / "checkpoint.pt")
     assert state["step"] == 4
     assert all(torch.isfinite(p).all() for p in state["model"].values())
+    # Before any checkpoint: none is named, and a rerun with a lower rate starts afresh.
+    calls = itertools.count()
+    with pytest.raises(SetupError, match=r"loss became nan between steps 4 and 6; stopping\. "
+                                            r"No checkpoint was saved yet"):
+        train(settings(tiny, tmp_path / "b", general__save_every=10))
+    assert not (tmp_path / "b" / "tiny-small-s0" / "checkpoint.pt").exists()
+    monkeypatch.setattr(Diffusion, "loss", loss)
+    run_dir = train(settings(tiny, tmp_path / "b", general__save_every=10, optim__lr=1e-5))
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 12
 
 
 def test_ema_and_gradient_checkpointing(tiny, tmp_path):
