@@ -340,7 +340,9 @@ def _add_prepare(sub) -> None:
 
     p = psub.add_parser("folder", help="a folder of one camera's RAW files")
     p.add_argument("--raw-dir", required=True, help="folder of RAW files")
-    p.add_argument("--name", help="dataset name (default: the folder's name)")
+    p.add_argument("--name", help="dataset name, which training runs are named after "
+                   "(default: the name it has when --out was prepared before, else the name "
+                   "of the --out folder)")
     _common_prepare(p, "output dataset folder")
     _split_options(p)
     p.set_defaults(func=cmd_prepare_folder)

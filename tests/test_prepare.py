@@ -152,6 +152,17 @@ def test_rerun_skips_finished_images(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.name != "img0_0.npy")
 
 
+def test_the_dataset_is_named_after_its_folder_and_keeps_its_name_when_prepared_again(tmp_path):
+    src, out = make_folder(tmp_path / "dng", 2), tmp_path / "gopro"
+    args = ["prepare", "folder", "--raw-dir", str(src), "--out", str(out), "--test-fraction", "0"]
+    assert main(args) == 0
+    assert PreparedDataset(out).description["name"] == "gopro"  # not "dng"
+    assert main(args + ["--name", "cam"]) == 0
+    assert PreparedDataset(out).description["name"] == "cam"
+    assert main(args) == 0  # a rerun without --name keeps the name its runs are named after
+    assert PreparedDataset(out).description["name"] == "cam"
+
+
 def test_bad_files_are_reported_skipped_and_leave_nothing_partial(tmp_path, capsys):
     src = make_folder(tmp_path / "src", 3)
     data = (src / "img0.dng").read_bytes()

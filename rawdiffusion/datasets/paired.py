@@ -25,6 +25,7 @@ from ..images import halve_area, resize_area, write_png
 from ..io import read_raw, render_srgb
 from ..jobs import Failure, run_jobs
 from . import layout
+from .errors import DatasetError
 
 PATCH_MULTIPLE = 32  # the U-Net downsamples five times
 
@@ -206,6 +207,17 @@ def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float =
                "test_fraction": test_fraction, "split_seed": split_seed, "grid": grid}
     description, failures = prepare_paired(
         {"train": [task(p) for p in train], "test": [task(p) for p in test]},
-        out, name or Path(raw_dir).resolve().name, made_by, workers, grid=grid)
+        out, name or _prepared_name(out) or Path(out).resolve().name, made_by, workers,
+        grid=grid)
     return description, skipped + failures
+
+
+def _prepared_name(out) -> str | None:
+    """The name in out/dataset.json when `out` was prepared before (its runs are named after
+    it, so a rerun keeps it), else None."""
+    path = Path(out) / layout.DESCRIPTION
+    try:
+        return layout.read_description(path)["name"] if path.is_file() else None
+    except DatasetError:
+        return None
 
