@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -236,6 +237,17 @@ def _numpy_seed(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    """argparse type of the test fraction: 0 <= f < 1 (0: every image trains)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
 def _ddim_steps(text: str) -> int:
     """argparse type of DDIM step counts: 1 to 1000 (diffusion.ddim_timesteps)."""
     from .diffusion import ddim_timesteps
@@ -305,7 +317,7 @@ def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
 
 
 def _split_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--test-fraction", type=float, default=0.15,
+    p.add_argument("--test-fraction", type=_fraction, default=0.15,
                    help="fraction of images in the test split (default 0.15)")
     p.add_argument("--split-seed", type=_numpy_seed, default=2817,
                    help="random_state of the scikit-learn-identical split (default 2817)")
@@ -313,8 +325,17 @@ def _split_options(p: argparse.ArgumentParser) -> None:
                    help="patches per side cut from every image (default 3: a 3x3 grid)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line (argparse prints its usage first) as every
+    other input error: 'rawdiffusion convert: error: argument --steps: ... (see rawdiffusion
+    convert --help)', exit status 2. The subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rawdiffusion",
         description="RGB-to-RAW generation with RAW-Diffusion: read and write RAW files and "
                     "prepare datasets.")

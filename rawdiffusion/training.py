@@ -140,10 +140,13 @@ def check(cfg: DictConfig, world: int) -> None:
     if o.batch_size % world:
         raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
                          "processes")
-    if min(o.max_steps, o.decay_steps, o.batch_size, cfg.general.save_every, cfg.log.every,
-           cfg.log.preview_every, cfg.log.val_every) < 1:
-        raise SetupError("step counts, intervals and the batch size (optim, general.save_every, "
-                         "log) must be >= 1")
+    counts = {"optim.max_steps": o.max_steps, "optim.decay_steps": o.decay_steps,
+              "optim.batch_size": o.batch_size, "general.save_every": cfg.general.save_every,
+              "log.every": cfg.log.every, "log.preview_every": cfg.log.preview_every,
+              "log.val_every": cfg.log.val_every}
+    below = [f"{k}={v}" for k, v in counts.items() if v < 1]
+    if below:
+        raise SetupError(f"{', '.join(below)}: must be >= 1")
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
     if not o.lr > 0:

@@ -231,8 +231,9 @@ def test_step_counts_that_cannot_work_are_refused_naming_the_option(tmp_path, ca
     with pytest.raises(SystemExit) as e:
         cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", steps])
     assert e.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == \
-        f"rawdiffusion convert: error: argument --steps: {reason}"
+    assert capsys.readouterr().err.splitlines() == [
+        f"rawdiffusion convert: error: argument --steps: {reason} (see rawdiffusion convert "
+        "--help)"]
     assert not (tmp_path / "out").exists()
 
 
@@ -306,8 +307,9 @@ def test_a_negative_seed_is_refused_naming_the_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "-5"])
     assert e.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got '-5'")
+    assert capsys.readouterr().err.splitlines() == [
+        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got '-5' (see "
+        "rawdiffusion convert --help)"]
 
 
 def test_export_of_a_baseline_file_says_what_it_is(tmp_path, capsys):

@@ -208,10 +208,23 @@ def test_grid_below_one_is_refused_naming_the_option(command, grid, tmp_path, ca
     with pytest.raises(SystemExit) as info:
         main(["prepare", *command, "--out", str(tmp_path / "o"), "--grid", grid])
     assert info.value.code == 2 and not (tmp_path / "o").exists()
-    assert capsys.readouterr().err.splitlines()[-1].endswith(
-        f"argument --grid: must be a positive integer, got {grid!r}")
+    [line] = capsys.readouterr().err.splitlines()  # one line, without argparse's usage
+    assert line == (f"rawdiffusion prepare {command[0]}: error: argument --grid: must be a "
+                    f"positive integer, got {grid!r} (see rawdiffusion prepare {command[0]} "
+                    "--help)")
     with pytest.raises(UserError, match="grid 0: must be at least 1 patch per side"):
         grid_boxes(1500, 2000, 0)
+
+
+@pytest.mark.parametrize("fraction", ["1", "-0.1", "nan", "2", "x"])
+def test_a_test_fraction_outside_0_to_1_is_refused_naming_the_option(fraction, tmp_path,
+                                                                     capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", "folder", "--raw-dir", "r", "--out", str(tmp_path / "o"),
+              "--test-fraction", fraction])
+    assert info.value.code == 2 and not (tmp_path / "o").exists()
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"argument --test-fraction: must be in [0, 1), got {fraction!r}" in line
 
 
 @pytest.mark.parametrize("seed, reason", [("-1", "must be an integer >= 0, got '-1'"),
@@ -222,7 +235,8 @@ def test_a_split_seed_numpy_cannot_take_is_refused_naming_the_option(seed, reaso
         main(["prepare", "folder", "--raw-dir", "r", "--out", str(tmp_path / "o"),
               "--split-seed", seed])
     assert info.value.code == 2 and not (tmp_path / "o").exists()
-    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument --split-seed: {reason}")
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"argument --split-seed: {reason} (see" in line
 
 
 # ----------------------------------------------------------------------------- real data

@@ -392,7 +392,9 @@ def test_an_exported_checkpoint_is_never_resumed_and_never_replaces_its_run(tiny
      r"optim.max_steps=30 is past optim.decay_steps=20, where the learning rate reaches 0"),
     ({"optim__lr": -1.0}, r"^optim.lr=-1.0: must be positive$"),
     ({"optim__weight_decay": -1.0}, r"^optim.weight_decay=-1.0: must be >= 0$"),
-    ({"optim__batch_size": 0}, r"the batch size .* must be >= 1"),
+    ({"optim__batch_size": 0}, r"^optim.batch_size=0: must be >= 1$"),
+    ({"optim__max_steps": -1, "log__every": 0},
+     r"^optim.max_steps=-1, log.every=0: must be >= 1$"),
     ({"general__seed": -1}, r"^general.seed=-1: must be >= 0$"),
 ])
 def test_settings_that_would_fail_or_do_nothing_later_are_refused_first(tiny, tmp_path, changes,
