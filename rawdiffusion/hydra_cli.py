@@ -87,7 +87,8 @@ def _parsed_command_line(args: list[str]):
     except ValueError as e:
         message = str(e)
         if message.startswith("unrecognized arguments"):
-            message += " (Hydra's flags, such as -m, go before the overrides)"
+            message += (" (Hydra's flags, such as -m, go before or after all the overrides, "
+                        "not between them)")
         return message
 
 
@@ -126,6 +127,9 @@ def _composed(config_name: str, overrides: list[str], multirun: bool):
         # OmegaConf's key paths and types, and advice ("+foo=bar") meant for open configs.
         first = [str(x).strip().splitlines()[0] for x in (e, e.__cause__) if x and str(x).strip()]
         message = ": ".join(dict.fromkeys(m.rstrip(".") for m in first)) or type(e).__name__
+        key = getattr(e, "full_key", None)  # OmegaConf's, from resolving an interpolation
+        if key and key not in message:
+            message = f"{key}: {message}"
         if message.startswith("Ambiguous value"):  # a comma-separated value without -m
             message += " (a list is key=[a,b], a string key='a,b', a sweep needs -m)"
         return message

@@ -109,8 +109,10 @@ def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path
     (["train", "--help"], "optim.lrr=1", "Could not override 'optim.lrr'"),
     (["train", "-m", "optim.lr=1e-3,1e-4"], "optim.lrr=1", "Could not override 'optim.lrr'"),
     (["train"], "hydra.nope=1", "Could not override 'hydra.nope': Key 'nope' not in 'HydraConf'"),
-    (["train"], "general.seed=${general.out}", "While dereferencing interpolation "
-                                               "'${general.out}': Value 'runs' of type 'str'"),
+    (["train"], "general.seed=${general.out}", "general.seed: While dereferencing "
+                                               "interpolation '${general.out}': Value 'runs' of "
+                                               "type 'str'"),
+    (["train"], "general.seed=${nope}", "general.seed: Interpolation key 'nope' not found"),
     (["train"], "++optim.lrr=1", "++optim.lrr=1: optim.lrr is not a setting of train (a "
                                  "misspelt key? nothing would read it)"),
     (["detect", "train"], "+data.nope=1", "+data.nope=1: data.nope is not a setting of "
@@ -122,7 +124,8 @@ def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path
     (["train", "-m", "--cfg", "job"], "optim.lr=1,2", "only one of --multirun, --cfg can be "
                                                       "given"),
     (["train", "hydra/launcher=basic", "-m"], "optim.lr=1,2", "unrecognized arguments: "
-     "optim.lr=1,2 (Hydra's flags, such as -m, go before the overrides)"),
+     "optim.lr=1,2 (Hydra's flags, such as -m, go before or after all the overrides, not "
+     "between them)"),
     (["train", "-m", "hydra/launcher=basic"], "optim.lr=1e-3,abc", "Error merging override "
      "optim.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
     (["train", "hydra.mode=MULTIRUN"], "optim.lr=1e-3", "-m runs each job on SLURM"),
