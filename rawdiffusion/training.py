@@ -497,8 +497,8 @@ def preview_and_validate(run: Run, state: State, val: list, val_steps: int | Non
     write_preview(run.dir / "previews" / f"{step:07d}.png", val[0][1], generated[0], val[0][0])
     if validation:
         record({f"val/{k}": v for k, v in metrics.items()}, step)
-        log.info("step %d, validation on %d center %d crops with %s: %s", step,
-                 sum(len(r) for r, _ in val), cfg.optim.crop,
+        log.info("step %d, validation on %d center crop(s) of %d x %d with %s: %s", step,
+                 sum(len(r) for r, _ in val), cfg.optim.crop, cfg.optim.crop,
                  "one pass" if run.direct else cfg.diffusion_val.timestep_respacing,
                  ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     state.last_time = time.perf_counter()
