@@ -95,7 +95,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # torch's several-paragraph "Weights only load failed"
-        raise CheckpointError(path, f"not a readable checkpoint: {_refused(e)}") from None
+        raise CheckpointError(path, f"not a readable checkpoint: {_unsafe_content(e)}") from None
     except Exception as e:  # a damaged archive, ...
         raise CheckpointError(path, f"not a readable checkpoint ({type(e).__name__}: "
                                     f"{_first_sentence(e)})") from None
@@ -127,7 +127,8 @@ def _container_problem(path: Path) -> str | None:
     return None
 
 
-def _refused(error: Exception) -> str:
+def _unsafe_content(error: Exception) -> str:
+    """What weights_only loading refused (from its error): the global it found, in words."""
     found = re.search(r"GLOBAL ([\w.]+)", str(error))
     what = found.group(1) if found else "objects"
     return (f"it holds {what}, not only tensors and plain values (refused unexecuted: "
