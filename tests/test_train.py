@@ -232,7 +232,7 @@ def test_prepared_folder_trains_logs_previews_checkpoints_and_resumes(tiny, tmp_
     assert train(settings(tiny, tmp_path, **changes)) == run_dir
     assert [r["step"] for r in records(run_dir, "train/loss")] == [2, 4, 6]
     assert "resuming" in (run_dir / "train.log").read_text()
-    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 12
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 6
 
     # Another recipe in the same run directory is refused, naming the difference.
     with pytest.raises(SetupError, match=r"optim.lr: 0.0001 -> 0.001.*general.run=NAME"):
