@@ -244,8 +244,16 @@ def _fraction(text: str) -> float:
     except ValueError:
         value = math.nan
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
     return value
+
+
+def _dataset_name(text: str) -> str:
+    """argparse type of dataset names, which name run folders: not empty, no path in it."""
+    if not text.strip() or text.strip(".") == "" or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} cannot name a folder: give a plain name "
+                                         "such as gopro")
+    return text
 
 
 def _ddim_steps(text: str) -> int:
@@ -333,6 +341,22 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if not hasattr(namespace, "_command_prog"):  # the innermost subcommand parses first
+            namespace._command_prog = self.prog
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but unrecognized arguments are reported by the subcommand they were
+        given to ('rawdiffusion info: error: ...'), which lists its options in its --help."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = namespace._command_prog
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see "
+                         f"{prog} --help)\n")
+        return namespace
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
@@ -361,7 +385,8 @@ def _add_prepare(sub) -> None:
 
     p = psub.add_parser("folder", help="a folder of one camera's RAW files")
     p.add_argument("--raw-dir", required=True, help="folder of RAW files")
-    p.add_argument("--name", help="dataset name, which training runs are named after "
+    p.add_argument("--name", type=_dataset_name,
+                   help="dataset name, which training runs are named after "
                    "(default: the name it has when --out was prepared before, else the name "
                    "of the --out folder)")
     _common_prepare(p, "output dataset folder")

@@ -35,12 +35,16 @@ def hydra_main(config_name: str, task, register, argv: list[str] | None = None) 
 HYDRA_OWN = ("--version", "--shell-completion", "-sc", "--experimental-rerun", "--config-path",
              "-cp", "--config-name", "-cn", "--config-dir", "-cd")
 HELP = ("-h", "--help", "--hydra-help")
+# Hydra's flags that select what it does with the overrides (misplaced, argparse refuses them).
+HYDRA_FLAGS = {"-m", "--multirun", "-r", "--run", "-c", "--cfg", "-p", "--package", "--resolve",
+               "-i", "--info"}
 SWEEP_CHECKS = 64  # most compositions a -m sweep's check makes (one per value of each sweep)
 
 
 def override_problem(config_name: str, args: list[str]) -> str | None:
     """What is wrong with a Hydra command line (`args`: overrides and Hydra's flags) on the
-    stored config `config_name`, in one line, or None when it composes.
+    stored config `config_name`, in one line, or None when it composes. The configs must be
+    stored first (config.register(), or detection.config.register()), as hydra_main does.
 
     The check is Hydra's own: its argument parser, then its compose API on the overrides (with
     `-m`, each value of each sweep in turn, the others at their first, up to SWEEP_CHECKS
@@ -86,7 +90,7 @@ def _parsed_command_line(args: list[str]):
         return parser.parse_args(args)
     except ValueError as e:
         message = str(e)
-        if message.startswith("unrecognized arguments"):
+        if message.startswith("unrecognized arguments") and set(args) & HYDRA_FLAGS:
             message += (" (Hydra's flags, such as -m, go before or after all the overrides, "
                         "not between them)")
         return message

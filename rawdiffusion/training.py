@@ -149,8 +149,8 @@ def check(cfg: DictConfig, world: int) -> None:
         raise SetupError(f"{', '.join(below)}: must be >= 1")
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
-    if not o.lr > 0:
-        raise SetupError(f"optim.lr={o.lr}: must be positive")
+    if not 0 < o.lr <= 1:  # above, AdamW's first steps overflow float32 from about 3e37
+        raise SetupError(f"optim.lr={o.lr}: must be in (0, 1] (the paper's is 1e-4)")
     if not o.weight_decay >= 0:
         raise SetupError(f"optim.weight_decay={o.weight_decay}: must be >= 0")
     if cfg.general.seed < 0:

@@ -224,7 +224,23 @@ def test_a_test_fraction_outside_0_to_1_is_refused_naming_the_option(fraction, t
               "--test-fraction", fraction])
     assert info.value.code == 2 and not (tmp_path / "o").exists()
     [line] = capsys.readouterr().err.splitlines()
-    assert f"argument --test-fraction: must be in [0, 1), got {fraction!r}" in line
+    assert f"argument --test-fraction: must be a number in [0, 1), got {fraction!r}" in line
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--name", ""], "argument --name: '' cannot name a folder"),
+    (["--name", "../x"], "argument --name: '../x' cannot name a folder"),
+    (["--name", ".."], "argument --name: '..' cannot name a folder"),
+    (["--bogus", "1"], "rawdiffusion prepare folder: error: unrecognized arguments: --bogus 1 "
+                       "(see rawdiffusion prepare folder --help)"),
+])
+def test_a_bad_name_or_an_unknown_option_is_one_line_of_the_subcommand(args, line, tmp_path,
+                                                                       capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", "folder", "--raw-dir", "r", "--out", str(tmp_path / "o"), *args])
+    assert info.value.code == 2 and not (tmp_path / "o").exists()
+    [said] = capsys.readouterr().err.splitlines()
+    assert said.startswith("rawdiffusion prepare folder: error: ") and line in said
 
 
 @pytest.mark.parametrize("seed, reason", [("-1", "must be an integer >= 0, got '-1'"),
