@@ -379,4 +379,3 @@ def _write_figure(base: Path, photo: np.ndarray, x: np.ndarray, dng: Path | None
     gap = np.full((h, 8, 3), 32, np.uint8)
     write_png(_figure_path(base), np.concatenate(sum(([p, gap] for p in panels), [])[:-1],
                                                  axis=1))
-

@@ -220,4 +220,3 @@ def _prepared_name(out) -> str | None:
         return layout.read_description(path)["name"] if path.is_file() else None
     except DatasetError:
         return None
-
