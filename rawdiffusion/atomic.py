@@ -1,8 +1,8 @@
 """Atomic file output: a file appears whole or not at all.
 
-Every file the package writes (RAW outputs, samples, checkpoints, records, figures) goes
-through `atomic_output`, so a killed or failing job never leaves a half-written file that a
-rerun would take for finished.
+The package's outputs (RAW files, prepared samples, checkpoints, records, figures; not the
+logs, which are appended to) are written through `atomic_output`, so a killed or failing job
+never leaves a half-written file that a rerun would take for finished.
 """
 
 from __future__ import annotations
