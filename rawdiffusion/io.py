@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from .atomic import atomic_output
 from .errors import UserError
+from .files import not_a_file, shown
 
 CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
@@ -47,6 +48,25 @@ CONSTANT_SHARE, CONSTANT_SPREAD = 0.99, 0.001
 DEFAULTS_NOTE = "rawdiffusion defaults:"
 UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
+# The most pixels (width x height, margins included) of a RAW file read, unless the caller
+# allows more: the largest single-shot sensors have about 150 MP (Phase One IQ4 150MP, 14204 x
+# 10652). Checked from the header before decoding, so that a small file declaring a huge image
+# (a decompression bomb) is refused before its memory is allocated.
+RAW_MAX_PIXELS = 200_000_000
+# The signatures by which LibRaw's identify() recognises a format (LibRaw
+# src/metadata/identify.cpp): (offset, bytes). A file with none of them LibRaw can only guess
+# from its size (its table of cameras' headerless dumps), and a dump of another camera that has
+# one of those sizes would be misread without a word.
+LIBRAW_SIGNATURES = (
+    (0, b"II*\0"), (0, b"MM\0*"), (0, b"II+\0"), (0, b"MM\0+"),  # TIFF: DNG, NEF, CR2, ARW, ...
+    (0, b"IIRO"), (0, b"IIRS"), (0, b"MMOR"), (0, b"IIU\0"),      # ORF, RW2
+    (6, b"HEAPCCDR"), (4, b"ftypcrx "), (4, b"ftypqt   "),         # CRW, CR3, QuickTime
+    (0, b"FUJIFILM"), (0, b"\0MRM"), (0, b"FOVb"), (0, b"NOKIARAW"),  # RAF, MRW, X3F, Nokia
+    (0, b"\xff\xd8\xff"), (0, b"RIFF"), (25, b"ARECOYK"), (0, b"PXN\0"), (0, b"qktk\0"),
+    (0, b"qktn\0"), (0, b"\0\x01\0\x01\0@"), (0, b"DSC-Image"), (0, b"PWAD"), (0, b"CI"),
+    (0, b"BRCM"))
+PHASE_ONE_MARKS = (b"IIII", b"MMMM")  # anywhere in the first 32 bytes (IIQ and kin)
+SIDECAR_KEYS = "width, height, dtype, cfa_pattern, black_level and white_level"
 
 
 class RawFormatError(UserError, ValueError):
@@ -55,7 +75,7 @@ class RawFormatError(UserError, ValueError):
     def __init__(self, path, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{shown(path)}: {reason}")
 
 
 @dataclass
@@ -189,36 +209,88 @@ def sidecar_path(path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def read_raw(path) -> RawImage:
-    """Read a Bayer RAW file: anything rawpy opens, or a headerless/PGM dump with a sidecar.
+def read_raw(path, max_pixels: int | None = None) -> RawImage:
+    """Read a Bayer RAW file: anything rawpy opens by its header, or a headerless/PGM dump with
+    a sidecar.
+
+    max_pixels: the most pixels (width x height as the header or sidecar declares them, margins
+    included) read; default RAW_MAX_PIXELS (200 million). Checked before any pixel is decoded.
 
     Raises RawFormatError (one line naming the file and the reason) for missing, empty,
-    truncated or corrupt files, non-Bayer sensors, plain TIFF images, sidecars that do not fit
-    the file, impossible levels (in the file's tags, its sidecar or as decoded) and mosaics that
-    hold no image.
+    truncated or corrupt files, paths that are no regular files (directories, FIFOs, devices,
+    symlink loops: nothing but regular files is opened), files over the pixel limit, files
+    without a header LibRaw recognises and without a sidecar (LibRaw would guess their layout
+    from their size), non-Bayer sensors, plain TIFF images, sidecars that do not fit the file,
+    impossible levels or white balance (in the file's tags, its sidecar or as decoded) and
+    mosaics that hold no image.
     """
     path = Path(path)
-    if path.is_dir():
-        raise RawFormatError(path, "a directory, not a RAW file")
-    if not path.exists():
-        raise RawFormatError(path, "no such file")
-    if not path.is_file():
-        raise RawFormatError(path, "not a regular file")
+    limit = RAW_MAX_PIXELS if max_pixels is None else max_pixels
+    problem = not_a_file(path, "RAW file")
+    if problem:
+        raise RawFormatError(path, problem)
     if path.stat().st_size == 0:
         raise RawFormatError(path, "empty file")
     side = sidecar_path(path)
     if path.suffix.lower() != ".json" and (side.exists() or side.is_symlink()):
-        if not side.is_file():
-            what = "a directory" if side.is_dir() else "not a regular file"
-            raise RawFormatError(side, f"{what}, where the JSON sidecar describing "
-                                       f"{path.name} is expected")
+        problem = not_a_file(side)
+        if problem:
+            raise RawFormatError(side, f"{problem}, where the JSON sidecar describing "
+                                       f"{shown(path.name)} is expected")
         from .sidecar import read_sidecar_raw  # sidecar.py builds on this module's RawImage
 
-        return read_sidecar_raw(path)
+        return read_sidecar_raw(path, limit)
     if path.suffix.lower() == ".pgm":
-        raise RawFormatError(path, f"a PGM file needs a JSON sidecar {side.name} "
+        raise RawFormatError(path, f"a PGM file needs a JSON sidecar {shown(side.name)} "
                                    "giving its CFA order and levels")
-    return _read_with_rawpy(path)
+    if not _libraw_recognises(path):
+        raise RawFormatError(path, "not a RAW format LibRaw recognises by its header (TIFF/DNG, "
+                                   "NEF, CR2, CR3, ARW, RAF, ORF, RW2, ...), and its JSON "
+                                   f"sidecar {shown(side)} is missing: a headerless Bayer dump "
+                                   f"needs one giving its {SIDECAR_KEYS}")
+    return _read_with_rawpy(path, limit)
+
+
+def _libraw_recognises(path: Path) -> bool:
+    """Whether the file begins with a signature by which LibRaw identifies its format
+    (LIBRAW_SIGNATURES), rather than guessing one from the file's size."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return (any(head[at:at + len(magic)] == magic for at, magic in LIBRAW_SIGNATURES)
+            or any(mark in head[:32] for mark in PHASE_ONE_MARKS))
+
+
+def pixel_problem(width: int, height: int, limit: int) -> str | None:
+    """Why a RAW image of width x height pixels is not read (over `limit`), or None."""
+    if width * height <= limit:
+        return None
+    return (f"{width}x{height} is {width * height} pixels, over the limit of {limit} for RAW "
+            "files (--max-pixels of info and prepare raises it)")
+
+
+@contextlib.contextmanager
+def libraw_open(path):
+    """rawpy.imread(path) as a context: (the RawPy, the name LibRaw was given). rawpy hands
+    LibRaw the name encoded as UTF-8, which a name in another encoding is not; such a file is
+    opened here and given to LibRaw as /proc/self/fd/N (Linux)."""
+    import rawpy
+
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        if not os.path.isdir("/proc/self/fd"):
+            raise RawFormatError(path, "its name is not valid UTF-8, which LibRaw cannot open "
+                                       "on this system: rename the file") from None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with rawpy.imread(f"/proc/self/fd/{fd}") as raw:
+                yield raw, f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with rawpy.imread(name) as raw:
+        yield raw, name
 
 
 @contextlib.contextmanager
@@ -257,20 +329,20 @@ def tifffile_quiet():
         logger.setLevel(level)
 
 
-def _libraw_said(lines: list[str], path: Path) -> str:
+def _libraw_said(lines: list[str], name) -> str:
     """LibRaw's own messages, without the file name it starts them with: "; <message>"."""
-    said = [line.removeprefix(f"{path}: ") for line in lines]
+    said = [line.removeprefix(f"{name}: ") for line in lines]
     return "".join(f"; {line}" for line in dict.fromkeys(said))
 
 
-def _read_with_rawpy(path: Path) -> RawImage:
+def _read_with_rawpy(path: Path, limit: int) -> RawImage:
     """A RAW file that LibRaw decodes, with the DNG tags read beside it (tifffile): the tags
     say what LibRaw would misread, and hold the colour calibration exactly as written."""
     tags, raw_tags = _tiff_ifds(path)
     is_dng = tags is not None and 50706 in tags
     _refuse_by_tags(path, tags, raw_tags, is_dng)
     tags = tags or {}
-    decoded = _decode_with_libraw(path, is_dng)
+    decoded = _decode_with_libraw(path, is_dng, limit)
     mosaic, cfa = decoded["mosaic"], decoded["cfa"]
     if cfa not in CFA_ORDERS:
         raise RawFormatError(path, f"unsupported colour filter layout {cfa!r} (not a Bayer sensor)")
@@ -300,20 +372,26 @@ def _refuse_by_tags(path: Path, tags: dict | None, raw_tags: dict, is_dng: bool)
     if is_dng and raw_tags.get(262) == 34892:
         raise RawFormatError(path, "linear (demosaiced) DNG, not a Bayer mosaic")
     if is_dng:
-        problem = _dng_level_problem(raw_tags)
+        problem = _dng_level_problem(raw_tags) or _as_shot_neutral_problem(tags)
         if problem:
             raise RawFormatError(path, problem)
 
 
-def _decode_with_libraw(path: Path, is_dng: bool) -> dict:
+def _decode_with_libraw(path: Path, is_dng: bool, limit: int) -> dict:
     """What LibRaw reads of the file: mosaic (H, W) uint16, cfa, tile (2, 2) colour indices,
     per_colour black levels, margins, white, gains (camera white balance), libraw_matrix
-    (3, 3); its failures as RawFormatError with LibRaw's own words."""
+    (3, 3); its failures as RawFormatError with LibRaw's own words. The size LibRaw read from
+    the header is checked against `limit` before it decodes (unpacks) any pixel."""
     import rawpy
 
     said: list[str] = []
+    name = path
     try:
-        with c_stderr_to(said), rawpy.imread(str(path)) as raw:
+        with c_stderr_to(said), libraw_open(path) as (raw, name):
+            sizes = raw.sizes  # from the header: nothing is unpacked yet
+            problem = pixel_problem(sizes.raw_width, sizes.raw_height, limit)
+            if problem:
+                raise RawFormatError(path, problem)
             _check_bayer(path, raw)
             tile = raw.raw_colors_visible[:2, :2]
             desc = raw.color_desc.decode()
@@ -335,10 +413,10 @@ def _decode_with_libraw(path: Path, is_dng: bool) -> dict:
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
         reason = "truncated or corrupt file" if _looks_like_tiff(path) else "not a readable RAW file"
         raise RawFormatError(path, f"{reason} (LibRaw: {_libraw_message(e)}"
-                                   f"{_libraw_said(said, path)})") from None
+                                   f"{_libraw_said(said, name)})") from None
     except rawpy.LibRawError as e:
         raise RawFormatError(path, f"LibRaw cannot decode it ({_libraw_message(e)}"
-                                   f"{_libraw_said(said, path)})") from None
+                                   f"{_libraw_said(said, name)})") from None
 
 
 def _black_by_position(decoded: dict, dng_raw_tags: dict) -> list[float]:
@@ -455,14 +533,28 @@ def _dng_level_problem(raw_tags: dict) -> str | None:
     return level_problem(black, white.min(), names) or level_problem(black, white.max(), names)
 
 
-def _as_shot_neutral(tags: dict) -> np.ndarray | None:
-    """AsShotNeutral (camera-space neutral, G = 1 usually) when present and usable."""
+def _as_shot_neutral_problem(tags: dict) -> str | None:
+    """An impossible AsShotNeutral tag: the DNG specification's camera-space neutral is one
+    positive number per colour plane (3 for a Bayer RGB sensor). LibRaw would turn a zero into
+    an infinite gain, or quietly use other numbers; such a file is refused, as impossible levels
+    are, rather than read with a white balance that is not the file's."""
     if tags.get(50728) is None:
         return None
     neutral = _numbers(tags[50728])
-    if neutral.size != 3 or not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
-        return None
-    return neutral
+    shown_values = ", ".join(f"{v:g}" for v in neutral[:4])
+    if neutral.size != 3:
+        return (f"impossible DNG AsShotNeutral ({shown_values}{', ...' if neutral.size > 4 else ''}"
+                f"): {neutral.size} values, expected 3 (R, G, B)")
+    if not np.all(np.isfinite(neutral)) or np.any(neutral <= 0):
+        return (f"impossible DNG AsShotNeutral ({shown_values}): every value must be a number "
+                "above 0")
+    return None
+
+
+def _as_shot_neutral(tags: dict) -> np.ndarray | None:
+    """AsShotNeutral (camera-space neutral, G = 1 usually), or None when the file has none;
+    checked by _as_shot_neutral_problem before."""
+    return None if tags.get(50728) is None else _numbers(tags[50728])
 
 
 def _dng_calibrations(tags: dict) -> list[tuple[np.ndarray, int]]:
@@ -687,11 +779,11 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     """
     import rawpy
 
-    source = raw.path
+    source = name = raw.path
     said: list[str] = []
     try:
         if source and Path(source).is_file() and not sidecar_path(source).is_file():
-            with c_stderr_to(said), rawpy.imread(source) as r:
+            with c_stderr_to(said), libraw_open(source) as (r, name):
                 rgb = r.postprocess(user_flip=0)
         else:
             try:
@@ -700,11 +792,12 @@ def render_srgb(raw: RawImage) -> np.ndarray:
                 raise RawFormatError(raw.path or raw.camera, f"cannot render it: {e}") from None
             with tempfile.TemporaryDirectory(prefix="rawdiffusion-") as tmp:
                 _write_dng_file(Path(tmp) / "render.dng", raw)
-                with c_stderr_to(said), rawpy.imread(str(Path(tmp) / "render.dng")) as r:
+                name = str(Path(tmp) / "render.dng")
+                with c_stderr_to(said), rawpy.imread(name) as r:
                     rgb = r.postprocess(user_flip=0)
     except rawpy.LibRawError as e:  # a file that changed since it was read, say
         raise RawFormatError(raw.path or raw.camera, f"LibRaw cannot render it "
-                             f"({_libraw_message(e)}{_libraw_said(said, source)})") from None
+                             f"({_libraw_message(e)}{_libraw_said(said, name)})") from None
     if rgb.shape[:2] != raw.mosaic.shape:
         raise RawFormatError(raw.path, f"rendered image is {rgb.shape[1]}x{rgb.shape[0]}, the "
                                        f"mosaic {raw.mosaic.shape[1]}x{raw.mosaic.shape[0]}")

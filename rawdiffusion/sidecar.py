@@ -18,11 +18,14 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .io import (CFA_ORDERS, Gain, RawFormatError, RawImage, as_json, level_problem,
-                 no_image_problem, schema_problem, sidecar_path, three_gains)
+from .io import (CFA_ORDERS, RAW_MAX_PIXELS, Gain, RawFormatError, RawImage, as_json,
+                 level_problem, no_image_problem, pixel_problem, schema_problem, sidecar_path,
+                 three_gains)
 
 
 _DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
+MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; more is not one
+MAX_PGM_HEADER = 1 << 16  # magic, size, maxval and comments: what is read to find the pixels
 
 
 def _sidecar_dtype(path: Path, text: str) -> np.dtype:
@@ -74,7 +77,12 @@ class Sidecar(BaseModel):
 
 
 def read_sidecar(side) -> Sidecar:
-    """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>'."""
+    """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>', also for
+    a file over MAX_SIDECAR_BYTES (1 MiB), which is not read."""
+    size = Path(side).stat().st_size
+    if size > MAX_SIDECAR_BYTES:
+        raise RawFormatError(side, f"{size} bytes, too large for a JSON sidecar (at most "
+                                   f"{MAX_SIDECAR_BYTES}); is it the right file?")
     try:
         meta = json.loads(Path(side).read_text())
     except (OSError, ValueError, RecursionError) as e:  # RecursionError: nesting too deep
@@ -87,7 +95,7 @@ def read_sidecar(side) -> Sidecar:
         raise RawFormatError(side, schema_problem(e)) from None
 
 
-def read_sidecar_raw(path) -> RawImage:
+def read_sidecar_raw(path, max_pixels: int = RAW_MAX_PIXELS) -> RawImage:
     """Read a headerless Bayer dump or a PGM (P5) described by a JSON sidecar of the same stem.
 
     The sidecar (schema: `Sidecar`) gives `width`, `height` (positive integers), `dtype`
@@ -95,6 +103,10 @@ def read_sidecar_raw(path) -> RawImage:
     case), `black_level` (one number or four, per CFA position) and `white_level`; optionally
     `make`, `model` and `wb` (three positive R, G, B gains, or null). Levels must satisfy
     0 <= black < white <= 65535. Other keys are ignored.
+
+    Before any pixel is read, width x height is checked against `max_pixels` and the file's
+    size (os.stat) against what the sidecar declares: a file of the wrong size is refused
+    unread, however large.
     """
     path = Path(path)
     side = sidecar_path(path)
@@ -103,18 +115,26 @@ def read_sidecar_raw(path) -> RawImage:
     problem = level_problem(black, white, ("black_level", "white_level"))
     if problem:
         raise RawFormatError(side, problem)
-    data = path.read_bytes()
+    problem = pixel_problem(width, height, max_pixels)
+    if problem:
+        raise RawFormatError(path, f"its sidecar declares {problem}")
+    size = path.stat().st_size
     if path.suffix.lower() == ".pgm":
-        dtype, offset = _pgm_layout(path, data, width, height)
+        with open(path, "rb") as f:
+            dtype, offset = _pgm_layout(path, f.read(MAX_PGM_HEADER), width, height)
     else:
         dtype, offset = _sidecar_dtype(side, meta.dtype), 0
     expected = width * height * dtype.itemsize
-    if len(data) - offset != expected:
+    if size - offset != expected:
         what = "PGM pixel data is" if offset else "file is"
-        raise RawFormatError(path, f"{what} {len(data) - offset} bytes, but the sidecar's "
+        raise RawFormatError(path, f"{what} {size - offset} bytes, but the sidecar's "
                                    f"{width}x{height} {dtype.name} image needs {expected}")
-    mosaic = np.frombuffer(data, dtype=dtype, offset=offset).reshape(height, width)
-    mosaic = mosaic.astype(np.uint16)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(expected)
+    if len(data) != expected:  # cut since it was measured
+        raise RawFormatError(path, f"ended after {offset + len(data)} bytes while being read")
+    mosaic = np.frombuffer(data, dtype=dtype).reshape(height, width).astype(np.uint16)
     problem = no_image_problem(mosaic, black, white)
     if problem:
         raise RawFormatError(path, problem)

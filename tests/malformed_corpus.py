@@ -104,6 +104,29 @@ def claim_size(path: Path, width: int, height: int) -> None:
     path.write_bytes(bytes(data))
 
 
+@contextlib.contextmanager
+def no_hang(seconds: int = 60):
+    """Raise TimeoutError in the block after `seconds` (SIGALRM; main thread), so that a
+    command that would block for good (opening a FIFO) fails its test instead of hanging the
+    suite. Does nothing where there is no SIGALRM."""
+    import signal
+
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
@@ -151,6 +174,24 @@ def _cfa_dng(path: Path, sensor: np.ndarray, black=0, white=4095, black_type="I"
             (50714, black_type, 1, black), *extra]
     tifffile.imwrite(path, np.asarray(sensor, np.uint16), photometric=32803, extratags=tags,
                      metadata=None)
+    return path
+
+
+def bomb_dng(path: Path, width: int, height: int) -> Path:
+    """A Bayer DNG of 64 x 64 pixels of data whose header declares width x height: a
+    decompression bomb of a few KiB (ImageWidth and ImageLength rewritten in place)."""
+    import tifffile
+
+    _cfa_dng(path, _scene(64, 64))
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        where = {code: (tags[code].valueoffset, int(tags[code].dtype)) for code in (256, 257)}
+    data = bytearray(path.read_bytes())
+    for code, value in ((256, width), (257, height)):
+        offset, dtype = where[code]
+        fmt = "<H" if dtype == 3 else "<I"  # SHORT or LONG, little-endian as tifffile writes
+        data[offset:offset + struct.calcsize(fmt)] = struct.pack(fmt, value)
+    path.write_bytes(bytes(data))
     return path
 
 
