@@ -13,6 +13,11 @@ from PIL import Image
 
 from .atomic import atomic_output
 from .errors import UserError
+from .files import not_a_file, shown
+
+# Float samples are read as [0, 1]: values beyond it by less than half an 8-bit code still
+# round to 0 or 255 (no clipping); further out, they were meant on another scale.
+FLOAT_SLACK = 0.5 / 255
 
 
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -47,15 +52,21 @@ def read_rgb(path, max_pixels: int | None = None) -> np.ndarray:
     """Any image Pillow reads (JPEG, PNG, TIFF, ...) -> (H, W, 3) uint8 sRGB codes, turned as its
     EXIF orientation says (as viewers show it).
 
-    Samples are scaled to 8 bits: 16-bit ones as round(v / 65535 * 255), floats taken to be
-    in [0, 1] and clipped; greyscale gives three equal channels, alpha is dropped. TIFFs of more
+    Samples are scaled to 8 bits: 16-bit ones as round(v / 65535 * 255), floats as round(v *
+    255), which must lie in [0, 1] (up to half a code: FLOAT_SLACK); greyscale gives three equal
+    channels, alpha is dropped. TIFFs of more
     than 8 bits a sample are read with tifffile, as Pillow opens no float colour and keeps only
     the high byte of 16-bit colour; 16-bit colour PNGs (which only Pillow reads here) keep that
     high byte, at most one code from the rounded value. max_pixels: the largest width x height
     read (default Pillow's Image.MAX_IMAGE_PIXELS, about 89 MP). Raises PhotoError, naming the
-    file and the reason.
+    file and the reason: also for a path that is no regular file (a FIFO, a device, a
+    directory, a symlink loop: it is not opened) and float samples that are NaN, infinite or
+    outside [0, 1] (a photo scaled 0..255, say).
     """
     path = Path(path)
+    problem = not_a_file(path, "photo")
+    if problem:
+        raise PhotoError(path, problem)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     rgb, orientation = (_read_tiff if _wide_tiff(path) else _read_pillow)(path, limit)
     method = _TRANSPOSE.get(orientation)  # ImageOps.exif_transpose's table
@@ -75,7 +86,7 @@ class PhotoError(UserError, ValueError):
 
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{shown(path)}: {reason}")
 
 
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
@@ -135,8 +146,7 @@ def _grey(path, plane: np.ndarray, maximum: int) -> np.ndarray:
 
 def _eight_bit(path, samples: np.ndarray, maximum: int) -> np.ndarray:
     if samples.dtype.kind == "f":
-        if np.isnan(samples).any():
-            raise PhotoError(path, "float samples that are NaN")
+        _check_floats(path, samples)
         return np.round(np.clip(samples, 0, 1) * 255).astype(np.uint8)
     if samples.min(initial=0) < 0 or samples.max(initial=0) > maximum:
         # Pillow's 32-bit "I" images (PNM of more than 8 bits) hold 0..65535, TIFFs go to tifffile
@@ -144,6 +154,18 @@ def _eight_bit(path, samples: np.ndarray, maximum: int) -> np.ndarray:
     # float32, a quarter of float64's memory, rounds 16-bit samples exactly: v / 257 is never
     # within 1/514 of a half
     return np.round(samples.astype(np.float32) * np.float32(255 / maximum)).astype(np.uint8)
+
+
+def _check_floats(path, samples: np.ndarray) -> None:
+    """PhotoError for float samples that are not all finite numbers in [0, 1] (FLOAT_SLACK)."""
+    if np.isnan(samples).any():
+        raise PhotoError(path, "float samples that are NaN")
+    if np.isinf(samples).any():
+        raise PhotoError(path, "float samples that are infinite")
+    low, high = float(samples.min(initial=0)), float(samples.max(initial=0))
+    if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+        raise PhotoError(path, f"float samples from {low:g} to {high:g}: float photos are read "
+                               "as [0, 1] (0 black, 1 white); scale it to that range")
 
 
 def _wide_tiff(path: Path) -> bool:

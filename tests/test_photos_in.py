@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from rawdiffusion.images import PhotoError, read_rgb
+from rawdiffusion.images import FLOAT_SLACK, PhotoError, read_rgb
 
 RAMP16 = np.array([[0, 1, 128, 129, 255, 256], [32767, 32768, 40000, 65279, 65534, 65535]],
                   dtype=np.uint16)
@@ -60,14 +60,36 @@ def test_16_bit_rgb_tiff_is_scaled_exactly(tmp_path, planar):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
-def test_float_tiff_is_taken_as_0_to_1_and_clipped(tmp_path, dtype):
-    values = np.array([[-0.5, 0.0, 0.25, 0.5, 1.0, 7.0]], dtype=dtype)
+def test_float_tiff_is_taken_as_0_to_1(tmp_path, dtype):
+    # beyond [0, 1] by less than half a code (rounding in whoever wrote it): still 0 and 255
+    slack = 0.9 * FLOAT_SLACK
+    values = np.array([[-slack, 0.0, 0.25, 0.5, 1.0, 1 + slack]], dtype=dtype)
     expected = np.array([[0, 0, 64, 128, 255, 255]], dtype=np.uint8)
     tifffile.imwrite(tmp_path / "grey.tif", values)
     np.testing.assert_array_equal(read_rgb(tmp_path / "grey.tif"),
                                   np.repeat(expected[..., None], 3, axis=-1))
     tifffile.imwrite(tmp_path / "rgb.tif", np.stack([values] * 3, axis=-1), photometric="rgb")
     np.testing.assert_array_equal(read_rgb(tmp_path / "rgb.tif")[..., 2], expected)
+
+
+@pytest.mark.parametrize("values, reason", [
+    ([0.0, 0.5, 255.0], "float samples from 0 to 255: float photos are read as [0, 1] (0 black, "
+                        "1 white); scale it to that range"),
+    ([-0.5, 0.5, 1.0], "float samples from -0.5 to 1: float photos are read as [0, 1] (0 black, "
+                       "1 white); scale it to that range"),
+    ([0.0, np.inf, 1.0], "float samples that are infinite"),
+    ([0.0, -np.inf, 1.0], "float samples that are infinite"),
+    ([0.0, np.nan, 1.0], "float samples that are NaN"),
+])
+def test_float_tiff_outside_0_to_1_is_refused_in_one_line(tmp_path, values, reason):
+    """A photo scaled 0..255 would come out all white, infinities clipped: refused instead."""
+    plane = np.array([values], dtype=np.float32)
+    for name, data, kw in (("grey.tif", plane, {}),
+                           ("rgb.tif", np.stack([plane] * 3, axis=-1), {"photometric": "rgb"})):
+        tifffile.imwrite(tmp_path / name, data, **kw)
+        with pytest.raises(PhotoError) as e:
+            read_rgb(tmp_path / name)
+        assert str(e.value) == f"{tmp_path / name}: {reason}"
 
 
 def test_palette_grey_alpha_rgba_and_bilevel_become_rgb(tmp_path):
@@ -156,9 +178,24 @@ def test_not_an_image_is_one_line_naming_the_file(tmp_path):
 
 
 def test_a_missing_file_or_a_truncated_tiff_is_one_line(tmp_path):
-    with pytest.raises(PhotoError, match=r"gone\.png: not a readable image \(FileNotFound"):
+    with pytest.raises(PhotoError, match=r"gone\.png: no such file$"):
         read_rgb(tmp_path / "gone.png")
     tifffile.imwrite(tmp_path / "t.tif", np.zeros((64, 64), np.uint16))
     (tmp_path / "t.tif").write_bytes((tmp_path / "t.tif").read_bytes()[:100])
     with pytest.raises(PhotoError, match=r"t\.tif: not a readable image"):
         read_rgb(tmp_path / "t.tif")
+
+
+def test_a_fifo_or_a_symlink_loop_is_refused_without_being_opened(tmp_path):
+    import os
+
+    from malformed_corpus import no_hang
+
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with no_hang(30), pytest.raises(PhotoError) as e:  # opening a FIFO would block
+        read_rgb(tmp_path / "pipe.png")
+    assert str(e.value) == f"{tmp_path / 'pipe.png'}: a FIFO (named pipe), not a photo"
+    with pytest.raises(PhotoError) as e:
+        read_rgb(tmp_path / "loop.png")
+    assert str(e.value) == f"{tmp_path / 'loop.png'}: a symlink loop"
