@@ -8,11 +8,20 @@ never leaves a half-written file that a rerun would take for finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import uuid
 from pathlib import Path
 
 from .errors import UserError
+
+# numpy's tofile (which tifffile and np.save write through) when the device takes less than it
+# was given: "196608 requested and 83648 written", an OSError without an errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+# Free bytes under which a failed write is put down to a full disk (torch.save says only
+# "unexpected pos 576 vs 534" then); checked before the partial file is removed.
+NEARLY_FULL = 1 << 20
 
 
 class OutputError(UserError, ValueError):
@@ -25,7 +34,9 @@ def atomic_output(path):
 
     A killed or failing writer therefore never leaves a half-written `path` behind. The file
     gets the mode open() would give it (0o666 less the umask), not mkstemp's 0o600. Raises
-    OutputError when `path` is a folder or a file stands where one of its folders should be.
+    OutputError when `path` is a folder or a file stands where one of its folders should be,
+    and when the block fails for want of space (ENOSPC, a quota, a short write): '<path>: not
+    written, the disk is full (...)' instead of the writer's own words.
     """
     path = Path(path)
     if path.is_dir():
@@ -34,12 +45,43 @@ def atomic_output(path):
     if blocking is not None:
         raise OutputError(f"{path}: cannot be written, {blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
+    tmp = _reserve(path)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = _no_space(e, path.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full:
+            raise OutputError(f"{path}: not written, {full}") from None
         raise
+
+
+def _reserve(path: Path) -> Path:
+    """A new empty file beside `path` for its content: .<name>.<random>.tmp."""
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
+    return tmp
+
+
+def _no_space(error: BaseException, folder: Path) -> str | None:
+    """What to say when `error` of a writer means the disk is full, else None."""
+    if not isinstance(error, (OSError, RuntimeError)):
+        return None
+    code = getattr(error, "errno", None)
+    if code == errno.EDQUOT:
+        return "the disk quota is used up (EDQUOT); free space and rerun"
+    said = str(error)
+    if (code == errno.ENOSPC or "No space left on device" in said
+            or isinstance(error, OSError) and _SHORT_WRITE.search(said)):
+        return f"the disk is full (no space left on the device of {folder}); free space and rerun"
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < NEARLY_FULL:
+        return (f"the disk is full ({st.f_bavail * st.f_frsize} bytes left on the device of "
+                f"{folder}; the writer said: {said.splitlines()[0][:80] if said else '-'}); "
+                "free space and rerun")
+    return None
