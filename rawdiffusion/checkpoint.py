@@ -87,7 +87,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     tensors and plain values only, and files that are not PyTorch zip archives (plain pickles,
     random bytes) are refused before unpickling."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a broken link: _container_problem says
         raise FileNotFoundError(f"{path}: no such checkpoint")
     problem = _container_problem(path)
     if problem:
@@ -106,9 +106,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def _container_problem(path: Path) -> str | None:
-    """Why `path` cannot be what torch.save writes (a zip archive holding data.pkl), or None."""
-    if path.is_dir():
-        return "a directory, not a checkpoint file"
+    """Why `path` cannot be what torch.save writes (a zip archive holding data.pkl), or None.
+    Only a regular file is opened (a FIFO would block, /dev/zero never end): of a file of
+    known size, zipfile reads the end record and central directory, a bounded tail."""
+    from .files import not_a_file
+
+    problem = not_a_file(path, "checkpoint file")
+    if problem:
+        return problem
     with open(path, "rb") as f:
         head = f.read(1)
     if not head:

@@ -154,6 +154,27 @@ def test_export_and_convert_report_one_line_and_exit_2(tmp_path, capsys):
     export_checkpoint(saved(tmp_path), tmp_path / "fine.pt")  # a good one exports
 
 
+def test_a_fifo_or_a_device_as_checkpoint_is_refused_unread(tmp_path, capsys):
+    """A FIFO blocked the container check for good, /dev/zero made it read without end."""
+    from malformed_corpus import no_hang
+
+    os.mkfifo(tmp_path / "pipe.pt")
+    (tmp_path / "loop.pt").symlink_to(tmp_path / "loop.pt")
+    (tmp_path / "photo.png").write_bytes(b"")
+    cases = {tmp_path / "pipe.pt": "a FIFO (named pipe), not a checkpoint file",
+             "/dev/zero": "a character device, not a checkpoint file",
+             tmp_path / "loop.pt": "a symlink loop"}
+    for path, reason in cases.items():
+        message = f"{path}: not a readable checkpoint: {reason}"
+        with no_hang(30):
+            with pytest.raises(CheckpointError) as info:
+                load_checkpoint(path)
+            assert str(info.value) == message
+            assert main(["convert", str(tmp_path / "photo.png"), "--checkpoint", str(path),
+                         "--out", str(tmp_path / "out"), "--cpu"]) == 2
+        assert capsys.readouterr().err == f"error: {message}\n"
+
+
 @pytest.mark.parametrize("module", [training, evaluation])
 def test_train_and_sample_entry_points_report_one_line_and_exit_2(module, tmp_path, monkeypatch,
                                                                   capsys):
