@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError, run_reported
+from .files import not_a_file, shown
 
 log = logging.getLogger("rawdiffusion")
 
@@ -32,9 +33,9 @@ def cmd_info(args) -> int:
     failed = 0
     for path in args.files:
         try:
-            _info_one(path, args.preview)
+            _info_one(path, args.preview, args.max_pixels)
         except (UserError, OSError) as e:  # RawFormatError names its file; the others may not
-            print(f"error: {e if isinstance(e, RawFormatError) else f'{path}: {e}'}",
+            print(f"error: {e if isinstance(e, RawFormatError) else f'{shown(path)}: {e}'}",
                   file=sys.stderr)
             failed += 1
     if failed:
@@ -42,10 +43,10 @@ def cmd_info(args) -> int:
     return 1 if failed else 0
 
 
-def _info_one(path, preview) -> None:
+def _info_one(path, preview, max_pixels: int | None) -> None:
     from .io import read_raw
 
-    raw = read_raw(path)
+    raw = read_raw(path, max_pixels)
     print(json.dumps(raw.info()))
     if preview:
         from . import bayer
@@ -59,9 +60,18 @@ def _info_one(path, preview) -> None:
 
 # ----------------------------------------------------------------------------- prepare
 
-def _report(description: dict, failures, out, keep_going: bool) -> int:
+def _report(description: dict, failures, out, keep_going: bool,
+            before: set[str] | None = None) -> int:
+    """The summary of a prepare command; `before`: the ids of the images prepared in `out`
+    before it ran (layout.prepared_images), which it skipped."""
     counts = ", ".join(f"{n} {s}" for s, n in description["splits"].items())
-    print(f"{description['name']}: {counts} image(s) prepared in {out}")
+    already = len(before.intersection(description["images"])) if before else 0
+    if already:
+        now = len(description["images"]) - already
+        print(f"{description['name']}: {counts} image(s) in {out}: {already} already prepared, "
+              f"skipped; {now} prepared now")
+    else:
+        print(f"{description['name']}: {counts} image(s) prepared in {out}")
     if not failures:
         return 0
     print(f"{len(failures)} file(s) skipped:", file=sys.stderr)
@@ -70,46 +80,60 @@ def _report(description: dict, failures, out, keep_going: bool) -> int:
     return 0 if keep_going else 1
 
 
+def _prepared_before(out) -> set[str]:
+    from .datasets.layout import prepared_images
+
+    return prepared_images(out)
+
+
 def cmd_prepare_folder(args) -> int:
     from .datasets.paired import prepare_folder
 
+    before = _prepared_before(args.out)
     description, failures = prepare_folder(
         args.raw_dir, args.out, name=args.name, test_fraction=args.test_fraction,
-        split_seed=args.split_seed, grid=args.grid, workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going)
+        split_seed=args.split_seed, grid=args.grid, workers=args.workers,
+        max_pixels=args.max_pixels)
+    return _report(description, failures, args.out, args.keep_going, before)
 
 
 def cmd_prepare_fivek(args) -> int:
     from .datasets.fivek import prepare_fivek
 
+    before = _prepared_before(args.out)
     description, failures = prepare_fivek(
         args.root, args.out, camera=args.camera, test_fraction=args.test_fraction,
-        split_seed=args.split_seed, grid=args.grid, workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going)
+        split_seed=args.split_seed, grid=args.grid, workers=args.workers,
+        max_pixels=args.max_pixels)
+    return _report(description, failures, args.out, args.keep_going, before)
 
 
 def cmd_prepare_nod(args) -> int:
     from .datasets.nod import prepare_nod
 
+    before = _prepared_before(args.out)
     description, failures = prepare_nod(args.root, args.out, camera=args.camera,
-                                        h416=args.h416, grid=args.grid, workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going)
+                                        h416=args.h416, grid=args.grid, workers=args.workers,
+                                        max_pixels=args.max_pixels)
+    return _report(description, failures, args.out, args.keep_going, before)
 
 
 def cmd_prepare_cityscapes(args) -> int:
     from .datasets.cityscapes import prepare_cityscapes
 
+    before = _prepared_before(args.out)
     description, failures = prepare_cityscapes(args.root, args.out, splits=args.splits,
                                                workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going)
+    return _report(description, failures, args.out, args.keep_going, before)
 
 
 def cmd_prepare_bdd(args) -> int:
     from .datasets.bdd import prepare_bdd
 
+    before = _prepared_before(args.out)
     description, failures = prepare_bdd(args.root, args.out, splits=args.splits,
                                         workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going)
+    return _report(description, failures, args.out, args.keep_going, before)
 
 
 def cmd_prepare_subsample(args) -> int:
@@ -157,23 +181,35 @@ DEFAULT_SAMPLER = "ddim"
 DEFAULT_BATCH = 1
 DEFAULT_READERS = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+RAW_MAX_PIXELS = 200_000_000  # io.RAW_MAX_PIXELS, for the help text without importing numpy
 
 
-def _image_files(inputs: list[str]) -> list[Path]:
-    """Image files named, or found directly in the folders named, in order; folders sorted."""
-    files = []
+def _image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """(the image files named, or found directly in the folders named, in order, folders
+    sorted; a line "<entry>: <what it is>" for each entry of a folder named like an image that
+    is no regular file). Only regular files (or links to them) are taken: a FIFO would block
+    its reader, a symlink loop has no file behind it. A named path that is no regular file or
+    folder is a UserError."""
+    files, unusable = [], []
     for name in inputs:
         path = Path(name)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise UserError(f"{path}: no JPEG, PNG or TIFF images in this folder")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise UserError(f"{path}: no such file or folder")
-    return files
+                raise UserError(f"{shown(path)}: no JPEG, PNG or TIFF images in this folder")
+            for p in found:
+                problem = not_a_file(p, "photo")
+                if problem:
+                    unusable.append(f"{shown(p)}: {problem}")
+                else:
+                    files.append(p)
+            continue
+        problem = not_a_file(path, "photo")
+        if problem:
+            raise UserError(f"{shown(path)}: " + ("no such file or folder"
+                                                  if problem == "no such file" else problem))
+        files.append(path)
+    return files, unusable
 
 
 def cmd_convert(args) -> int:
@@ -181,19 +217,21 @@ def cmd_convert(args) -> int:
     from .convert import ConversionFailed, convert, load_generator
     from .processes import barrier, merge_manifests, processes, shard
 
-    sources = _image_files(args.inputs)
+    sources, unusable = _image_files(args.inputs)
+    for line in unusable:  # said before the work, as prepare says its skipped entries
+        print(f"skipped {line}", file=sys.stderr)
     out = Path(args.out)
     with processes(cpu=args.cpu) as device:
         gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
                              tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                              sampler=args.sampler, bf16=args.bf16)
-        failures = []
+        failures = list(unusable)
         try:
             done, skipped = convert(sources, out, gen, args.seed, args.format,
                                     figure=args.figure, max_pixels=args.max_pixels,
                                     workers=args.workers)
         except ConversionFailed as e:  # the other photos are converted: report them all
-            done, skipped, failures = e.done, e.skipped, e.failures
+            done, skipped, failures = e.done, e.skipped, unusable + e.failures
         barrier()  # every part of the manifest is written
         rank, world = shard()
         if rank == 0:
@@ -339,9 +377,12 @@ class OneLineParser(argparse.ArgumentParser):
     convert --help)', exit status 2. The subcommands' parsers are of this class too."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        hint = _dash_hint(getattr(self, "_given", []), self) if (
+            message.startswith("the following arguments are required")) else ""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help{hint})\n")
 
     def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
         namespace, extras = super().parse_known_args(args, namespace)
         if not hasattr(namespace, "_command_prog"):  # the innermost subcommand parses first
             namespace._command_prog = self.prog
@@ -354,8 +395,28 @@ class OneLineParser(argparse.ArgumentParser):
         if extras:
             prog = namespace._command_prog
             self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see "
-                         f"{prog} --help)\n")
+                         f"{prog} --help{_dash_hint(extras)})\n")
         return namespace
+
+
+def _dash_hint(given: list[str], parser: argparse.ArgumentParser | None = None) -> str:
+    """'; ... was read as an option: ...' when an argument that begins with '-' is no option
+    (of `parser`, when given) and no number: a file name, most likely (`info -bad.dng`)."""
+    known = parser._option_string_actions if parser is not None else {}
+    names = [a for a in given if a.startswith("-") and not a.startswith("--") and a != "-"
+             and a.split("=")[0] not in known and not _is_number(a)]
+    if not names:
+        return ""
+    return (f"; {names[0]} was read as an option: a file whose name begins with '-' goes after "
+            f"-- or as ./{names[0]}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,10 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe RAW files (one JSON object per file)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="RAW files; a name that begins with '-' goes after -- (info -- -a.dng)")
     p.add_argument("--preview", metavar="DIR", type=_folder,
                    help="also write a viewable PNG of each mosaic (greens averaged, gamma 1/5)")
+    _raw_max_pixels(p)
     p.set_defaults(func=cmd_info)
+
+
+def _raw_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                   help="largest RAW image to read, in pixels (width x height as its header or "
+                        f"sidecar declares them); default {RAW_MAX_PIXELS}")
 
 
 def _add_prepare(sub) -> None:
@@ -391,6 +460,7 @@ def _add_prepare(sub) -> None:
                    "of the --out folder)")
     _common_prepare(p, "output dataset folder")
     _split_options(p)
+    _raw_max_pixels(p)
     p.set_defaults(func=cmd_prepare_folder)
 
     p = psub.add_parser("fivek", help="MIT-Adobe FiveK DNGs of one camera (fivek_nikon, "
@@ -399,6 +469,7 @@ def _add_prepare(sub) -> None:
     p.add_argument("--camera", required=True, choices=["nikon", "canon"])
     _common_prepare(p, "output dataset folder")
     _split_options(p)
+    _raw_max_pixels(p)
     p.set_defaults(func=cmd_prepare_fivek)
 
     p = psub.add_parser("nod", help="NOD night object detection RAW images (nod_nikon, "
@@ -409,6 +480,7 @@ def _add_prepare(sub) -> None:
                    help="whole images resized to 416x640 with COCO boxes, instead of patches")
     p.add_argument("--grid", type=_positive_int, default=3, help="patches per side (default 3)")
     _common_prepare(p, "output dataset folder")
+    _raw_max_pixels(p)
     p.set_defaults(func=cmd_prepare_nod)
 
     for name, helptext, func in (

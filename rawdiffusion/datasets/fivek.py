@@ -35,7 +35,7 @@ from ..errors import UserError
 from ..io import RawFormatError, tifffile_quiet
 from ..jobs import run_jobs
 from . import layout
-from .paired import Task, prepare_paired, regular_files, split_like_sklearn
+from .paired import Task, prepare_paired, regular_files, split_with_skipped
 
 MODELS = {"nikon": "NIKON D700", "canon": "Canon EOS 5D"}  # EXIF Model, exactly as in the files
 LAYOUT = "raw_photos/HQa*/photos/*.dng"
@@ -74,12 +74,13 @@ def camera_model(path: str) -> str:
 
 
 def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_seed: int = 2817,
-                  grid: int = 3, workers: int = 1):
+                  grid: int = 3, workers: int = 1, max_pixels: int | None = None):
     """`rawdiffusion prepare fivek`: one camera's FiveK DNGs -> dataset fivek_<camera> in `out`.
 
     Returns (description, failures); failures include entries named *.dng that are no files
     (a directory, a broken symlink, ...), DNGs whose tags cannot be read (their camera is
     unknown, so they are left out of both splits) and selected files that fail to decode.
+    max_pixels: the largest RAW image read (default io.RAW_MAX_PIXELS).
     """
     if camera not in MODELS:
         raise UserError(f"camera {camera!r} is not one of {', '.join(MODELS)}")
@@ -91,12 +92,13 @@ def prepare_fivek(root, out, camera: str, test_fraction: float = 0.15, split_see
     selected = [p for p in files if models.get(str(p)) == model]
     if not selected:
         raise FileNotFoundError(f"{root}: none of the {len(files)} DNG files is from a {model}")
-    train, test = split_like_sklearn(selected, test_fraction, split_seed)
+    train, test = split_with_skipped(selected, skipped, test_fraction, split_seed)
     made_by = {"command": "prepare fivek", "root": os.path.abspath(root), "camera": camera,
                "model": model, "test_fraction": test_fraction, "split_seed": split_seed,
                "grid": grid}
     splits = {"train": [Task(str(p), p.stem) for p in train],
               "test": [Task(str(p), p.stem) for p in test]}
-    description, more = prepare_paired(splits, out, f"fivek_{camera}", made_by, workers, grid=grid)
+    description, more = prepare_paired(splits, out, f"fivek_{camera}", made_by, workers, grid=grid,
+                                       max_pixels=max_pixels)
     return description, skipped + failures + more
 

@@ -86,9 +86,20 @@ def image_meta_path(root, image_id: str) -> Path:
 
 
 def image_id_for(path, root) -> str:
-    """A file-name-safe id for `path`, unique within `root`: its relative path, '/' -> '__'."""
+    """A file-name-safe id for `path`, unique within `root`: its relative path, '/' -> '__'.
+    Bytes of a name that are not valid UTF-8 are written \\xNN (files.shown), so that the id
+    can go into the UTF-8 split files."""
+    from ..files import shown
+
     rel = Path(os.path.relpath(path, root)).with_suffix("")
-    return "__".join(rel.parts)
+    return shown("__".join(rel.parts))
+
+
+def prepared_images(root) -> set[str]:
+    """The ids of the images whose entry root/meta/<id>.json exists: those a prepare command
+    skips when rerun."""
+    meta = Path(root) / "meta"
+    return {p.stem for p in meta.glob("*.json")} if meta.is_dir() else set()
 
 
 def finish(root, name: str, kind: str, made_by: dict, splits: dict[str, list[str]]) -> dict:

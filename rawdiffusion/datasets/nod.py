@@ -111,11 +111,13 @@ def sample_boxes(image: dict, entry: dict, size: tuple[int, int]) -> list[list]:
                             dy=(entry["height"] - image["height"]) / 2)
 
 
-def prepare_nod(root, out, camera: str, h416: bool = False, grid: int = 3, workers: int = 1):
+def prepare_nod(root, out, camera: str, h416: bool = False, grid: int = 3, workers: int = 1,
+                max_pixels: int | None = None):
     """`rawdiffusion prepare nod`: one camera's NOD RAW files -> nod_<camera>[_h416] in `out`.
 
     Returns (description, failures). With h416, annotations/<split>.json holds the COCO boxes of
-    the prepared images (file names are sample ids).
+    the prepared images (file names are sample ids). max_pixels: the largest RAW image read
+    (default io.RAW_MAX_PIXELS).
     """
     if camera not in CAMERAS:
         raise UserError(f"camera {camera!r} is not one of {', '.join(CAMERAS)}")
@@ -138,7 +140,7 @@ def prepare_nod(root, out, camera: str, h416: bool = False, grid: int = 3, worke
     made_by.update({"size": list(SIZE)} if h416 else {"grid": grid})
     description, failures = prepare_paired(splits, out, name, made_by, workers,
                                            grid=None if h416 else grid,
-                                           size=SIZE if h416 else None)
+                                           size=SIZE if h416 else None, max_pixels=max_pixels)
     if h416:
         for split, images in annotated.items():
             by_id = {Path(im["file_name"]).stem: im for im in images}

@@ -7,18 +7,17 @@ either a grid x grid set of patches (FiveK protocol) or the whole image resized 
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import math
 import os
-import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import bayer
+from .. import bayer, files
 from ..atomic import atomic_output
 from ..errors import UserError
 from ..images import halve_area, resize_area, write_png
@@ -77,17 +76,18 @@ class Task:
 
 
 def prepare_image(task: Task, out: str, grid: int | None = None,
-                  size: tuple[int, int] | None = None) -> dict:
+                  size: tuple[int, int] | None = None, max_pixels: int | None = None) -> dict:
     """Prepare one RAW file into `out` (see layout.py); returns its dataset entry.
 
     Exactly one of grid (patches per side) and size ((height, width) of the resized sample).
+    max_pixels: the largest RAW image read (io.read_raw; default io.RAW_MAX_PIXELS).
     Skips the work when the image's entry exists: outputs are written atomically and the
     entry last, so an existing entry means complete samples.
     """
     meta_path = layout.image_meta_path(out, task.image_id)
     if meta_path.is_file():
         return json.loads(meta_path.read_text())
-    raw = read_raw(task.path)
+    raw = read_raw(task.path, max_pixels)
     packed = bayer.pack(raw.mosaic, raw.cfa)                      # (4, H/2, W/2)
     h, w = packed.shape[1:]
     rgb = halve_area(render_srgb(raw)[: 2 * h, : 2 * w])         # (H/2, W/2, 3)
@@ -123,19 +123,20 @@ def prepare_image(task: Task, out: str, grid: int | None = None,
 
 
 def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
-                   workers: int = 1, grid: int | None = 3,
-                   size: tuple[int, int] | None = None) -> tuple[dict, list[Failure]]:
+                   workers: int = 1, grid: int | None = 3, size: tuple[int, int] | None = None,
+                   max_pixels: int | None = None) -> tuple[dict, list[Failure]]:
     """Prepare every task of every split into `out` and write the dataset description.
 
-    Files that fail (unreadable, not Bayer, too small) are reported and left out of their split;
-    the others are prepared. Returns (description, failures).
+    Files that fail (unreadable, not Bayer, too small, over max_pixels) are reported and left
+    out of their split; the others are prepared. Returns (description, failures).
     """
     out = Path(out)
     tasks = [t for ts in splits.values() for t in ts]
     ids = [t.image_id for t in tasks]
     if len(set(ids)) != len(ids):
         raise UserError("two input files map to the same image id")
-    job = functools.partial(layout.per_image, prepare_image, out=str(out), grid=grid, size=size)
+    job = functools.partial(layout.per_image, prepare_image, out=str(out), grid=grid, size=size,
+                            max_pixels=max_pixels)
     done, failures = run_jobs(job, tasks, workers=workers, desc=f"prepare {name}")
     kept = {s: [t.image_id for t in ts if t in done] for s, ts in splits.items()}
     description = layout.finish(out, name, "paired", made_by, kept)
@@ -156,60 +157,64 @@ def raw_named_entries(folder) -> list[Path]:
 
 def not_a_file(path: Path) -> str | None:
     """What `path` is when it is not a regular file or a symlink to one (a directory, a FIFO,
-    a dangling symlink, a symlink loop, ...), else None."""
-    link = "a symlink to " if path.is_symlink() else ""
-    try:
-        mode = path.stat().st_mode
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "a symlink loop"
-        if link and e.errno == errno.ENOENT:
-            return f"a dangling symlink (to {os.readlink(path)})"
-        return f"unreadable ({e.strerror})"
-    if stat.S_ISREG(mode):
-        return None
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO (named pipe)",
-             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
-             stat.S_ISBLK: "a block device"}
-    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
-    return f"{link}{kind}, not a RAW file"
+    a dangling symlink, a symlink loop, ...), else None (files.not_a_file)."""
+    return files.not_a_file(path, "RAW file")
 
 
 def regular_files(entries) -> tuple[list[Path], list[Failure]]:
     """(the entries that are regular files or symlinks to one, a Failure for each other one
-    saying what it is), so that prepare reports them and goes on."""
-    files, skipped = [], []
+    saying what it is), so that prepare reports them and goes on. Each left out is said at
+    once on stderr ('skipped <entry>: <what it is>', as the job runner says its failures), so
+    that it is named even when what remains cannot make a dataset."""
+    regular, skipped = [], []
     for path in entries:
         what = not_a_file(path)
         if what:
             skipped.append(Failure(str(path), what))
+            print(f"skipped {files.shown(path)}: {what}", file=sys.stderr)
         else:
-            files.append(path)
-    return files, skipped
+            regular.append(path)
+    return regular, skipped
 
 
 def prepare_folder(raw_dir, out, name: str | None = None, test_fraction: float = 0.15,
-                   split_seed: int = 2817, grid: int = 3, workers: int = 1):
+                   split_seed: int = 2817, grid: int = 3, workers: int = 1,
+                   max_pixels: int | None = None):
     """`rawdiffusion prepare folder`: one camera's RAW files -> a paired dataset.
 
     The split is made over all RAW files found, by sorted path (as scikit-learn would), before
     any is read, so a file that fails does not move the others between splits. Entries named
     like RAW files that are no regular files (directories, FIFOs, broken symlinks) are left out
-    of the split and reported with the failures.
+    of the split and reported with the failures. max_pixels: the largest RAW image read
+    (default io.RAW_MAX_PIXELS).
     """
-    files, skipped = regular_files(raw_named_entries(raw_dir))
-    if not files:
+    found, skipped = regular_files(raw_named_entries(raw_dir))
+    if not found:
         raise FileNotFoundError(f"{raw_dir}: no RAW files (DNG, NEF, CR2, ARW, ..., or a dump "
-                                "with a JSON sidecar)")
-    train, test = split_like_sklearn(files, test_fraction, split_seed)
+                                "with a JSON sidecar)" + _besides(skipped))
+    train, test = split_with_skipped(found, skipped, test_fraction, split_seed)
     task = lambda p: Task(str(p), layout.image_id_for(p, raw_dir))  # noqa: E731
     made_by = {"command": "prepare folder", "raw_dir": os.path.abspath(raw_dir),
                "test_fraction": test_fraction, "split_seed": split_seed, "grid": grid}
     description, failures = prepare_paired(
         {"train": [task(p) for p in train], "test": [task(p) for p in test]},
         out, name or _prepared_name(out) or Path(out).resolve().name, made_by, workers,
-        grid=grid)
+        grid=grid, max_pixels=max_pixels)
     return description, skipped + failures
+
+
+def split_with_skipped(found: list, skipped: list[Failure], test_fraction: float, seed: int):
+    """split_like_sklearn(found, ...), whose error about too few files says how many entries
+    were skipped as no files (each was named on stderr as it was found)."""
+    try:
+        return split_like_sklearn(found, test_fraction, seed)
+    except UserError as e:
+        raise UserError(f"{e}{_besides(skipped)}") from None
+
+
+def _besides(skipped: list[Failure]) -> str:
+    return (f" ({len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} named like RAW files "
+            "skipped as no files, named above)") if skipped else ""
 
 
 def _prepared_name(out) -> str | None:
