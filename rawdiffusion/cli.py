@@ -338,7 +338,7 @@ def cmd_export(args) -> int:
     if Path(args.checkpoint).is_file() and is_baseline_file(args.checkpoint):
         raise UserError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
                         "is; export takes a training checkpoint")
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+    if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):  # no raise on a loop
         raise UserError(f"--out {args.out}: the checkpoint itself; an export keeps no optimiser "
                         "state, so the run could not resume: choose another file")
     size = export_checkpoint(args.checkpoint, args.out)

@@ -262,6 +262,8 @@ def build(root: Path) -> list[Case]:
     _baseline_fit(b, good)
     _options(b, good)
     _scripts(b, good)
+    _not_files(b, good)
+    _raw_limits(b, good)
     return b.cases
 
 
@@ -645,9 +647,23 @@ def _photos(b: Builder, good: dict) -> None:
     tifffile.imwrite(d / "rgb16.tif", _rng(5).integers(0, 65536, (40, 40, 3)).astype(np.uint16),
                      photometric="rgb")
     add("16-bit-rgb-tiff", d / "rgb16.tif", False)
+    # float photos are read as [0, 1]: beyond it (a photo scaled 0..255, infinities) refused
     tifffile.imwrite(d / "float.tif", _rng(6).uniform(-0.5, 1.5, (40, 40, 3)).astype(np.float32),
                      photometric="rgb")
-    add("float-tiff", d / "float.tif", False)
+    add("float-tiff", d / "float.tif", True)
+    tifffile.imwrite(d / "float255.tif", _rng(6).uniform(0, 255, (40, 40, 3)).astype(np.float32),
+                     photometric="rgb")
+    add("float-tiff-0-to-255", d / "float255.tif", True)
+    inf = _rng(6).uniform(0, 1, (40, 40, 3)).astype(np.float32)
+    inf[3, 4] = np.inf
+    tifffile.imwrite(d / "inf.tif", inf, photometric="rgb")
+    add("float-tiff-with-inf", d / "inf.tif", True)
+    tifffile.imwrite(d / "minusinf.tif", np.where(inf == np.inf, -np.inf, inf), photometric="rgb")
+    add("float-tiff-with-minus-inf", d / "minusinf.tif", True)
+    tifffile.imwrite(d / "float-rounded.tif", np.clip(_rng(6).uniform(-0.001, 1.001, (40, 40, 3)),
+                                                      -0.001, 1.001).astype(np.float32),
+                     photometric="rgb")
+    add("float-tiff-rounding-beyond-0-and-1", d / "float-rounded.tif", False)
     tifffile.imwrite(d / "float-grey.tif", _rng(6).uniform(0, 1, (40, 40)).astype(np.float64))
     add("float64-grey-tiff", d / "float-grey.tif", False)
     nan = _rng(6).uniform(0, 1, (40, 40, 3)).astype(np.float32)
@@ -1163,6 +1179,131 @@ def _scripts(b: Builder, good: dict) -> None:
           names=[b.root / "no-such-dataset"], out=runs)
 
 
+# ----------------------------------------------------------------------------- not files
+
+def _odd_entries(folder: Path, suffix: str) -> list[Path]:
+    """A directory, a FIFO, a dangling symlink and a symlink loop named like inputs."""
+    entries = [folder / f"folder{suffix}", folder / f"pipe{suffix}", folder / f"gone{suffix}",
+               folder / f"loop{suffix}"]
+    entries[0].mkdir(exist_ok=True)
+    os.mkfifo(entries[1])  # opening it for reading would block: run_case's no_hang guards
+    entries[2].symlink_to(folder / f"nowhere{suffix}")
+    entries[3].symlink_to(entries[3])
+    return entries
+
+
+def _not_files(b: Builder, good: dict) -> None:
+    """Entries that are no regular files, and names that are not valid UTF-8 or look like
+    options, in every command that takes files."""
+    d = b.dir("notfiles")
+    odd = _odd_entries(d, ".dng")
+    for path in odd + [Path("/dev/zero")]:
+        b.add(f"info/not-a-file-{path.name}", "info", ["info", path], "not a regular file",
+              names=[path])
+    b.add("info/not-files-beside-a-good-one", "info", ["info", *odd, good["dng"]],
+          "mixed good and bad", names=odd)
+    b.add("info/name-beginning-with-dash", "info", ["info", "-bad.dng"], "bad option",
+          names=["-bad.dng"])
+    # names that are not UTF-8 (Latin-1 bytes): a good one is read, a cut one named with \xe9
+    latin = os.fsdecode(os.fsencode(b.dir("latin1")) + b"/caf\xe9.dng")
+    Path(latin).write_bytes(good["dng"].read_bytes())
+    cut = os.fsdecode(os.fsencode(b.dir("latin1")) + b"/cut\xe9.dng")
+    Path(cut).write_bytes(good["dng"].read_bytes()[:3000])
+    b.add("info/name-not-utf8", "info", ["info", latin], "file name", bad=False)
+    b.add("info/name-not-utf8-truncated", "info", ["info", cut, good["dng"]], "file name",
+          names=[f"{b.root}/latin1/cut\\xe9.dng"])
+    # prepare folder: one good file beside the four, at the default test fraction (too few
+    # files for a split: each entry still named) and at 0 (the good file prepared)
+    for fraction in ("0.15", "0"):
+        folder = b.dir("prepare", f"not-files-{fraction}")
+        (folder / "a_good.dng").write_bytes(good["dng"].read_bytes())
+        entries = _odd_entries(folder, ".dng")
+        out = b.out(f"prepare-not-files-{fraction}")
+        args = ["prepare", "folder", "--raw-dir", folder, "--out", out, "--workers", "1",
+                "--grid", "1", "--test-fraction", fraction]
+        b.add(f"prepare/not-files-test-fraction-{fraction}", "prepare folder", args,
+              "not a regular file", names=entries, out=out,
+              expect=[out / "meta" / "a_good.json"] if fraction == "0" else [])
+    folder = b.dir("prepare", "name-not-utf8")
+    (folder / "a_good.dng").write_bytes(good["dng"].read_bytes())
+    Path(os.fsdecode(os.fsencode(folder) + b"/caf\xe9.dng")).write_bytes(good["dng"].read_bytes())
+    out = b.out("prepare-name-not-utf8")
+    b.add("prepare/name-not-utf8", "prepare folder", _prepare_args(folder, out), "file name",
+          bad=False, out=out, expect=[out / "meta" / "a_good.json",
+                                      out / "meta" / "caf\\xe9.json"])
+    # convert: the four named like photos in a folder, and named on the command line
+    folder = b.dir("photos-not-files")
+    (folder / "a_good.png").write_bytes(good["photo"].read_bytes())
+    entries = _odd_entries(folder, ".png")
+    (folder / "z_good.png").write_bytes(good["photo"].read_bytes())
+    out = b.out("convert-not-files")
+    b.add("convert/not-files-in-a-folder", "convert",
+          ["convert", folder, "--checkpoint", good["baseline"], "--out", out, "--cpu"],
+          "not a regular file", names=entries, out=out,
+          expect=[out / "a_good.dng", out / "z_good.dng", out / "manifest.jsonl"])
+    for entry in entries:
+        out = b.out(f"convert-named-{entry.name}")
+        b.add(f"convert/named-{entry.name}", "convert",
+              ["convert", entry, "--checkpoint", good["baseline"], "--out", out, "--cpu"],
+              "not a regular file", names=[entry], out=out)
+    # a checkpoint that is no file: a FIFO blocked the zip check, /dev/zero never ended it
+    for ckpt in (odd[1], Path("/dev/zero"), odd[3]):
+        for command, args in (("convert", ["convert", good["photo"], "--checkpoint", ckpt,
+                                           "--out", b.out(f"convert-ckpt-{ckpt.name}"),
+                                           "--cpu"]),
+                              ("export", ["export", ckpt, "--out",
+                                          b.out(f"export-{ckpt.name}") / "x.pt"])):
+            b.add(f"{command}/checkpoint-{ckpt.name}", command, args, "not a regular file",
+                  names=[ckpt])
+
+
+# ----------------------------------------------------------------------------- RAW limits
+
+def _raw_limits(b: Builder, good: dict) -> None:
+    """What LibRaw would guess or decode without bound: a headerless dump without its sidecar,
+    a small DNG declaring 20000 x 20000 pixels, a sidecar declaring too many, a 4 GiB dump of
+    the wrong size (sparse: no disk taken), an AsShotNeutral of 0; each alone and beside a good
+    DNG in prepare folder."""
+    d = b.dir("limits")
+    bad = {}
+    bad["no-sidecar"] = d / "dump_1024x768.raw"  # a size in LibRaw's table of cameras
+    bad["no-sidecar"].write_bytes(_random_bytes(1024 * 768, 61))
+    bad["bomb"] = bomb_dng(d / "bomb.dng", 20000, 20000)
+    folder = b.dir("limits", "huge-sidecar")
+    bad["sidecar-too-many-pixels"] = _dump(folder, {**SIDECAR, "width": 30000, "height": 20000})
+    folder = b.dir("limits", "sparse")
+    bad["sparse-4gib-dump"] = _dump(folder, SIDECAR)
+    with open(bad["sparse-4gib-dump"], "r+b") as f:
+        f.truncate(4 << 30)
+    bad["as-shot-neutral-zero"] = _cfa_dng(d / "neutral.dng", _scene(), extra=[
+        (50728, "2I", 3, (0, 1, 1, 1, 1, 2))])
+    if (SHARED_RAW / "bayer" / "nikon_d750_rose_768x512_rggb.raw").is_file():
+        bad["no-sidecar-shared-nikon"] = d / "nikon_d750_rose_768x512_rggb.raw"
+        bad["no-sidecar-shared-nikon"].symlink_to(
+            SHARED_RAW / "bayer" / "nikon_d750_rose_768x512_rggb.raw")
+    for name, path in bad.items():
+        b.add(f"info/{name}", "info", ["info", path], "decompression bomb" if "pix" in name
+              or "bomb" in name or "4gib" in name else "bad RAW file", names=[path])
+        folder = b.dir("prepare", f"limits-{name}")
+        (folder / "a_good.dng").write_bytes(good["dng"].read_bytes())
+        target = folder / path.name
+        if path.parent != d:  # a dump with its sidecar: both, the dump sparse again
+            (folder / "d.json").write_bytes((path.parent / "d.json").read_bytes())
+            with open(target, "wb") as f:
+                f.truncate(path.stat().st_size)
+        else:
+            target.symlink_to(path)
+        out = b.out(f"prepare-limits-{name}")
+        b.add(f"prepare/limits-{name}", "prepare folder", _prepare_args(folder, out),
+              "mixed good and bad", names=[folder / (target.stem if target.stem == "d"
+                                                      else target.name)], out=out,
+              expect=[out / "meta" / "a_good.json"], absent=[out / "meta" / f"{target.stem}.json"])
+    b.add("info/max-pixels-raised", "info", ["info", good["dng"], "--max-pixels", "12288"],
+          "good input", bad=False)
+    b.add("info/max-pixels-below-the-file", "info", ["info", good["dng"], "--max-pixels", "100"],
+          "bad option", names=[good["dng"]])
+
+
 # ----------------------------------------------------------------------------- running
 
 class _CurrentStderr(logging.Handler):
@@ -1194,7 +1335,8 @@ def run_case(case: Case, timeout: float = 300) -> Result:
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
-                    code = cli.main(case.args)
+                    with no_hang(int(timeout)):  # a case that blocks (a FIFO) fails, not hangs
+                        code = cli.main(case.args)
                 except SystemExit as e:  # argparse's errors
                     code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
                 except BaseException:  # what reaches the user as a traceback
