@@ -68,15 +68,15 @@ def _report(description: dict, failures, out, keep_going: bool,
     already = len(before.intersection(description["images"])) if before else 0
     if already:
         now = len(description["images"]) - already
-        print(f"{description['name']}: {counts} image(s) in {out}: {already} already prepared, "
-              f"skipped; {now} prepared now")
+        print(f"{description['name']}: {counts} image(s) in {shown(out)}: {already} already "
+              f"prepared, skipped; {now} prepared now")
     else:
-        print(f"{description['name']}: {counts} image(s) prepared in {out}")
+        print(f"{description['name']}: {counts} image(s) prepared in {shown(out)}")
     if not failures:
         return 0
     print(f"{len(failures)} file(s) skipped:", file=sys.stderr)
     for f in failures:
-        print(f"  {f.item}: {f.reason}", file=sys.stderr)
+        print(f"  {shown(f.item)}: {f.reason}", file=sys.stderr)
     return 0 if keep_going else 1
 
 
