@@ -535,9 +535,10 @@ def _dng_level_problem(raw_tags: dict) -> str | None:
 
 def _as_shot_neutral_problem(tags: dict) -> str | None:
     """An impossible AsShotNeutral tag: the DNG specification's camera-space neutral is one
-    positive number per colour plane (3 for a Bayer RGB sensor). LibRaw would turn a zero into
-    an infinite gain, or quietly use other numbers; such a file is refused, as impossible levels
-    are, rather than read with a white balance that is not the file's."""
+    positive number per colour plane (3 for a Bayer RGB sensor). LibRaw makes gains of 0 of a
+    zero (its camera_whitebalance [0, 1, 0, 0] for (0, 1, 0.5)), and reading the file without
+    white balance would drop what it says without a word; such a file is refused, as impossible
+    levels are."""
     if tags.get(50728) is None:
         return None
     neutral = _numbers(tags[50728])
