@@ -209,3 +209,26 @@ def test_convert_refuses_a_named_entry_that_is_no_file_in_one_line(make, what, t
         assert main(["convert", str(tmp_path / "x.png"), "--checkpoint", str(baseline),
                      "--out", str(tmp_path / "out"), "--cpu"]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'x.png'}: {what}\n"
+
+
+@pytest.mark.parametrize("command, module, function", [
+    (["prepare", "fivek", "--root", "r", "--camera", "nikon"], "fivek", "prepare_fivek"),
+    (["prepare", "nod", "--root", "r", "--camera", "sony"], "nod", "prepare_nod"),
+    (["prepare", "folder", "--raw-dir", "r"], "paired", "prepare_folder"),
+])
+def test_every_raw_prepare_command_hands_max_pixels_to_its_reader(command, module, function,
+                                                                  tmp_path, monkeypatch, capsys):
+    import importlib
+
+    given = {}
+
+    def record(*args, **kwargs):
+        given.update(kwargs)
+        return {"name": "x", "splits": {}, "images": {}}, []
+
+    monkeypatch.setattr(importlib.import_module(f"rawdiffusion.datasets.{module}"), function,
+                        record)
+    assert main([*command, "--out", str(tmp_path / "out"), "--max-pixels", "1234"]) == 0
+    assert given["max_pixels"] == 1234
+    assert main([*command, "--out", str(tmp_path / "out")]) == 0
+    assert given["max_pixels"] is None  # the reader's default, io.RAW_MAX_PIXELS
