@@ -155,12 +155,6 @@ def raw_named_entries(folder) -> list[Path]:
                   or (p.suffix.lower() != ".json" and sidecar_path(p).is_file()))
 
 
-def not_a_file(path: Path) -> str | None:
-    """What `path` is when it is not a regular file or a symlink to one (a directory, a FIFO,
-    a dangling symlink, a symlink loop, ...), else None (files.not_a_file)."""
-    return files.not_a_file(path, "RAW file")
-
-
 def regular_files(entries) -> tuple[list[Path], list[Failure]]:
     """(the entries that are regular files or symlinks to one, a Failure for each other one
     saying what it is), so that prepare reports them and goes on. Each left out is said at
@@ -168,7 +162,7 @@ def regular_files(entries) -> tuple[list[Path], list[Failure]]:
     that it is named even when what remains cannot make a dataset."""
     regular, skipped = [], []
     for path in entries:
-        what = not_a_file(path)
+        what = files.not_a_file(path, "RAW file")  # a directory, a FIFO, a symlink loop, ...
         if what:
             skipped.append(Failure(str(path), what))
             print(f"skipped {files.shown(path)}: {what}", file=sys.stderr)
