@@ -25,10 +25,11 @@ log = logging.getLogger("rawdiffusion")
 
 def cmd_info(args) -> int:
     """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
-    from .convert import make_folder
     from .io import RawFormatError
 
     if args.preview:
+        from .convert import make_folder  # only here: convert imports torch (seconds, 650 MB)
+
         make_folder(Path(args.preview), f"--preview {args.preview}")
     failed = 0
     for path in args.files:
