@@ -2,7 +2,7 @@
 drawn at an ISO and exposure onto a generated (clean) RAW.
 
 The model (Foi et al. 2008, "Practical Poissonian-Gaussian noise modeling and fitting for
-single-image raw-data", IEEE TIP 17(10), Eq. 2-3): per packed CFA channel c (R, G1, G2, B), a
+single-image raw-data", IEEE TIP 17(10)): per packed CFA channel c (R, G1, G2, B), a
 normalised sample z = (raw - black) / (white - black) of clean value x has
 
     var z = S_c(ISO) x + O_c(ISO)
@@ -19,15 +19,21 @@ non-negative least squares on the files' O_i (relative errors) when the files ho
 more. With one ISO only (the shared GoPro files are all ISO 100), the two parts of O cannot be
 told apart, and all of O is taken as read noise before the gain (O_fixed = 0): modern CMOS
 sensors are limited by the noise before their gain at all but the lowest gains, and across
-cameras and ISOs log O grows as 2.18 log S (Brooks et al. 2019, "Unprocessing Images for
-Learned Raw Denoising", Sec. 3.2), close to the slope 2 of O proportional to gain^2.
+cameras and ISOs log O grows as 2.18 log S (the fit of Brooks et al. 2019, "Unprocessing
+Images for Learned Raw Denoising"), close to the slope 2 of O proportional to gain^2.
 
 Outside the calibrated ISOs the model extrapolates along these lines and logs a warning that
 says so (a camera calibrated at ISO 100 only is still asked for low-light ISOs: refusing would
 make it useless for what noise is added for); an ISO that is not a positive number is refused.
 
-O is the noise of the codes as measured: it includes the quantisation's 1/12 code^2, so that
-`add_noise` draws the Gaussian read part with O less that, and quantising adds it back.
+Generation (`add_noise`) gives a clean image the camera's noise level function at an ISO: Poisson
+shot noise and Gaussian read noise, quantised to the file's codes. It adds what the image lacks:
+a generator's output already carries noise-like detail from its guide (on the GoPro test image,
+a third to a half of the real RAW's level, benchmarks/results/noise.md), and adding the whole
+model on top of it overshot the real RAW's S by 24 to 35 %. What is there is measured on the
+image itself with the same estimator. O is the noise of the codes as measured: it includes the
+quantisation's 1/12 code^2, so the Gaussian read part is drawn with O less that, and quantising
+adds it back.
 """
 
 from __future__ import annotations
@@ -222,14 +228,17 @@ def add_noise(x: torch.Tensor, model: NoiseModel | None, iso: float | None, expo
               generators: Sequence[torch.Generator]) -> torch.Tensor:
     """What the sensor would have recorded of the clean mean `x` at `iso` and `exposure` EV.
 
-    x: (B, 4, h, w) float in [0, 1], the clean normalised RAW (packed R, G1, G2, B). The signal
-    x 2^EV is drawn per sample as Poisson electrons (x 2^EV / S of them, times S) plus Gaussian
-    read noise of variance O less the quantisation's, with (S, O) = model.at(iso), then
-    quantised to the integer codes round(black + value (white - black)) and clipped to
-    [0, white]: codes under black are kept down to 0, as real RAW has them. Where the signal
-    reaches white the sensor is saturated and the code is white. black: (4,) per packed
-    channel; white: the white level. generators: one per image (noise_generators), so that an
-    image's noise does not depend on the others in its batch.
+    x: (B, 4, h, w) float in [0, 1], the clean normalised RAW (packed R, G1, G2, B). Per image,
+    the signal x 2^EV is given the camera's noise level function at the ISO, (S, O) =
+    model.at(iso): what its signal lacks of it (S - S_present, O - O_present, at least 0,
+    where S_present and O_present are what noise_levels.estimate_noise measures on the signal
+    itself: a generator's output already carries some noise-like detail from its guide) is
+    drawn per sample, as Poisson counts (x 2^EV / S' of them, times S') plus Gaussian read noise
+    (O' less the quantisation's 1/12 code^2); the result is quantised to the integer codes
+    round(black + value (white - black)) and clipped to [0, white]: codes under black are kept
+    down to 0, as real RAW has them. Where the signal reaches white the sensor is saturated and
+    the code is white. black: (4,) per packed channel; white: the white level. generators: one
+    per image (noise_generators), so that an image's noise does not depend on its batch.
     Returns (B, 4, h, w) float32: the codes normalised, (code - black) / (white - black), in
     [-black / (white - black), 1]. With iso None: no noise, expose(x, exposure) (x itself at
     0 EV). NoiseError for iso without a model, a bad ISO or exposure; ValueError for a
@@ -245,21 +254,38 @@ def add_noise(x: torch.Tensor, model: NoiseModel | None, iso: float | None, expo
         raise ValueError(f"{x.shape[0]} images but {len(generators)} generators: one per image")
     shot, read = model.at(iso)
     black = np.asarray(black, dtype=np.float64)
-    span = white - black
-    quantisation = 1 / (12 * span ** 2)  # of one code, in normalised units
-    s, sd, b, w = (_per_channel(v, x.device) for v in
-                   (shot, np.sqrt(np.maximum(read - quantisation, 0.0)), black, span))
-    saturated = torch.tensor(float(white), device=x.device)
     out = torch.empty(signal.shape, dtype=torch.float32, device=x.device)
     for i, generator in enumerate(generators):
         mean = signal[i].float().clamp(min=0)
-        rate = torch.where(s > 0, mean / s.clamp(min=1e-30), torch.zeros_like(mean))
-        electrons = torch.poisson(rate, generator=generator)
-        value = torch.where(s > 0, electrons * s, mean)
-        value = value + sd * torch.randn(mean.shape, generator=generator, device=x.device)
-        codes = torch.round(b + value * w).clamp(0, white)
-        out[i] = (torch.where(mean >= 1, saturated, codes) - b) / w
+        present_shot, present_read = present_noise(mean, -black / (white - black))
+        out[i] = _sensor(mean, np.maximum(shot - present_shot, 0.0),
+                         np.maximum(read - present_read, 0.0), black, white, generator)
     return out
+
+
+def present_noise(mean: torch.Tensor, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(S, O) per channel, (4,) each, of the noise-like detail a clean image (4, h, w) already
+    has, as noise_levels.estimate_noise measures it; 0 where it finds no smooth area."""
+    try:
+        found = estimate_noise([mean.detach().double().cpu().numpy()], lo)
+    except ValueError:  # no smooth area (a constant image, say): nothing to measure
+        return np.zeros(4), np.zeros(4)
+    return found.shot, found.read
+
+
+def _sensor(mean: torch.Tensor, shot: np.ndarray, read: np.ndarray, black: np.ndarray,
+            white: float, generator: torch.Generator) -> torch.Tensor:
+    """Poisson-Gaussian noise of (4,) shot and read variances drawn onto one image's signal
+    (4, h, w), quantised and clipped as `add_noise` says; returns the codes normalised."""
+    span = white - black
+    quantisation = 1 / (12 * span ** 2)  # of one code, in normalised units
+    s, sd, b, w = (_per_channel(v, mean.device) for v in
+                   (shot, np.sqrt(np.maximum(read - quantisation, 0.0)), black, span))
+    rate = torch.where(s > 0, mean / s.clamp(min=1e-30), torch.zeros_like(mean))
+    value = torch.where(s > 0, torch.poisson(rate, generator=generator) * s, mean)
+    value = value + sd * torch.randn(mean.shape, generator=generator, device=mean.device)
+    codes = torch.round(b + value * w).clamp(0, white)
+    return (torch.where(mean >= 1, torch.full_like(codes, float(white)), codes) - b) / w
 
 
 def _per_channel(values: np.ndarray, device) -> torch.Tensor:

@@ -5,23 +5,23 @@ Poissonian-Gaussian noise modeling and fitting for single-image raw-data", IEEE 
 run on each packed CFA channel (R, G1, G2, B) of normalised RAW, x = (raw - black) /
 (white - black), not clipped below 0 (real RAW holds codes under black down to 0: x = lo < 0).
 
-1. Wavelet analysis (Foi's Sec. II-A): the 2x2 Haar transform of the channel, non-overlapping.
+1. Wavelet analysis: the 2x2 Haar transform of the channel, non-overlapping.
    The approximation A (the mean of the four samples) gives the local level; the diagonal
    detail D = (z00 - z01 - z10 + z11) / 2 is, where the signal is smooth, pure noise with the
    variance of one sample, var D = S mean(y) + O (the variance is linear in y, so the mean of
    the four levels is exact); it cancels constants and gradients in both directions.
-2. Smooth blocks (Sec. II-B): blocks of 8 x 8 coefficients (16 x 16 samples). A block is
+2. Smooth blocks: blocks of 8 x 8 coefficients (16 x 16 samples). A block is
    smooth when the residual of A about its best-fitting plane is no larger than noise makes
    it: 4 var(A - plane) < 1.5 var(H, V), the horizontal and vertical details (noise of A has
    a quarter of a sample's variance). Texture and edges raise A's residual far above that.
    The test uses A, H and V only, which are orthogonal to D: it does not select on D's noise.
    Blocks whose mean lies within 2 noise sigmas (from H, V) of code 0 or of white are left
    out: their samples are clipped often, and the statistic of step 3 is not the clipped one.
-3. Level sets (Sec. II-C): the smooth blocks, sorted by their mean level, in up to 32 sets of
+3. Level sets: the smooth blocks, sorted by their mean level, in up to 32 sets of
    equal size; per set the mean level and a robust variance, the median over its blocks of
    mean(D^2) divided by the median of chi^2_64 / 64 (a block whose texture passed the test
    moves a median little, where it would move a mean much).
-4. Fit (Sec. III, with clipping): (S, O) >= 0 by weighted least squares on the sets' relative
+4. Fit, with clipping: (S, O) >= 0 by weighted least squares on the sets' relative
    errors, each set's predicted variance being that of a normal N(mu, S mu + O) clipped to the
    codes' range [lo, 1] (the censored normal's moments), at the mu whose clipped mean is the
    set's mean level: the levels beyond the 2-sigma margin that are still clipped at times keep
@@ -91,18 +91,31 @@ def _plane_residual() -> np.ndarray:
     return np.eye(BLOCK * BLOCK) - basis @ np.linalg.pinv(basis)
 
 
-def smooth_blocks(z: np.ndarray, lo: float, hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Of one channel z (h, w), normalised, with codes in [lo, hi]: the smooth blocks' mean
-    levels and their mean D^2, each (n,). See the module docstring, steps 1 and 2."""
-    a, h, v, d = (_blocks(c) for c in haar(np.asarray(z, dtype=np.float64)))
+def block_details(z: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One channel z (h, w) -> its Haar coefficients A, H, V, D in blocks, each
+    (blocks, BLOCK^2), row-major over the whole blocks."""
+    return tuple(_blocks(c) for c in haar(np.asarray(z, dtype=np.float64)))
+
+
+def smooth_mask(a: np.ndarray, h: np.ndarray, v: np.ndarray, lo: float,
+                hi: float = 1.0) -> np.ndarray:
+    """Which blocks (block_details' A, H, V) are smooth and far enough from code 0 (lo) and
+    white (hi): (blocks,) bool. See the module docstring, step 2."""
     residual = a @ _plane_residual()
     a_var = np.square(residual).sum(axis=1) / (BLOCK * BLOCK - 3)
     hv_var = (h.var(axis=1, ddof=1) + v.var(axis=1, ddof=1)) / 2
     level = a.mean(axis=1)
     margin = CLIP_MARGIN * np.sqrt(hv_var)
-    smooth = ((hv_var > 0) & (4 * a_var < SMOOTH_LIMIT * hv_var)
-              & (level - lo > margin) & (hi - level > margin))
-    return level[smooth], np.square(d[smooth]).mean(axis=1)
+    return ((hv_var > 0) & (4 * a_var < SMOOTH_LIMIT * hv_var)
+            & (level - lo > margin) & (hi - level > margin))
+
+
+def smooth_blocks(z: np.ndarray, lo: float, hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Of one channel z (h, w), normalised, with codes in [lo, hi]: the smooth blocks' mean
+    levels and their mean D^2, each (n,). See the module docstring, steps 1 and 2."""
+    a, h, v, d = block_details(z)
+    smooth = smooth_mask(a, h, v, lo, hi)
+    return a[smooth].mean(axis=1), np.square(d[smooth]).mean(axis=1)
 
 
 def noise_levels(planes: list[np.ndarray], lo: float, hi: float = 1.0) -> NoiseLevels:

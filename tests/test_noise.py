@@ -54,6 +54,22 @@ def test_the_estimate_of_added_noise_is_the_models_also_for_8_bit_codes():
     np.testing.assert_allclose(found.read, 2e-5, rtol=0.10)
 
 
+def test_noise_tops_up_what_the_clean_image_already_has_to_the_models_level():
+    # A generator's output carries noise-like detail from its guide: the output's noise level
+    # function is the model's, not the model's plus that.
+    black, white = np.zeros(4), 16383
+    scene = textured_scene(768, 768, seed=3).clip(0, 1)
+    rng = np.random.default_rng(3)
+    grainy = scene + rng.normal(size=scene.shape) * np.sqrt(3e-5 * scene + 2e-7)
+    x = torch.from_numpy(grainy.clip(0, 1)).float()[None]
+    out = add_noise(x, model_at(1e-4, 1e-6), 100, 0.0, black, white, noise_generators(0, [0]))
+    found = estimate_noise([out[0].double().numpy()], np.zeros(4))
+    np.testing.assert_allclose(found.shot, 1e-4, rtol=0.10)
+    np.testing.assert_allclose(found.read, 1e-6, rtol=0.10)
+    quiet = add_noise(x, model_at(1e-5, 1e-7), 100, 0.0, black, white, noise_generators(0, [0]))
+    assert torch.equal(quiet, torch.round(x * white) / white)  # already above it: codes only
+
+
 def test_clipped_moments_are_those_of_a_clipped_normal_sample():
     rng = np.random.default_rng(0)
     mu, var, lo, hi = np.array([0.01, 0.5, 0.99]), np.array([1e-4, 1e-3, 1e-4]), 0.0, 1.0
