@@ -544,8 +544,8 @@ def _exposure(tags: dict, decoded: dict) -> tuple[float | None, float | None]:
     if iso == 65535:  # EXIF 2.3: an ISO too large for ISOSpeedRatings' SHORT is in ISOSpeed
         iso = _positive_number(exif.get("ISOSpeed")) or iso
     time = exif.get("ExposureTime")  # tifffile gives the EXIF IFD's rationals as (num, den)
-    if isinstance(time, (tuple, list)) and len(time) == 2 and time[1]:
-        time = time[0] / time[1]
+    if isinstance(time, (tuple, list)) and len(time) == 2:
+        time = time[0] / time[1] if time[1] else None
     time = _positive_number(time) or _positive_number(tags.get(33434))
     return (iso or _positive_number(decoded["iso"]),
             time or _positive_number(decoded["shutter"]))

@@ -29,8 +29,8 @@ make it useless for what noise is added for); an ISO that is not a positive numb
 Generation (`add_noise`) gives a clean image the camera's noise level function at an ISO: Poisson
 shot noise and Gaussian read noise, quantised to the file's codes. It adds what the image lacks:
 a generator's output already carries noise-like detail from its guide (on the GoPro test image,
-a third to a half of the real RAW's level, benchmarks/results/noise.md), and adding the whole
-model on top of it overshot the real RAW's S by 24 to 35 %. What is there is measured on the
+22 to 40 % of the real RAW's S, benchmarks/results/noise.md), and adding the whole model on top
+of it overshot the real RAW's S by 24 to 35 %. What is there is measured on the
 image itself with the same estimator. O is the noise of the codes as measured: it includes the
 quantisation's 1/12 code^2, so the Gaussian read part is drawn with O less that, and quantising
 adds it back.
@@ -38,6 +38,7 @@ adds it back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -98,15 +99,12 @@ class NoiseModel:
 
     def at(self, iso: float) -> tuple[np.ndarray, np.ndarray]:
         """(S, O) at `iso`, each (4,) float64 in normalised units. NoiseError for an ISO that is
-        not a positive number; outside iso_range, extrapolated with a logged warning."""
+        not a positive number; outside iso_range, extrapolated with a warning logged once per
+        ISO and range."""
         iso = check_iso(iso)
         lo, hi = self.iso_range
         if not lo <= iso <= hi:
-            log.warning("ISO %g lies outside the calibrated ISO %s: noise extrapolated (S in "
-                        "proportion to ISO, read noise before the gain as ISO^2%s)", iso,
-                        f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}",
-                        "; one ISO calibrated: all read noise taken as before the gain"
-                        if lo == hi else "")
+            _warn_extrapolated(iso, lo, hi)
         gain = iso / self.iso
         return (np.asarray(self.shot) * gain,
                 np.asarray(self.read_gained) * gain ** 2 + np.asarray(self.read_fixed))
@@ -127,6 +125,15 @@ class NoiseModel:
             raise NoiseError(f"noise model: {schema_problem(e, prefix='noise.')}") from None
         return cls(iso=r.iso, shot=r.shot, read_gained=r.read_gained, read_fixed=r.read_fixed,
                    isos=tuple(sorted(r.isos)))
+
+
+@functools.cache  # once per ISO and range in a process, not once per image
+def _warn_extrapolated(iso: float, lo: float, hi: float) -> None:
+    log.warning("ISO %g lies outside the calibrated ISO %s: noise extrapolated (S in proportion "
+                "to ISO, read noise before the gain as ISO^2%s)", iso,
+                f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}",
+                "; one ISO calibrated: all read noise taken as before the gain" if lo == hi
+                else "")
 
 
 def check_iso(iso) -> float:

@@ -107,14 +107,17 @@ def test_calibration_without_any_iso_is_refused_in_one_line():
         calibrate([FileNoise("x.raw", None, None, np.ones(4), np.ones(4))])
 
 
-def test_iso_outside_the_calibrated_range_is_extrapolated_with_a_warning(caplog):
+def test_iso_outside_the_calibrated_range_is_extrapolated_with_one_warning(caplog):
     model = model_at(1e-4, 1e-7, isos=(100, 400))
     with caplog.at_level(logging.WARNING, logger="rawdiffusion.noise"):
         model.at(200)
         assert not caplog.records
-        shot, _ = model.at(1600)
-    assert "ISO 1600 lies outside the calibrated ISO 100 to 400" in caplog.text
-    np.testing.assert_allclose(shot, 16e-4)
+        shot, _ = model.at(1700)
+        model.at(1700)  # a job's next image: not again
+    assert [r.getMessage() for r in caplog.records] == [
+        "ISO 1700 lies outside the calibrated ISO 100 to 400: noise extrapolated (S in "
+        "proportion to ISO, read noise before the gain as ISO^2)"]
+    np.testing.assert_allclose(shot, 17e-4)
 
 
 @pytest.mark.parametrize("iso", [0, -100, float("nan"), float("inf"), "fast"])
@@ -238,6 +241,8 @@ def test_exif_of_tiff_based_raw_formats_and_libraw_as_fallback():
     assert _exposure({34855: 64, 33434: (0.5,)}, {"iso": 0.0, "shutter": 0.0}) == (64, 0.5)
     assert _exposure({}, {"iso": 1600.0, "shutter": 0.01}) == (1600, 0.01)
     assert _exposure({}, {"iso": 0.0, "shutter": 0.0}) == (None, None)
+    broken = {34665: {"ISOSpeedRatings": 0, "ExposureTime": (1, 0)}}  # 1/0: unknown, not 1 s
+    assert _exposure(broken, {"iso": 0.0, "shutter": 0.0}) == (None, None)
 
 
 def test_the_shared_gopro_dngs_iso_exposure_and_noise_profile(shared_raw):
