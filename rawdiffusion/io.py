@@ -16,10 +16,12 @@ reference implementation's packed layouts, `write_hdf5` and `write_npy`.
 from __future__ import annotations
 
 import contextlib
+import fractions
 import functools
 import json
 import logging
 import os
+import struct
 import sys
 import tempfile
 import warnings
@@ -67,6 +69,7 @@ LIBRAW_SIGNATURES = (
     (0, b"BRCM"))
 PHASE_ONE_MARKS = (b"IIII", b"MMMM")  # anywhere in the first 32 bytes (IIQ and kin)
 SIDECAR_KEYS = "width, height, dtype, cfa_pattern, black_level and white_level"
+EXIF_PLACEHOLDER = 34664  # a code no TIFF tag uses, written where ExifIFD (34665) is to go
 
 
 class RawFormatError(UserError, ValueError):
@@ -93,6 +96,9 @@ class RawImage:
     color_matrix2, illuminant2: the second calibration (ColorMatrix2, CalibrationIlluminant2)
         when the camera has one, else None and 0. DNG renderers (LibRaw, Adobe) interpolate
         between the two or pick one by illuminant, so both are kept as the file had them.
+    iso, exposure_time: the EXIF ISO speed and exposure time in seconds (> 0), or None.
+    noise_profile: the DNG NoiseProfile, pairs (S, O) of variance = S x + O in normalised
+        units, one pair for all colour planes or one per plane (R, G, B); or None.
     """
 
     mosaic: np.ndarray
@@ -107,6 +113,9 @@ class RawImage:
     path: str = field(default="", compare=False)
     color_matrix2: np.ndarray | None = None
     illuminant2: int = UNKNOWN_ILLUMINANT
+    iso: float | None = None
+    exposure_time: float | None = None
+    noise_profile: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
         if self.cfa not in CFA_ORDERS:
@@ -124,6 +133,15 @@ class RawImage:
             raise ValueError("color_matrix2 without color_matrix (DNG's ColorMatrix2 needs a "
                              "ColorMatrix1)")
         self.illuminant, self.illuminant2 = int(self.illuminant), int(self.illuminant2)
+        self.iso = _positive_or_none(self.iso, "iso")
+        self.exposure_time = _positive_or_none(self.exposure_time, "exposure_time")
+        if self.noise_profile is not None:
+            pairs = np.asarray(self.noise_profile, dtype=np.float64)
+            if pairs.shape not in ((1, 2), (3, 2)) or not np.all(np.isfinite(pairs)) \
+                    or np.any(pairs < 0):
+                raise ValueError(f"noise_profile must be 1 or 3 pairs (S, O) of numbers >= 0, "
+                                 f"got {pairs.tolist()}")
+            self.noise_profile = tuple((float(a), float(b)) for a, b in pairs)
 
     @property
     def camera(self) -> str:
@@ -147,9 +165,22 @@ class RawImage:
             "illuminant": None if self.color_matrix is None else self.illuminant,
             "color_matrix2": matrix(self.color_matrix2),
             "illuminant2": None if self.color_matrix2 is None else self.illuminant2,
+            "iso": self.iso,
+            "exposure_time": self.exposure_time,
+            "noise_profile": None if self.noise_profile is None else
+            [list(pair) for pair in self.noise_profile],
             "min": int(self.mosaic.min()),
             "max": int(self.mosaic.max()),
         }
+
+
+def _positive_or_none(value, name: str) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a number above 0 or None, got {value}")
+    return value
 
 
 def _matrix_or_none(m, name: str) -> np.ndarray | None:
@@ -354,12 +385,14 @@ def _read_with_rawpy(path: Path, limit: int) -> RawImage:
     wb, calibrations = _colour_calibration(path, tags, is_dng, decoded)
     (m1, ill1), (m2, ill2) = (calibrations + [(None, UNKNOWN_ILLUMINANT)] * 2)[:2]
     make, model = (str(tags.get(code, "")).strip() for code in (271, 272))
+    iso, exposure_time = _exposure(tags, decoded)
     unique = str(tags.get(50708, "")).strip()
     if unique and unique != UNKNOWN_CAMERA and not model:  # CinemaDNGs, some converters
         model = unique[len(make):].strip() if make and unique.startswith(make) else unique
     return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(black), white_level=white, wb=wb,
                     color_matrix=m1, illuminant=ill1, color_matrix2=m2, illuminant2=ill2,
-                    make=make, model=model, path=str(path))
+                    make=make, model=model, path=str(path), iso=iso, exposure_time=exposure_time,
+                    noise_profile=_noise_profile(raw_tags, tags) if is_dng else None)
 
 
 def _refuse_by_tags(path: Path, tags: dict | None, raw_tags: dict, is_dng: bool) -> None:
@@ -403,7 +436,8 @@ def _decode_with_libraw(path: Path, is_dng: bool, limit: int) -> dict:
                 "margins": (raw.sizes.top_margin, raw.sizes.left_margin),
                 "white": float(raw.white_level),
                 "gains": [float(g) for g in raw.camera_whitebalance],
-                "libraw_matrix": np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64)}
+                "libraw_matrix": np.array(raw.rgb_xyz_matrix[:3], dtype=np.float64),
+                "iso": float(raw.other.iso_speed), "shutter": float(raw.other.shutter_speed)}
     except RawFormatError:
         raise
     except rawpy.LibRawFileUnsupportedError:
@@ -582,6 +616,48 @@ def _written_defaults(tags: dict | None) -> set[str]:
     return {name for name in ("ColorMatrix1", "AsShotNeutral") if name in listed}
 
 
+def _positive_number(value) -> float | None:
+    """The first number of a tag's value (a number, or a sequence of them), when it is a finite
+    number above 0; else None."""
+    if isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def _exposure(tags: dict, decoded: dict) -> tuple[float | None, float | None]:
+    """(ISO, exposure time in s) of a file, None where unknown: its EXIF tags (in the EXIF IFD,
+    as DNG, NEF, CR2 and ARW hold them, or in IFD 0, as TIFF/EP allows), else what LibRaw
+    read (every format it opens, also those that are not TIFF-based)."""
+    exif = tags.get(34665) if isinstance(tags.get(34665), dict) else {}
+    iso = _positive_number(exif.get("ISOSpeedRatings", tags.get(34855)))
+    if iso == 65535:  # EXIF 2.3: an ISO too large for ISOSpeedRatings' SHORT is in ISOSpeed
+        iso = _positive_number(exif.get("ISOSpeed")) or iso
+    time = exif.get("ExposureTime")  # tifffile gives the EXIF IFD's rationals as (num, den)
+    if isinstance(time, (tuple, list)) and len(time) == 2:
+        time = time[0] / time[1] if time[1] else None
+    time = _positive_number(time) or _positive_number(tags.get(33434))
+    return (iso or _positive_number(decoded["iso"]),
+            time or _positive_number(decoded["shutter"]))
+
+
+def _noise_profile(*tag_sets: dict) -> tuple[tuple[float, float], ...] | None:
+    """A DNG's NoiseProfile (tag 51041, in the raw IFD or IFD 0): pairs (S, O), one for all
+    planes or one per plane of a Bayer CFA's three. None when absent or not of that form
+    (optional metadata: the image reads without it)."""
+    for tags in tag_sets:
+        if tags.get(51041) is None:
+            continue
+        values = _numbers(tags[51041])
+        if values.size in (2, 6) and np.all(np.isfinite(values)) and np.all(values >= 0):
+            return tuple((float(a), float(b)) for a, b in values.reshape(-1, 2))
+        return None
+    return None
+
+
 # ----------------------------------------------------------------------------- schemas
 # What the pydantic schemas of sidecars (sidecar.Sidecar) and of a checkpoint's camera
 # (checkpoint.py) share: gains, and a bad value's one-line report naming its key.
@@ -690,9 +766,63 @@ def _write_dng_file(path, raw: RawImage) -> None:
     if defaults:
         note = f"{DEFAULTS_NOTE} {', '.join(defaults)}; not known for this camera"
         tags.append((270, "s", 0, note, True))                           # ImageDescription
+    if raw.noise_profile is not None:                                    # NoiseProfile
+        values = [v for pair in raw.noise_profile for v in pair]
+        tags.append((51041, "d", len(values), values, True))
+    exif = _exif_entries(raw)
+    if exif:  # ExifIFD's place: _append_exif_ifd makes it the tag (tifffile filters 34665)
+        tags.append((EXIF_PLACEHOLDER, "I", 1, 0, True))
     # A real file, not io.BytesIO: numpy's tofile into a BytesIO crashes on large arrays.
-    tifffile.imwrite(path, np.ascontiguousarray(raw.mosaic, dtype=np.uint16),
+    tifffile.imwrite(path, np.ascontiguousarray(raw.mosaic, dtype=np.uint16), byteorder="<",
                      photometric=32803, extratags=tags, metadata=None, software="rawdiffusion")
+    if exif:
+        _append_exif_ifd(path, exif)
+
+
+def _exif_entries(raw: RawImage) -> list[tuple[int, int, int, bytes]]:
+    """The EXIF IFD's entries (tag, TIFF type, count, little-endian value) for raw's ISO and
+    exposure time (EXIF 2.3), or [] when it has neither."""
+    entries = []
+    if raw.exposure_time is not None:                                   # ExposureTime
+        time = fractions.Fraction(raw.exposure_time).limit_denominator(1_000_000)
+        entries.append((33434, 5, 1, struct.pack("<II", time.numerator, time.denominator)))
+    if raw.iso is not None:
+        iso = int(round(raw.iso))                                        # ISOSpeedRatings
+        entries.append((34855, 3, 1, struct.pack("<H", min(iso, 65535))))
+        if iso > 65535:  # too large for the SHORT: SensitivityType 3 (ISO speed), ISOSpeed
+            entries += [(34864, 3, 1, struct.pack("<H", 3)), (34867, 4, 1, struct.pack("<I", iso))]
+    if entries:
+        entries.append((36864, 7, 4, b"0230"))                           # ExifVersion 2.3
+    return sorted(entries)
+
+
+def _append_exif_ifd(path, entries: list[tuple[int, int, int, bytes]]) -> None:
+    """Append an EXIF IFD of `entries` to the little-endian classic TIFF at `path`, and turn
+    IFD 0's EXIF_PLACEHOLDER entry (a LONG) into the ExifIFD tag (34665) pointing at it:
+    tifffile writes no EXIF IFD and no tag 34665, and LibRaw reads a DNG's ISO from the EXIF IFD
+    only. The placeholder's code is 34665's predecessor, so the entries stay in ascending
+    order (TIFF 6.0, Sec. 2, IFD layout; EXIF 2.3, Sec. 4.6.3)."""
+    with open(path, "r+b") as f:
+        first = struct.unpack("<I", f.read(8)[4:])[0]
+        f.seek(first)
+        count = struct.unpack("<H", f.read(2))[0]
+        ifd0 = f.read(12 * count)
+        entry = next(first + 2 + 12 * i for i in range(count)
+                     if struct.unpack_from("<H", ifd0, 12 * i)[0] == EXIF_PLACEHOLDER)
+        start = f.seek(0, os.SEEK_END)
+        start += start % 2  # IFDs begin on a word boundary
+        data_at = start + 2 + 12 * len(entries) + 4
+        table, data = struct.pack("<H", len(entries)), b""
+        for tag, kind, n, value in entries:
+            if len(value) <= 4:
+                table += struct.pack("<HHI", tag, kind, n) + value.ljust(4, b"\0")
+            else:
+                table += struct.pack("<HHII", tag, kind, n, data_at + len(data))
+                data += value + b"\0" * (len(value) % 2)
+        f.seek(start)
+        f.write(table + struct.pack("<I", 0) + data)  # no next IFD
+        f.seek(entry)
+        f.write(struct.pack("<HHII", 34665, 4, 1, start))
 
 
 def write_dng(path, raw: RawImage) -> None:
@@ -702,7 +832,9 @@ def write_dng(path, raw: RawImage) -> None:
     white balance (AsShotNeutral) and both colour calibrations as `raw` has them (ColorMatrix1
     with CalibrationIlluminant1, ColorMatrix2 with CalibrationIlluminant2), so that LibRaw and
     other renderers derive the same daylight balance as from the original file. rawpy reads
-    back the identical mosaic, pattern, levels and metadata.
+    back the identical mosaic, pattern, levels and metadata. When `raw` has them: its
+    NoiseProfile (51041, doubles), and an EXIF IFD with its ISO (ISOSpeedRatings, or 65535
+    with ISOSpeed above that) and ExposureTime, where LibRaw and exiftool read them.
 
     A camera without a known matrix gets `default_color_matrix()` (XYZ -> linear sRGB, labelled
     D65) as ColorMatrix1, and no white balance gets AsShotNeutral (1, 1, 1): the DNG
