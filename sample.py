@@ -9,7 +9,7 @@
 Rerun the same command to resume. Settings: rawdiffusion/config.py, or `python sample.py --cfg job`.
 """
 
-from rawdiffusion.evaluation import entry
+from rawdiffusion.hydra_cli import run
 
 if __name__ == "__main__":
-    entry()
+    run("sample")

@@ -120,31 +120,11 @@ def cmd_prepare_subsample(args) -> int:
     return _report(description, [], args.out, True)
 
 
-def cmd_train(args) -> int:
-    from .training import entry
+def cmd_hydra(args) -> int:
+    """train, sample, detect train, detect eval: Hydra's command lines (hydra_cli.py)."""
+    from .hydra_cli import run
 
-    entry(args.overrides)  # Hydra exits on its own errors; ours end in "error: ..." and 2
-    return 0
-
-
-def cmd_detect_train(args) -> int:
-    from .detection.training import entry
-
-    entry(args.overrides)
-    return 0
-
-
-def cmd_detect_eval(args) -> int:
-    from .detection.evaluation import entry
-
-    entry(args.overrides)
-    return 0
-
-
-def cmd_sample(args) -> int:
-    from .evaluation import entry
-
-    entry(args.overrides)  # as train: Hydra's own errors exit by themselves
+    run(args.hydra_command, args.overrides)  # Hydra exits on its own errors; ours: one line, 2
     return 0
 
 
@@ -433,34 +413,35 @@ def _add_prepare(sub) -> None:
     p.set_defaults(func=cmd_prepare_subsample)
 
 
-def _add_hydra_commands(sub) -> None:
-    # Everything after `train` goes to Hydra as is (options like -m and --cfg included), see
-    # main(); add_help=False lets `rawdiffusion train --help` show Hydra's help.
-    p = sub.add_parser("train", add_help=False,
-                       help="train a model: Hydra overrides, e.g. dataset=fivek_nikon "
-                            "general.seed=0 (as train.py; rerun to resume)")
-    p.set_defaults(func=cmd_train)
+# The Hydra commands: everything after `train`, `sample`, `detect train` and `detect eval` goes
+# to Hydra as is (overrides, -m, --cfg, --help), see main(); hence add_help=False.
+HYDRA_COMMANDS = {
+    "train": "train a model: Hydra overrides, e.g. dataset=fivek_nikon general.seed=0 (as "
+             "train.py; rerun to resume)",
+    "sample": "evaluate or generate with a trained run: Hydra overrides, e.g. "
+              "dataset=fivek_nikon general.seed=0 (as sample.py)",
+}
+DETECT_COMMANDS = {
+    "train": "train a detector: Hydra overrides, e.g. data=nod_nikon data/generated=bdd "
+             "data.generated.pred=DIR data.real_fraction=0.05 (rerun to resume)",
+    "eval": "COCO box AP of a trained detector on data.val: the training overrides, or "
+            "checkpoint=PATH",
+}
 
-    p = sub.add_parser("sample", add_help=False,
-                       help="evaluate or generate with a trained run: Hydra overrides, e.g. "
-                            "dataset=fivek_nikon general.seed=0 (as sample.py)")
-    p.set_defaults(func=cmd_sample)
+
+def _add_hydra_commands(sub) -> None:
+    for name, helptext in HYDRA_COMMANDS.items():
+        p = sub.add_parser(name, add_help=False, help=helptext)
+        p.set_defaults(func=cmd_hydra, hydra_command=name)
 
 
 def _add_detect(sub) -> None:
-    # As train and sample: everything after `detect train` / `detect eval` goes to Hydra.
     p = sub.add_parser("detect", help="RAW object detection (Faster R-CNN): detect train ... "
                                       "or detect eval ..., with Hydra overrides")
     commands = p.add_subparsers(dest="detect_command", required=True, metavar="train|eval")
-    c = commands.add_parser("train", add_help=False,
-                            help="train a detector: Hydra overrides, e.g. data=nod_nikon "
-                                 "data/generated=bdd data.generated.pred=DIR "
-                                 "data.real_fraction=0.05 (rerun to resume)")
-    c.set_defaults(func=cmd_detect_train)
-    c = commands.add_parser("eval", add_help=False,
-                            help="COCO box AP of a trained detector on data.val: the training "
-                                 "overrides, or checkpoint=PATH")
-    c.set_defaults(func=cmd_detect_eval)
+    for name, helptext in DETECT_COMMANDS.items():
+        c = commands.add_parser(name, add_help=False, help=helptext)
+        c.set_defaults(func=cmd_hydra, hydra_command=f"detect {name}")
 
 
 def _add_convert(sub) -> None:
@@ -551,9 +532,9 @@ def main(argv=None) -> int:
     # overrides, -m, --cfg.
     commands = [a for a in argv if not a.startswith("-")][:2]
     hydra_command = None
-    if commands[:1] in (["train"], ["sample"]):
+    if commands[:1] and commands[0] in HYDRA_COMMANDS:
         hydra_command = commands[0]
-    elif commands in (["detect", "train"], ["detect", "eval"]):
+    elif commands[:1] == ["detect"] and commands[1:] and commands[1] in DETECT_COMMANDS:
         hydra_command = commands[1]
     if hydra_command:
         at = argv.index(hydra_command) + 1

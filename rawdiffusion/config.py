@@ -15,7 +15,7 @@ SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for o
 seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
 a plain run never launches it. Jobs that hit the time limit are requeued and resume.
 
-Resuming. A rerun resumes its run only with the same recipe (`recipe_changes`): every field is
+Resuming. A rerun resumes its run only with the same recipe (harness.recipe_changes): every field is
 part of it unless declared with `resumable(...)` (where things are, how often to log), which
 RESUMABLE collects. What a configuration names at run time (its splits, its run folder, its
 DDIM steps) is runs.py.
@@ -53,7 +53,7 @@ def resumable(default: Any = dataclasses.MISSING, *,
               default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field that may change when a run is resumed (RESUMABLE): where things are,
     how often to log; for a section, everything in it. Any other field is part of the recipe,
-    which a resumed run must keep (recipe_changes)."""
+    which a resumed run must keep (harness.recipe_changes)."""
     return field(default=default, default_factory=default_factory,
                  metadata={"resumable": True})
 
@@ -165,7 +165,12 @@ class SystemConfig:
     channels_last: bool = True  # on CUDA
     checkpointing: bool = False  # gradient checkpointing: less memory, about 30 % slower
     compile: bool = False  # torch.compile the training model
-    workers: int = 4  # data loader processes per training process
+    # Data loader processes per process; None: one fewer than its share of the CPUs, at most 4
+    # (cpus.default_workers).
+    workers: Optional[int] = None
+    # CPU threads of each process; None: its share of the CPUs it may use, at most
+    # $OMP_NUM_THREADS when set (cpus.default_threads).
+    threads: Optional[int] = None
 
 
 @dataclass
@@ -292,31 +297,5 @@ def _with_subclasses(cls: type) -> list[type]:
 RESUMABLE = resumable_keys(TrainConfig)
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}"""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 # Recipe keys added after checkpoints were first made, with the value those checkpoints had.
 ADDED = {"model.objective": "diffusion", "model.prior": "none"}
-
-
-def recipe_changes(old: dict, new: dict, resumable: tuple[str, ...] = RESUMABLE,
-                   added: dict | None = None) -> list[str]:
-    """The keys, other than `resumable` ones, whose values differ between two resolved
-    configs: "optim.lr: 0.0001 -> 0.0002". A key in `added` (default ADDED) that `old` lacks has
-    its `added` value."""
-    a, b = {**(ADDED if added is None else added), **flatten(old)}, flatten(new)
-    changed = []
-    for key in sorted(set(a) | set(b)):
-        if any(key == r or key.startswith(r + ".") for r in resumable):
-            continue
-        if a.get(key) != b.get(key):
-            changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
-    return changed

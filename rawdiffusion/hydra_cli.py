@@ -9,9 +9,44 @@ every other user error (errors.py), with one `error:` line and status 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-from .errors import USAGE_STATUS
+from . import config
+from .detection import config as detection_config
+from .errors import USAGE_STATUS, exit_reported
+
+# command: (its stored config, the module whose main(cfg) runs it, what stores the configs)
+COMMANDS = {
+    "train": ("train", "rawdiffusion.training", config.register),
+    "sample": ("sample", "rawdiffusion.evaluation", config.register),
+    "detect train": ("detect_train", "rawdiffusion.detection.training",
+                     detection_config.register),
+    "detect eval": ("detect_eval", "rawdiffusion.detection.evaluation",
+                    detection_config.register),
+}
+
+
+def run(command: str, argv: list[str] | None = None) -> None:
+    """The command line of a Hydra command of COMMANDS (`python train.py`, `rawdiffusion
+    train`, ...): Hydra overrides (argv, default sys.argv[1:]), `-m` for SLURM jobs, `--cfg job`
+    to print the configuration. Hydra exits on its own errors; a UserError of the command ends
+    it with one `error:` line and status 2."""
+    config_name, module, register = COMMANDS[command]
+    hydra_main(config_name, _Task(module), register, argv)
+
+
+class _Task:
+    """The task Hydra runs: `module`.main(cfg), its UserError one line. A class, so that
+    submitit's launcher pickles it by name; the module is imported when the task runs, so that
+    --help, --cfg and a bad override do not wait for PyTorch to load."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __call__(self, cfg) -> None:
+        main = importlib.import_module(self.module).main
+        exit_reported(lambda: main(cfg) and 0)
 
 
 def hydra_main(config_name: str, task, register, argv: list[str] | None = None) -> None:

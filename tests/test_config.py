@@ -12,7 +12,7 @@ from hydra import compose, initialize
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from rawdiffusion import config, hydra_cli
+from rawdiffusion import config, harness, hydra_cli
 from rawdiffusion.runs import run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +58,9 @@ def test_a_new_field_is_part_of_the_recipe_unless_declared_resumable():
     old = OmegaConf.to_container(composed(overrides=["dataset=folder", "dataset.root=x"]),
                                  resolve=True)
     new = {**old, "optim": {**old["optim"], "warmup": 100, "max_steps": 1}, "log": {"every": 1}}
-    assert config.recipe_changes(old, new) == ["optim.warmup: None -> 100"]
-    assert config.recipe_changes(old, {**old, "general": {**old["general"], "seed": 1}}) \
+    changes = lambda new: harness.recipe_changes(old, new, config.RESUMABLE, config.ADDED)  # noqa
+    assert changes(new) == ["optim.warmup: None -> 100"]
+    assert changes({**old, "general": {**old["general"], "seed": 1}}) \
         == ["general.seed: 0 -> 1"]
 
 

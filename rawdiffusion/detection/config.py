@@ -129,7 +129,12 @@ class DetectGeneralConfig:
 @dataclass
 class DetectSystemConfig:
     bf16: bool = True  # bf16 autocast on CUDA (CPU runs in float32)
-    workers: int = 2  # data loader processes per training process
+    # Data loader processes per process; None: one fewer than its share of the CPUs, at most 4
+    # (cpus.default_workers).
+    workers: Optional[int] = None
+    # CPU threads of each process; None: its share of the CPUs it may use, at most
+    # $OMP_NUM_THREADS when set (cpus.default_threads).
+    threads: Optional[int] = None
 
 
 @dataclass

@@ -22,14 +22,15 @@ from tqdm import tqdm
 
 from ..atomic import atomic_output
 from ..convert import make_folder
+from ..cpus import default_workers, set_threads
 from ..datasets.coco import CATEGORIES
 from ..datasets.errors import DatasetError
 from ..datasets.subsample import restrict
-from ..errors import SetupError, UserError, exit_reported
-from ..hydra_cli import hydra_main
+from ..errors import SetupError, UserError
+from ..harness import CHECKPOINT
 from ..images import write_png
 from ..processes import processes
-from ..runs import open_split
+from ..runs import detector_run_dir, open_split
 from . import ap
 from .data import ChannelStats, Item, checked_image, preview_rgb, read_annotations, \
     to_detector, val_items
@@ -189,9 +190,7 @@ def stats_of(state: dict) -> ChannelStats:
 
 def main(cfg) -> dict:
     """Evaluate the configured run's checkpoint (or `checkpoint`) on data.val."""
-    from .training import run_dir
-
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else run_dir(cfg) / "checkpoint.pt"
+    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else detector_run_dir(cfg) / CHECKPOINT
     if cfg.checkpoint and not checkpoint.is_file():
         raise SetupError(f"checkpoint={checkpoint}: "
                          + ("a folder, not a checkpoint file" if checkpoint.is_dir() else
@@ -200,10 +199,12 @@ def main(cfg) -> dict:
         raise SetupError(f"no detector checkpoint at {checkpoint}: train this configuration "
                          "first (`rawdiffusion detect train` with the same overrides) or give "
                          "checkpoint=PATH")
-    if cfg.batch_size < 1 or cfg.system.workers < 0:
+    workers = default_workers() if cfg.system.workers is None else cfg.system.workers
+    if cfg.batch_size < 1 or workers < 0:
         raise SetupError("batch_size must be >= 1 and system.workers >= 0")
     val = open_split(cfg.data.val, "evaluation", paired=False)
     with processes() as device:
+        set_threads(cfg.system.threads, "system.threads")
         model, state = load_detector(checkpoint, device)
         items = val_items(val, cfg.data.val.split, state["config"]["data"]["input"])
         if not items:
@@ -215,7 +216,7 @@ def main(cfg) -> dict:
                  len(items), val.root, cfg.data.val.split)
         result, results, outputs, images = evaluate(
             model, items, stats_of(state), val.root, cfg.data.val.split, device, cfg.batch_size,
-            cfg.system.workers, cfg.log.preview_images, progress=True)
+            workers, cfg.log.preview_images, progress=True)
         ap.write_report(out, result, f"{checkpoint.parent.name} on {val.root.name} "
                                      f"({cfg.data.val.split})")
         with atomic_output(out / "detections.json") as tmp:
@@ -224,13 +225,3 @@ def main(cfg) -> dict:
         log.info("%s\n%s", out / "summary.json", ap.format_table(result))
         return result
 
-
-def _hydra_task(cfg) -> None:
-    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-
-
-def entry(argv: list[str] | None = None) -> None:
-    """The command line of `rawdiffusion detect eval`: Hydra overrides."""
-    from . import config
-
-    hydra_main("detect_eval", _hydra_task, config.register, argv)
