@@ -174,6 +174,7 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
 
 def main(cfg) -> dict:
     """Sample the configured val split with the configured run's checkpoint (see SampleConfig)."""
+    set_threads(cfg.system.threads, "system.threads")
     workers = default_workers() if cfg.system.workers is None else cfg.system.workers
     if workers < 0:
         raise SetupError(f"system.workers={workers}: must be >= 0 (0: read samples in the main "
@@ -190,9 +191,8 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        set_threads(cfg.system.threads, "system.threads")
         gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
-                             batch_size=cfg.batch_size, sampler=cfg.sampler)
+                             batch_size=cfg.batch_size, sampler=cfg.sampler, bf16=cfg.system.bf16)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,

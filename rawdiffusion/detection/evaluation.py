@@ -60,9 +60,10 @@ class _Images(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def predict(model, items: list[Item], stats: ChannelStats, device, batch_size: int = 8,
-            workers: int = 0, keep_images: int = 0, progress: bool = False):
+            workers: int = 0, keep_images: int = 0, progress: bool = False, bf16: bool = True):
     """Detections of every item: [{"boxes": (n, 4), "scores": (n,), "labels": (n,)}] in the
-    items' pixels, on CPU; and the [0, 1] images of the first `keep_images` (for previews)."""
+    items' pixels, on CPU; and the [0, 1] images of the first `keep_images` (for previews).
+    bf16: bf16 autocast on CUDA (system.bf16; a CPU stays float32)."""
     model.eval()
     loader = torch.utils.data.DataLoader(_Images(items, stats), batch_size=batch_size,
                                          num_workers=workers, collate_fn=list)
@@ -74,7 +75,7 @@ def predict(model, items: list[Item], stats: ChannelStats, device, batch_size: i
             if problem is not None:
                 raise DatasetError(problem, None)
             images = [x.to(device) for x, _ in batch]
-            with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda" and bf16):
                 found = model(images)
             outputs += [{k: v.float().cpu() if v.is_floating_point() else v.cpu()
                          for k, v in o.items()} for o in found]
@@ -105,11 +106,11 @@ def coco_results(items: list[Item], outputs: list[dict], image_ids: dict[str, in
 
 def evaluate(model, items: list[Item], stats: ChannelStats, root: Path, split: str, device,
              batch_size: int = 8, workers: int = 0, keep_images: int = 0,
-             progress: bool = False) -> tuple[dict, list, list, list]:
+             progress: bool = False, bf16: bool = True) -> tuple[dict, list, list, list]:
     """COCO box AP of `model` on `items` (of `split` of the dataset at `root`): (ap.box_ap's
     result, the COCO results, the outputs and the kept [0, 1] images of `predict`)."""
     outputs, images = predict(model, items, stats, device, batch_size, workers, keep_images,
-                              progress)
+                              progress, bf16)
     doc, image_ids = ground_truth(items, root, split)
     results = coco_results(items, outputs, image_ids)
     return ap.box_ap(doc, results), results, outputs, images
@@ -190,6 +191,7 @@ def stats_of(state: dict) -> ChannelStats:
 
 def main(cfg) -> dict:
     """Evaluate the configured run's checkpoint (or `checkpoint`) on data.val."""
+    set_threads(cfg.system.threads, "system.threads")
     checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else detector_run_dir(cfg) / CHECKPOINT
     if cfg.checkpoint and not checkpoint.is_file():
         raise SetupError(f"checkpoint={checkpoint}: "
@@ -204,7 +206,6 @@ def main(cfg) -> dict:
         raise SetupError("batch_size must be >= 1 and system.workers >= 0")
     val = open_split(cfg.data.val, "evaluation", paired=False)
     with processes() as device:
-        set_threads(cfg.system.threads, "system.threads")
         model, state = load_detector(checkpoint, device)
         items = val_items(val, cfg.data.val.split, state["config"]["data"]["input"])
         if not items:
@@ -216,7 +217,7 @@ def main(cfg) -> dict:
                  len(items), val.root, cfg.data.val.split)
         result, results, outputs, images = evaluate(
             model, items, stats_of(state), val.root, cfg.data.val.split, device, cfg.batch_size,
-            workers, cfg.log.preview_images, progress=True)
+            workers, cfg.log.preview_images, progress=True, bf16=cfg.system.bf16)
         ap.write_report(out, result, f"{checkpoint.parent.name} on {val.root.name} "
                                      f"({cfg.data.val.split})")
         with atomic_output(out / "detections.json") as tmp:

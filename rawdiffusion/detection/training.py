@@ -300,7 +300,8 @@ def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
     if run.rank == 0 and run.val and (epochs_done % cfg.log.val_every == 0 or last):
         result, _, outputs, images = evaluate(
             state.model, run.val, run.mixture.stats, run.val_set.root, cfg.data.val.split,
-            run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images)
+            run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images,
+            bf16=cfg.system.bf16)
         values = {f"val/{k}": result[k] for k in ("AP", "AP50", "AP75") if result[k] is not None}
         values |= {f"val/AP_{name}": c["AP"] for name, c in result["per_class"].items()
                    if c is not None}
