@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from .cpus import set_threads
 from .errors import UserError, run_reported
 
 log = logging.getLogger("rawdiffusion")
@@ -300,6 +301,8 @@ def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--out", required=True, type=_folder, help=out_help)
     p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
                    help="worker processes (default: up to 4 cores)")
+    _threads_option(p, "CPU threads of each worker process (default: the CPUs this process "
+                       "may use, divided among the workers")
     p.add_argument("--keep-going", action="store_true",
                    help="exit 0 even when some input files were skipped")
 
@@ -311,6 +314,13 @@ def _split_options(p: argparse.ArgumentParser) -> None:
                    help="random_state of the scikit-learn-identical split (default 2817)")
     p.add_argument("--grid", type=_positive_int, default=3,
                    help="patches per side cut from every image (default 3: a 3x3 grid)")
+
+
+def _threads_option(p: argparse.ArgumentParser, what: str = "CPU threads for computing "
+                    "(default: the CPUs this process may use") -> None:
+    """--threads of the long commands (cpus.set_threads, called in main)."""
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help=f"{what}; at most $OMP_NUM_THREADS when that is set)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -481,6 +491,7 @@ def _add_convert(sub) -> None:
                    help="bf16 autocast of the network (off by default: not measured to pay "
                         "yet, see README 'Benchmarks')")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    _threads_option(p)
     p.set_defaults(func=cmd_convert)
 
 
@@ -506,6 +517,7 @@ def _add_baseline(sub) -> None:
                         "upi-camera")
     p.add_argument("--out", required=True, help="the baseline file to write (.json)")
     p.add_argument("--split", default="train", help="split to fit on (default train)")
+    _threads_option(p)
     p.set_defaults(func=cmd_baseline_fit)
 
 
@@ -543,6 +555,9 @@ def main(argv=None) -> int:
     args.overrides = overrides
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if "threads" in args:  # convert, prepare and baseline fit: --threads (a number >= 1)
+        # prepare's worker processes compute side by side: each gets its share of the CPUs
+        set_threads(args.threads, "--threads", args.workers if args.command == "prepare" else None)
     return run_reported(args.func, args)
 
 
