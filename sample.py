@@ -6,10 +6,10 @@
         dataset/val=bdd_h416 save_pred=true rgb_only=true diffusion_val.timestep_respacing=ddim6
     torchrun --nproc_per_node 4 sample.py ...                   # sharded over 4 processes
 
-Rerun the same command to resume. Settings: rawdiffusion/config.py, or `python sample.py --cfg job`.
+Rerun the same command to resume. Every setting and what it means: `python sample.py --help`.
 """
 
-from rawdiffusion.evaluation import entry
+from rawdiffusion.hydra_cli import run
 
 if __name__ == "__main__":
-    entry()
+    run("sample")

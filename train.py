@@ -6,10 +6,10 @@
     python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m  # SLURM
     torchrun --nproc_per_node 4 train.py dataset=nod_sony                              # DDP
 
-Rerun the same command to resume. Settings: rawdiffusion/config.py, or `python train.py --cfg job`.
+Rerun the same command to resume. Every setting and what it means: `python train.py --help`.
 """
 
-from rawdiffusion.training import entry
+from rawdiffusion.hydra_cli import run
 
 if __name__ == "__main__":
-    entry()
+    run("train")

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from .cpus import set_threads
 from .errors import UserError, run_reported
 from .files import not_a_file, shown
 
@@ -145,31 +146,11 @@ def cmd_prepare_subsample(args) -> int:
     return _report(description, [], args.out, True)
 
 
-def cmd_train(args) -> int:
-    from .training import entry
+def cmd_hydra(args) -> int:
+    """train, sample, detect train, detect eval: Hydra's command lines (hydra_cli.py)."""
+    from .hydra_cli import run
 
-    entry(args.overrides)  # Hydra exits on its own errors; ours end in "error: ..." and 2
-    return 0
-
-
-def cmd_detect_train(args) -> int:
-    from .detection.training import entry
-
-    entry(args.overrides)
-    return 0
-
-
-def cmd_detect_eval(args) -> int:
-    from .detection.evaluation import entry
-
-    entry(args.overrides)
-    return 0
-
-
-def cmd_sample(args) -> int:
-    from .evaluation import entry
-
-    entry(args.overrides)  # as train: Hydra's own errors exit by themselves
+    run(args.hydra_command, args.overrides)  # Hydra exits on its own errors; ours: one line, 2
     return 0
 
 
@@ -359,6 +340,8 @@ def _common_prepare(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--out", required=True, type=_folder, help=out_help)
     p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
                    help="worker processes (default: up to 4 cores)")
+    _threads_option(p, "CPU threads of each worker process (default: the CPUs this process "
+                       "may use, divided among the workers")
     p.add_argument("--keep-going", action="store_true",
                    help="exit 0 even when some input files were skipped")
 
@@ -370,6 +353,13 @@ def _split_options(p: argparse.ArgumentParser) -> None:
                    help="random_state of the scikit-learn-identical split (default 2817)")
     p.add_argument("--grid", type=_positive_int, default=3,
                    help="patches per side cut from every image (default 3: a 3x3 grid)")
+
+
+def _threads_option(p: argparse.ArgumentParser, what: str = "CPU threads for computing "
+                    "(default: the CPUs this process may use") -> None:
+    """--threads of the long commands (cpus.set_threads, called in main)."""
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help=f"{what}; at most $OMP_NUM_THREADS when that is set)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -506,34 +496,35 @@ def _add_prepare(sub) -> None:
     p.set_defaults(func=cmd_prepare_subsample)
 
 
-def _add_hydra_commands(sub) -> None:
-    # Everything after `train` goes to Hydra as is (options like -m and --cfg included), see
-    # main(); add_help=False lets `rawdiffusion train --help` show Hydra's help.
-    p = sub.add_parser("train", add_help=False,
-                       help="train a model: Hydra overrides, e.g. dataset=fivek_nikon "
-                            "general.seed=0 (as train.py; rerun to resume)")
-    p.set_defaults(func=cmd_train)
+# The Hydra commands: everything after `train`, `sample`, `detect train` and `detect eval` goes
+# to Hydra as is (overrides, -m, --cfg, --help), see main(); hence add_help=False.
+HYDRA_COMMANDS = {
+    "train": "train a model: Hydra overrides, e.g. dataset=fivek_nikon general.seed=0 (as "
+             "train.py; rerun to resume)",
+    "sample": "evaluate or generate with a trained run: Hydra overrides, e.g. "
+              "dataset=fivek_nikon general.seed=0 (as sample.py)",
+}
+DETECT_COMMANDS = {
+    "train": "train a detector: Hydra overrides, e.g. data=nod_nikon data/generated=bdd "
+             "data.generated.pred=DIR data.real_fraction=0.05 (rerun to resume)",
+    "eval": "COCO box AP of a trained detector on data.val: the training overrides, or "
+            "checkpoint=PATH",
+}
 
-    p = sub.add_parser("sample", add_help=False,
-                       help="evaluate or generate with a trained run: Hydra overrides, e.g. "
-                            "dataset=fivek_nikon general.seed=0 (as sample.py)")
-    p.set_defaults(func=cmd_sample)
+
+def _add_hydra_commands(sub) -> None:
+    for name, helptext in HYDRA_COMMANDS.items():
+        p = sub.add_parser(name, add_help=False, help=helptext)
+        p.set_defaults(func=cmd_hydra, hydra_command=name)
 
 
 def _add_detect(sub) -> None:
-    # As train and sample: everything after `detect train` / `detect eval` goes to Hydra.
     p = sub.add_parser("detect", help="RAW object detection (Faster R-CNN): detect train ... "
                                       "or detect eval ..., with Hydra overrides")
     commands = p.add_subparsers(dest="detect_command", required=True, metavar="train|eval")
-    c = commands.add_parser("train", add_help=False,
-                            help="train a detector: Hydra overrides, e.g. data=nod_nikon "
-                                 "data/generated=bdd data.generated.pred=DIR "
-                                 "data.real_fraction=0.05 (rerun to resume)")
-    c.set_defaults(func=cmd_detect_train)
-    c = commands.add_parser("eval", add_help=False,
-                            help="COCO box AP of a trained detector on data.val: the training "
-                                 "overrides, or checkpoint=PATH")
-    c.set_defaults(func=cmd_detect_eval)
+    for name, helptext in DETECT_COMMANDS.items():
+        c = commands.add_parser(name, add_help=False, help=helptext)
+        c.set_defaults(func=cmd_hydra, hydra_command=f"detect {name}")
 
 
 def _add_convert(sub) -> None:
@@ -573,6 +564,7 @@ def _add_convert(sub) -> None:
                    help="bf16 autocast of the network (off by default: not measured to pay "
                         "yet, see README 'Benchmarks')")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
+    _threads_option(p)
     p.set_defaults(func=cmd_convert)
 
 
@@ -598,6 +590,7 @@ def _add_baseline(sub) -> None:
                         "upi-camera")
     p.add_argument("--out", required=True, help="the baseline file to write (.json)")
     p.add_argument("--split", default="train", help="split to fit on (default train)")
+    _threads_option(p)
     p.set_defaults(func=cmd_baseline_fit)
 
 
@@ -624,9 +617,9 @@ def main(argv=None) -> int:
     # overrides, -m, --cfg.
     commands = [a for a in argv if not a.startswith("-")][:2]
     hydra_command = None
-    if commands[:1] in (["train"], ["sample"]):
+    if commands[:1] and commands[0] in HYDRA_COMMANDS:
         hydra_command = commands[0]
-    elif commands in (["detect", "train"], ["detect", "eval"]):
+    elif commands[:1] == ["detect"] and commands[1:] and commands[1] in DETECT_COMMANDS:
         hydra_command = commands[1]
     if hydra_command:
         at = argv.index(hydra_command) + 1
@@ -635,6 +628,9 @@ def main(argv=None) -> int:
     args.overrides = overrides
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if "threads" in args:  # convert, prepare and baseline fit: --threads (a number >= 1)
+        # prepare's worker processes compute side by side: each gets its share of the CPUs
+        set_threads(args.threads, "--threads", args.workers if args.command == "prepare" else None)
     return run_reported(args.func, args)
 
 

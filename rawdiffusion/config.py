@@ -1,8 +1,12 @@
-"""The training configuration: typed sections in Hydra's ConfigStore, and the seed's datasets.
+"""The Hydra schema of train.py and sample.py: typed sections in Hydra's ConfigStore, and the
+seed's datasets. Only the Hydra commands read it (hydra_cli.py composes it).
 
 `python train.py dataset=NAME general.seed=S [section.key=value ...]` composes `train` from
-the dataclasses below; `python train.py --cfg job` prints the result. The defaults are the
-paper's recipe (AdamW 1e-4, linear decay over 70k steps, batch 4, 256 crops).
+the dataclasses below, `python sample.py ...` composes `sample`; `--cfg job` prints the result,
+`--help` every setting with what it means (the `doc` of its field). The training defaults are
+the paper's recipe (AdamW 1e-4, linear decay over 70k steps, batch 4, 256 crops). sample.py
+holds only what it reads: what names the training run (general, dataset, model.preset),
+diffusion_val and its own settings; a training-only override given to it is refused.
 
 Data. Every named dataset is a folder under `general.data_root` (default: $RAWDIFFUSION_DATA,
 else ./data) made by one `rawdiffusion prepare ...` command, which the error names when the
@@ -15,10 +19,10 @@ SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for o
 seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
 a plain run never launches it. Jobs that hit the time limit are requeued and resume.
 
-Resuming. A rerun resumes its run only with the same recipe (`recipe_changes`): every field is
-part of it unless declared with `resumable(...)` (where things are, how often to log), which
-RESUMABLE collects. What a configuration names at run time (its splits, its run folder, its
-DDIM steps) is runs.py.
+Resuming. A rerun resumes its run only with the same recipe (harness.recipe_changes): every
+field is part of it unless declared with `resumable(...)` (where things are, how often to log),
+which RESUMABLE collects. What a configuration names at run time (its splits, its run folder,
+its DDIM steps) is runs.py.
 """
 
 from __future__ import annotations
@@ -49,37 +53,52 @@ RGB_SOURCES = {
 }
 
 
-def resumable(default: Any = dataclasses.MISSING, *,
-              default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field that may change when a run is resumed (RESUMABLE): where things are,
-    how often to log; for a section, everything in it. Any other field is part of the recipe,
-    which a resumed run must keep (recipe_changes)."""
+def setting(default: Any = dataclasses.MISSING, doc: str = "", *,
+            default_factory: Any = dataclasses.MISSING, resumable: bool = False) -> Any:
+    """A dataclass field of the schema with what it means (`doc`, which --help prints). Part of
+    the recipe that a resumed run must keep (harness.recipe_changes) unless `resumable`."""
     return field(default=default, default_factory=default_factory,
-                 metadata={"resumable": True})
+                 metadata={"doc": doc, "resumable": resumable})
 
+
+def resumable(default: Any = dataclasses.MISSING, doc: str = "", *,
+              default_factory: Any = dataclasses.MISSING) -> Any:
+    """A `setting` that may change when a run is resumed (RESUMABLE): where things are, how
+    often to log; for a section, everything in it."""
+    return setting(default, doc, default_factory=default_factory, resumable=True)
+
+
+# ----------------------------------------------------------------------------- sections
 
 @dataclass
 class SplitConfig:
-    """One split of a prepared dataset folder."""
+    """A split of a prepared dataset folder."""
 
-    root: str = resumable(MISSING)  # the prepared folder (holding dataset.json)
-    split: str = "test"  # its split file, <root>/<split>.txt
-    # The command that makes `root`, quoted when it is missing.
-    prepare: Optional[str] = resumable(None)
+    root: str = resumable(MISSING, "the prepared folder (holding dataset.json)")
+    split: str = setting("test", "its split, listed in <root>/<split>.txt")
+    prepare: Optional[str] = resumable(None, "the command that makes root, quoted when it is "
+                                             "missing")
 
 
 @dataclass
 class TrainSplitConfig(SplitConfig):
-    split: str = "train"  # part of the recipe here (the val split is resumable)
-    name: Optional[str] = None  # names the run directory; None: the name in dataset.json
-    # Train on this many images (all samples of each), drawn by a permutation seeded with
-    # general.seed; an epoch is resampled to the full split's length (the paper's small data).
-    # None: all. (Every stored option sets it: a MISSING one would not override a default.)
-    max_items: Optional[int] = MISSING
+    """The training split of a prepared dataset folder."""
+
+    split: str = setting("train", "its split, listed in <root>/<split>.txt (part of the "
+                                  "recipe here; the val split may change)")
+    name: Optional[str] = setting(None, "names the run directory; null: the name in "
+                                        "dataset.json")
+    # (Every stored dataset sets it: a MISSING one would not override a default.)
+    max_items: Optional[int] = setting(
+        MISSING, "train on this many images (all samples of each), drawn by a permutation "
+                 "seeded with general.seed; an epoch is resampled to the full split's length (the "
+                 "paper's small data). null: all")
 
 
 @dataclass
 class DatasetConfig:
+    """What trains (dataset.train) and what validates or is sampled (dataset.val)."""
+
     defaults: List[Any] = field(default_factory=list)
     train: TrainSplitConfig = MISSING  # from dataset/train
     val: SplitConfig = resumable(MISSING)  # from dataset/val
@@ -87,19 +106,31 @@ class DatasetConfig:
 
 @dataclass
 class FolderDatasetConfig(DatasetConfig):
-    root: str = resumable(MISSING)  # any folder made by `rawdiffusion prepare ...`
+    """dataset=folder: the training and test splits of one prepared folder."""
+
+    root: str = resumable(MISSING, "any folder made by `rawdiffusion prepare ...`")
 
 
 @dataclass
 class GeneralConfig:
-    seed: int = 0
-    out: str = resumable("runs")  # run directories are made in here
-    # The run directory's name; None: <dataset>[-n<max_items>][-<preset>]-s<seed>. Rerunning a
-    # command resumes its run; a changed recipe needs a new name (the error says so).
-    run: Optional[str] = resumable(None)
-    data_root: str = resumable(DATA_ROOT)  # the named datasets' folders are in here
-    # Steps between checkpoints (one is also written at the end).
-    save_every: int = resumable(1000)
+    """The seed, and where runs are and what they are called."""
+
+    seed: int = setting(0, "the seed of everything random (initial weights, data order, "
+                           "noise); part of the run's name")
+    out: str = resumable("runs", "the folder of the run directories")
+    run: Optional[str] = resumable(
+        None, "the run directory's name; null: <dataset>[-n<max_items>][-<preset>]-s<seed>. "
+              "Rerunning a command resumes its run; another recipe needs a new name")
+    data_root: str = resumable(DATA_ROOT, "the folder of the named datasets' folders "
+                                          "($RAWDIFFUSION_DATA, else ./data)")
+
+
+@dataclass
+class TrainGeneralConfig(GeneralConfig):
+    """The seed, where runs are and what they are called, and their checkpoints."""
+
+    save_every: int = resumable(1000, "steps between checkpoints (one is also written at the "
+                                      "end)")
 
 
 OBJECTIVES = ("diffusion", "direct")  # model.objective: see ModelConfig
@@ -108,128 +139,195 @@ SAMPLERS = ("ddim", "dpmpp2m", "unipc")  # sample.py sampler= and convert --samp
 
 @dataclass
 class ModelConfig:
-    """A preset of model.PRESETS; the network keys, when set, replace the preset's values.
+    """A preset of model.PRESETS; the network keys, when set, replace its values."""
 
-    objective: "diffusion", the paper's x0-predicting diffusion model sampled with DDIM, or
-    "direct", the one-pass control: the same network and loss mapping RGB to RAW in one forward
-    pass (diffusion.direct_loss), to measure what diffusion adds.
-    """
+    preset: str = setting("paper", "paper (the paper's network) or small (for CPUs), of "
+                                   "model.PRESETS; part of the run's name when not paper")
+    objective: str = setting(
+        "diffusion", "diffusion: the paper's x0-predicting diffusion model, sampled with DDIM; "
+                     "direct: the same network and loss mapping RGB to RAW in one forward pass "
+                     "(diffusion.direct_loss), the control that measures what diffusion adds")
+    prior: Optional[str] = setting(
+        None, "a colour prior whose estimate the network conditions on and corrects: none (the "
+              "paper's model) or a colour map of baselines.py (linear, poly2, poly3, curves, or "
+              "sums with local, e.g. poly3+curves+local) fitted on the training split. null: "
+              "training.DEFAULT_PRIOR for dataset=folder, none for the seed's named datasets")
+    channels: Optional[int] = setting(None, "base channels of the U-Net; null: the preset's")
+    channel_mult: Optional[List[int]] = setting(None, "channels of each resolution, in "
+                                                      "multiples of channels; null: the preset's")
+    num_blocks: Optional[int] = setting(None, "residual blocks per resolution; null: the "
+                                              "preset's")
+    attn_ds: Optional[List[int]] = setting(None, "downsampling factors with self-attention; "
+                                                 "null: the preset's")
+    guide: Optional[str] = setting(None, "the RGB guide's encoder: edsr, rrdb or nafnet; null: "
+                                         "the preset's")
+    guide_channels: Optional[int] = setting(None, "channels of the guide's encoder; null: the "
+                                                  "preset's")
+    spade_hidden: Optional[int] = setting(None, "hidden channels of the SPADE blocks; null: "
+                                                "the preset's")
 
-    preset: str = "paper"
-    objective: str = "diffusion"
-    # A colour prior (model.py): none, the paper's model, or a colour map kind of baselines.py
-    # (linear, poly2, poly3, curves, or sums with local, e.g. poly3+curves+local) fitted on the
-    # training split, whose estimate the network conditions on and corrects. None:
-    # training.DEFAULT_PRIOR for dataset=folder runs, none for the seed's named datasets (so the
-    # seed's commands keep their meaning).
-    prior: Optional[str] = None
-    channels: Optional[int] = None
-    channel_mult: Optional[List[int]] = None
-    num_blocks: Optional[int] = None
-    attn_ds: Optional[List[int]] = None
-    guide: Optional[str] = None  # edsr, rrdb, nafnet
-    guide_channels: Optional[int] = None
-    spade_hidden: Optional[int] = None
+
+@dataclass
+class SampleModelConfig:
+    """The training run's preset, which names it (runs.run_name)."""
+
+    preset: str = setting("paper", "the training run's model.preset (its name has it when not "
+                                   "paper)")
 
 
 @dataclass
 class DiffusionConfig:
-    """Weights of the loss terms: w(t) * (w_mse MSE + w_l1 L1 + w_logl1 logL1)."""
+    """The loss, w(t) * (w_mse MSE + w_l1 L1 + w_logl1 logL1)."""
 
-    w_mse: float = 1.0
-    w_l1: float = 1.0
-    w_logl1: float = 1.0
+    w_mse: float = setting(1.0, "weight of the MSE term")
+    w_l1: float = setting(1.0, "weight of the L1 term")
+    w_logl1: float = setting(1.0, "weight of the log-L1 term")
 
 
 @dataclass
 class DiffusionValConfig:
-    timestep_respacing: str = "ddim24"  # DDIM sampler of validation and previews: ddim<N>
+    """The sampler's steps, of validation and previews (train.py) or of
+    sampling (sample.py)."""
+
+    timestep_respacing: str = setting("ddim24", "ddim<N>: N DDIM steps, 1 to 1000")
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    decay_steps: int = 70_000  # the learning rate falls linearly to 0 over these steps
-    max_steps: int = resumable(70_000)  # may grow between reruns: training continues
-    batch_size: int = 4  # global; DDP splits it over the processes
-    crop: int = 256  # random crops of the packed RAW (and RGB), a multiple of the U-Net's
-    ema_decay: float = 0.0  # exponential moving average of the weights; 0: none (the paper)
+    """AdamW with the paper's linear decay of the learning rate."""
+
+    lr: float = setting(1e-4, "learning rate at step 0, in (0, 1]")
+    weight_decay: float = setting(0.0, "AdamW's weight decay")
+    decay_steps: int = setting(70_000, "the learning rate falls linearly to 0 over these steps")
+    max_steps: int = resumable(70_000, "steps to train; may grow between reruns, up to "
+                                       "decay_steps: training continues")
+    batch_size: int = setting(4, "crops per step, over all processes (DDP splits it)")
+    crop: int = setting(256, "side of the random crops of the packed RAW (and RGB), a multiple "
+                             "of the U-Net's")
+    ema_decay: float = setting(0.0, "exponential moving average of the weights, in [0, 1); 0: "
+                                    "none (the paper)")
 
 
 @dataclass
 class SystemConfig:
-    """How to run: none of these change the recipe (bf16 changes rounding)."""
+    """How to run; none of it changes the recipe (bf16 changes the rounding)."""
 
-    bf16: bool = True  # bf16 autocast on CUDA (CPU runs in float32)
-    channels_last: bool = True  # on CUDA
-    checkpointing: bool = False  # gradient checkpointing: less memory, about 30 % slower
-    compile: bool = False  # torch.compile the training model
-    workers: int = 4  # data loader processes per training process
+    threads: Optional[int] = setting(None, "CPU threads of each process; null: its share of the "
+                                           "CPUs it may use, at most $OMP_NUM_THREADS (cpus.py)")
+    workers: Optional[int] = setting(None, "data loader processes of each process; null: one "
+                                           "fewer than its share of the CPUs, at most 4 "
+                                           "(cpus.py)")
+    bf16: bool = setting(True, "bf16 autocast on CUDA (a CPU run stays float32)")
+
+
+@dataclass
+class TrainSystemConfig(SystemConfig):
+    """How to train; none of it changes the recipe (bf16 changes the rounding)."""
+
+    channels_last: bool = setting(True, "channels-last memory format on CUDA")
+    checkpointing: bool = setting(False, "gradient checkpointing: less memory, about 30 % "
+                                         "slower")
+    compile: bool = setting(False, "torch.compile the training model")
+
+
+@dataclass
+class SampleSystemConfig(SystemConfig):
+    """How to sample; bf16 changes the rounding of the outputs, nothing else does."""
+
+    bf16: bool = setting(False, "bf16 autocast of the network when generating, on any device "
+                                "(off: not measured to pay, as convert --bf16)")
 
 
 @dataclass
 class LogConfig:
-    every: int = 50  # steps between scalars (progress bar, TensorBoard, stats.jsonl)
-    preview_every: int = 1000  # steps between preview PNGs (RGB | generated RAW | target RAW)
-    val_every: int = 5000  # steps between validation metrics (DDIM on center crops)
-    val_images: int = 16  # validation images (center crops of the val split's samples)
+    """How often training records."""
+
+    every: int = setting(50, "steps between scalars (progress bar, TensorBoard, stats.jsonl)")
+    preview_every: int = setting(1000, "steps between preview PNGs (RGB | generated RAW | "
+                                       "target RAW)")
+    val_every: int = setting(5000, "steps between validation metrics (DDIM on center crops)")
+    val_images: int = setting(16, "validation images (center crops of the val split's "
+                                  "samples)")
 
 
-def _hydra_settings() -> dict:
-    return {
-        # Hydra writes nothing of its own: the run directory holds config, logs and stats. Its
-        # run.dir is the working directory, which exists: Hydra makes no folder (general.out is
-        # made by training, which checks it first).
-        "output_subdir": None,
-        "run": {"dir": "."},
-        "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
-        "job": {"name": "train", "chdir": False},
-        "help": {"app_name": "rawdiffusion train"},
-    }
+# ----------------------------------------------------------------------------- commands
+
+def hydra_settings(job: str, command: str) -> dict:
+    """Hydra's settings of a command: it writes nothing of its own (the run directory holds
+    config, logs and stats); its run.dir is the working directory, which exists, so Hydra
+    makes no folder (general.out is made by the command, which checks it first); the jobs of
+    `-m` keep their SLURM logs in <general.out>/slurm."""
+    return {"output_subdir": None, "run": {"dir": "."},
+            "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
+            "job": {"name": job, "chdir": False}, "help": {"app_name": command}}
+
+
+def command_defaults(group: str, option: str) -> List[Any]:
+    """A command's defaults list: `group`=`option`, the SLURM launcher (used by -m only) and
+    log messages on stdout."""
+    return ["_self_", {group: option}, {"override hydra/launcher": "rawdiffusion_slurm"},
+            {"override hydra/job_logging": "stdout"}]
 
 
 @dataclass
 class TrainConfig:
-    defaults: List[Any] = field(default_factory=lambda: [
-        "_self_",
-        {"dataset": "nod_nikon"},  # the seed's default
-        {"override hydra/launcher": "rawdiffusion_slurm"},
-        {"override hydra/job_logging": "stdout"},
-    ])
-    general: GeneralConfig = field(default_factory=GeneralConfig)
+    """`python train.py` (or `rawdiffusion train`): train RAW-Diffusion on a prepared dataset;
+    rerun the same command to resume its run.
+
+        python train.py dataset=fivek_nikon general.seed=0
+        python train.py dataset=fivek_nikon_subsample dataset.train.max_items=25
+        python train.py dataset=folder dataset.root=data/my_camera model.preset=small
+        python train.py dataset=fivek_nikon "hydra.launcher.partition=P" -m     # on SLURM
+        torchrun --nproc_per_node 4 train.py dataset=nod_sony                  # DDP
+    """
+
+    defaults: List[Any] = field(default_factory=lambda: command_defaults("dataset", "nod_nikon"))
+    general: TrainGeneralConfig = field(default_factory=TrainGeneralConfig)
     dataset: DatasetConfig = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     diffusion_val: DiffusionValConfig = resumable(default_factory=DiffusionValConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    system: SystemConfig = resumable(default_factory=SystemConfig)
+    system: TrainSystemConfig = resumable(default_factory=TrainSystemConfig)
     log: LogConfig = resumable(default_factory=LogConfig)
-    hydra: Any = field(default_factory=_hydra_settings)
+    hydra: Any = field(default_factory=lambda: hydra_settings("train", "rawdiffusion train"))
 
 
 @dataclass
-class SampleConfig(TrainConfig):
-    """sample.py: the training configuration plus what to sample and write.
+class SampleConfig:
+    """`python sample.py` (or `rawdiffusion sample`): sample the val split with a training run's
+    checkpoint (found by the settings that name the run: general, dataset.train, model.preset;
+    or checkpoint=PATH), writing the paper's metrics and, with save_pred, the generated RAW.
+    Rerun the same command to resume.
 
-    Sampling reads general (seed; out and run to find the run), dataset (val: what it samples;
-    train: the run's name, as runs.run_name makes it from dataset.train.max_items and
-    model.preset), model.preset and diffusion_val (its DDIM steps). It keeps the training-only
-    sections too (the rest of model, diffusion, optim, system, log), unread: sample.py takes
-    the training command's overrides as they are (README), so each must name a key here.
+        python sample.py dataset=fivek_nikon general.seed=0
+        python sample.py dataset=folder dataset.root=data/gopro checkpoint=runs/x/checkpoint.pt
+        python sample.py dataset/train=nod_nikon_h416_subsample dataset.train.max_items=100 \\
+            dataset/val=bdd_h416 save_pred=true rgb_only=true
+        torchrun --nproc_per_node 4 sample.py ...                 # sharded over 4 processes
     """
 
-    checkpoint: Optional[str] = None  # None: <general.out>/<run>/checkpoint.pt of this config
-    save_pred: bool = False  # write predictions (pred_format) and PNG previews
-    pred_format: str = "dng"  # dng, hdf5 (the reference's layout) or npy
-    rgb_only: bool = False  # the val split has no RAW: predictions only, no metrics
-    tile: int = 256  # samples larger than this are generated in overlapping tiles
-    overlap: int = 64
-    sampler: str = "ddim"  # SAMPLERS: DDIM, DPM-Solver++ 2M or UniPC, for diffusion_val's steps
-    # Tiles per forward pass, of one sample or several (samples read by system.workers
-    # processes); the outputs do not depend on it, up to float rounding.
-    batch_size: int = 1
-    out: Optional[str] = None  # None: <run>/samples/<val dataset>-<split>-<respacing>-s<seed>
+    defaults: List[Any] = field(default_factory=lambda: command_defaults("dataset", "nod_nikon"))
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    dataset: DatasetConfig = MISSING
+    model: SampleModelConfig = field(default_factory=SampleModelConfig)
+    diffusion_val: DiffusionValConfig = field(default_factory=DiffusionValConfig)
+    system: SampleSystemConfig = field(default_factory=SampleSystemConfig)
+    checkpoint: Optional[str] = setting(None, "the checkpoint (or baseline file) to sample "
+                                              "with; null: <general.out>/<run>/checkpoint.pt")
+    save_pred: bool = setting(False, "write the predictions (pred_format) and PNG previews")
+    pred_format: str = setting("dng", "dng, hdf5 (the reference's layout) or npy")
+    rgb_only: bool = setting(False, "the val split has no RAW: predictions only, no metrics")
+    tile: int = setting(256, "samples larger than this are generated in overlapping tiles")
+    overlap: int = setting(64, "overlap of the tiles")
+    sampler: str = setting("ddim", "ddim, dpmpp2m (DPM-Solver++ 2M) or unipc, for "
+                                   "diffusion_val's steps")
+    batch_size: int = setting(1, "tiles per forward pass, of one sample or several (read by "
+                                 "system.workers processes); the outputs do not depend on it, "
+                                 "up to float rounding")
+    out: Optional[str] = setting(None, "the output folder; null: "
+                                       "<run>/samples/<val dataset>-<split>-<respacing>-s<seed>")
+    hydra: Any = field(default_factory=lambda: hydra_settings("sample", "rawdiffusion sample"))
 
 
 def register() -> None:
@@ -292,31 +390,5 @@ def _with_subclasses(cls: type) -> list[type]:
 RESUMABLE = resumable_keys(TrainConfig)
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}"""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 # Recipe keys added after checkpoints were first made, with the value those checkpoints had.
 ADDED = {"model.objective": "diffusion", "model.prior": "none"}
-
-
-def recipe_changes(old: dict, new: dict, resumable: tuple[str, ...] = RESUMABLE,
-                   added: dict | None = None) -> list[str]:
-    """The keys, other than `resumable` ones, whose values differ between two resolved
-    configs: "optim.lr: 0.0001 -> 0.0002". A key in `added` (default ADDED) that `old` lacks has
-    its `added` value."""
-    a, b = {**(ADDED if added is None else added), **flatten(old)}, flatten(new)
-    changed = []
-    for key in sorted(set(a) | set(b)):
-        if any(key == r or key.startswith(r + ".") for r in resumable):
-            continue
-        if a.get(key) != b.get(key):
-            changed.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
-    return changed

@@ -24,16 +24,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import bayer, config
+from . import bayer
 from .atomic import atomic_output
 from .baselines import is_baseline_file
 from .checkpoint import camera_of
 from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
                       make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
+from .cpus import default_workers, set_threads
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
-from .errors import SetupError, exit_reported
-from .hydra_cli import hydra_main
+from .errors import SetupError
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
 from .processes import barrier, processes, read_records, record_written, shard
 from .runs import ddim_steps, open_split, run_name
@@ -174,9 +174,11 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
 
 def main(cfg) -> dict:
     """Sample the configured val split with the configured run's checkpoint (see SampleConfig)."""
-    if cfg.system.workers < 0:
-        raise SetupError(f"system.workers={cfg.system.workers}: must be >= 0 (0: read samples "
-                         "in the main process)")
+    set_threads(cfg.system.threads, "system.threads")
+    workers = default_workers() if cfg.system.workers is None else cfg.system.workers
+    if workers < 0:
+        raise SetupError(f"system.workers={workers}: must be >= 0 (0: read samples in the main "
+                         "process)")
     if cfg.pred_format not in FORMATS:
         raise SetupError(f"pred_format={cfg.pred_format!r}: choose one of {', '.join(FORMATS)}")
     steps = ddim_steps(cfg.diffusion_val.timestep_respacing)
@@ -190,11 +192,11 @@ def main(cfg) -> dict:
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
         gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
-                             batch_size=cfg.batch_size, sampler=cfg.sampler)
+                             batch_size=cfg.batch_size, sampler=cfg.sampler, bf16=cfg.system.bf16)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,
-                           workers=cfg.system.workers)
+                           workers=workers)
         if summary:
             log.info("%s: %s", out / "metrics.json", ", ".join(
                 f"{k} {summary[k]:.4f}" if summary[k] is not None else f"{k} -"
@@ -204,11 +206,3 @@ def main(cfg) -> dict:
         barrier()
         return summary
 
-
-def _hydra_task(cfg) -> None:
-    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-
-
-def entry(argv: list[str] | None = None) -> None:
-    """The command line of `python sample.py` and `rawdiffusion sample`: Hydra overrides."""
-    hydra_main("sample", _hydra_task, config.register, argv)

@@ -1,8 +1,9 @@
 """What a run's configuration names: its data splits, its folder, its DDIM steps.
 
-Training and sampling read these from a composed configuration (config.py holds its schema):
-sample.py finds a run's checkpoint under the name training gave its folder, so both call
-`run_name` with the same configuration.
+Training and sampling read these from a composed configuration (config.py and
+detection/config.py hold its schema): sample.py finds a run's checkpoint under the name training
+gave its folder, so both call `run_name` with the same configuration, as `detect train` and
+`detect eval` call `detector_run_dir`.
 """
 
 from __future__ import annotations
@@ -61,3 +62,27 @@ def run_name(cfg: DictConfig, dataset_name: str) -> str:
     if cfg.model.preset != "paper":
         parts.append(cfg.model.preset)
     return "-".join(parts + [f"s{cfg.general.seed}"])
+
+
+def detector_run_name(cfg: DictConfig) -> str:
+    """A detector run's directory name: general.run, else
+    <real dataset>[-n<max_items>][-<generated>-f<f>][-rgb]-s<seed>."""
+    if cfg.general.run:
+        return cfg.general.run
+    real = Path(cfg.data.real.root)
+    name = PreparedDataset(real).description["name"] if (real / DESCRIPTION).is_file() \
+        else real.name
+    parts = [name]
+    if cfg.data.real.max_items is not None:
+        parts.append(f"n{cfg.data.real.max_items}")
+    if cfg.data.real_fraction < 1:
+        generated = cfg.data.generated.name or Path(cfg.data.generated.root or "generated").name
+        parts.append(f"{generated}-f{cfg.data.real_fraction:g}")
+    if cfg.data.input == "rgb":
+        parts.append("rgb")
+    return "-".join([re.sub(r"[^\w.-]+", "_", p) for p in parts] + [f"s{cfg.general.seed}"])
+
+
+def detector_run_dir(cfg: DictConfig) -> Path:
+    """<general.out>/<detector_run_name>"""
+    return Path(cfg.general.out) / detector_run_name(cfg)

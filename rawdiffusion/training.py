@@ -1,6 +1,7 @@
 """Training RAW-Diffusion: `python train.py dataset=NAME general.seed=S [key=value ...]`.
 
-`main` starts the processes and devices; `train` reads top to bottom: the run (data, run
+`main` starts the processes and devices (harness.launch: the skeleton this shares with the
+detector's training is harness.py); `train` reads top to bottom: the run (data, run
 directory, checkpoint to resume), model and optimiser, resumption, then the loop: per step the
 learning rate, a batch, the loss, the update and the EMA (train_step), and at their intervals
 the scalars (record_scalars, which also stops a diverged run), previews and validation metrics
@@ -26,12 +27,8 @@ the weights of an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import logging
-import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,29 +36,25 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from . import config as config_module
-from .atomic import atomic_output
+from . import harness
 from .baselines import fit_colour_map, map_groups
 from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
-from .config import OBJECTIVES
+from .config import ADDED, OBJECTIVES, RESUMABLE
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion, derived_seed
-from .errors import SetupError, exit_reported
-from .hydra_cli import hydra_main
+from .errors import SetupError
+from .harness import CHECKPOINT, LossMeter, Recorder
 from .images import raw_preview, write_png
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
-from .processes import barrier, mean_over_processes, processes, shard
 from .runs import ddim_steps, open_split, run_name
 from .tiling import generate
 from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"  # in the run directory; its contents: checkpoint.py
 # model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
 # quality benchmark on two cameras (README, "Quality").
 DEFAULT_PRIOR = "poly3+curves+local"
@@ -81,7 +74,7 @@ def resolve_prior(cfg: DictConfig, state: dict | None) -> str:
         except ValueError:
             return cfg.model.prior  # model_from_config says what is wrong with it
     if state is not None:
-        return state["config"].get("model", {}).get("prior", config_module.ADDED["model.prior"])
+        return state["config"].get("model", {}).get("prior", ADDED["model.prior"])
     return DEFAULT_PRIOR if "root" in cfg.dataset else "none"
 
 
@@ -128,36 +121,21 @@ def validate(net: UNet, diffusion: Diffusion, batches, steps: int, device) -> tu
 
 def check(cfg: DictConfig, world: int) -> None:
     """Settings that cannot work, reported before any work is done."""
-    missing = [k for k, v in config_module.flatten(OmegaConf.to_container(cfg)).items()
-               if v == "???"]
-    if missing:
-        hints = {"dataset.train.max_items": "the number of training images, e.g. 25 as in the "
-                                            "paper's small-data experiments",
-                 "dataset.root": "a folder made by `rawdiffusion prepare ...`"}
-        raise SetupError("missing setting(s): " + "; ".join(
-            f"{k}=... ({hints[k]})" if k in hints else f"{k}=..." for k in missing))
     o = cfg.optim
-    if o.batch_size % world:
-        raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
-                         "processes")
-    counts = {"optim.max_steps": o.max_steps, "optim.decay_steps": o.decay_steps,
-              "optim.batch_size": o.batch_size, "general.save_every": cfg.general.save_every,
-              "log.every": cfg.log.every, "log.preview_every": cfg.log.preview_every,
-              "log.val_every": cfg.log.val_every}
-    below = [f"{k}={v}" for k, v in counts.items() if v < 1]
-    if below:
-        raise SetupError(f"{', '.join(below)}: must be >= 1")
+    harness.check_settings(cfg, world, counts={
+        "optim.max_steps": o.max_steps, "optim.decay_steps": o.decay_steps,
+        "optim.batch_size": o.batch_size, "general.save_every": cfg.general.save_every,
+        "log.every": cfg.log.every, "log.preview_every": cfg.log.preview_every,
+        "log.val_every": cfg.log.val_every}, hints={
+        "dataset.train.max_items": "the number of training images, e.g. 25 as in the paper's "
+                                   "small-data experiments",
+        "dataset.root": "a folder made by `rawdiffusion prepare ...`"})
     if not 0 <= o.ema_decay < 1:
         raise SetupError(f"optim.ema_decay={o.ema_decay}: must be in [0, 1)")
     if not 0 < o.lr <= 1:  # above, AdamW's first steps overflow float32 from about 3e37
         raise SetupError(f"optim.lr={o.lr}: must be in (0, 1] (the paper's is 1e-4)")
     if not o.weight_decay >= 0:
         raise SetupError(f"optim.weight_decay={o.weight_decay}: must be >= 0")
-    if cfg.general.seed < 0:
-        raise SetupError(f"general.seed={cfg.general.seed}: must be >= 0")
-    out = Path(cfg.general.out)
-    if out.exists() and not out.is_dir():
-        raise SetupError(f"general.out={out}: a file; run folders are made in general.out")
     if o.max_steps > o.decay_steps:  # the learning rate is 0 from decay_steps on
         raise SetupError(f"optim.max_steps={o.max_steps} is past optim.decay_steps="
                          f"{o.decay_steps}, where the learning rate reaches 0: the steps after it "
@@ -165,63 +143,11 @@ def check(cfg: DictConfig, world: int) -> None:
                          "with both set to the new length")
 
 
-class Recorder:
-    """The first process's records: train.log, TensorBoard scalars and stats.jsonl."""
-
-    def __init__(self, run_dir: Path, step: int):
-        from torch.utils.tensorboard import SummaryWriter
-
-        # The package's messages, INFO and up, also go to the run's own log file.
-        self.logger, self.level = logging.getLogger("rawdiffusion"), None
-        if self.logger.getEffectiveLevel() > logging.INFO:
-            self.level = self.logger.level
-            self.logger.setLevel(logging.INFO)
-        self.handler = logging.FileHandler(run_dir / "train.log")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        self.logger.addHandler(self.handler)
-        # A killed run may have recorded steps after its last checkpoint, the last line
-        # perhaps half-written: keep what came before the checkpoint.
-        path = run_dir / "stats.jsonl"
-        if path.is_file():
-            kept = []
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    if json.loads(line)["step"] <= step:
-                        kept.append(line + "\n")
-            with atomic_output(path) as tmp:
-                tmp.write_text("".join(kept))
-        self.stats = open(path, "a")
-        self.writer = SummaryWriter(run_dir / "tb", purge_step=step + 1)
-
-    def __call__(self, values: dict, step: int) -> None:
-        for k, v in values.items():
-            self.writer.add_scalar(k, v, step)
-        self.stats.write(json.dumps({"step": step, **values}) + "\n")
-        self.stats.flush()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.writer.close()
-        self.stats.close()
-        self.logger.removeHandler(self.handler)
-        self.handler.close()
-        if self.level is not None:
-            self.logger.setLevel(self.level)
-
-
 # ----------------------------------------------------------------------------- training
 
 def main(cfg: DictConfig) -> Path:
     """Train (or resume) the run that `cfg` describes; returns its run directory."""
-    with processes() as device:
-        rank, world = shard()
-        if rank:
-            logging.getLogger().setLevel(logging.WARNING)  # one process reports
-        run_dir = train(cfg, rank, world, device)
-        barrier()  # finish together: a late process would find its peers gone
-        return run_dir
+    return harness.launch(train, cfg)
 
 
 def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
@@ -234,7 +160,7 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     # DDIM steps of previews and validation (None: one pass); a bad respacing stops here.
     val_steps = None if run.direct else ddim_steps(cfg.diffusion_val.timestep_respacing)
     if checkpoint is not None:
-        resume(run, state, checkpoint)
+        resume(state, checkpoint)
         del checkpoint
     if state.step >= o.max_steps:
         log.info("%s is trained to step %d (optim.max_steps=%d)", run.dir, state.step,
@@ -242,14 +168,10 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
         return run.dir
     train_net, val, batches = start(run, state)
     generator = torch.Generator(device)
-    autocast = torch.autocast("cuda", torch.bfloat16, enabled=run.cuda and cfg.system.bf16)
-
-    record = Recorder(run.dir, state.step) if rank == 0 else None
-    bar = tqdm(total=o.max_steps, initial=state.step, disable=rank != 0, unit="step",
-               dynamic_ncols=True, desc=run.dir.name)
-    state.sums = torch.zeros(4, device=device)
-    state.last_step, state.last_time = state.step, time.perf_counter()
-    with logging_redirect_tqdm(), bar, record or contextlib.nullcontext():
+    autocast = run.autocast()
+    bar = run.progress(o.max_steps, state.step, "step")
+    state.losses = LossMeter(("loss", "mse", "l1", "logl1"), device, state.step)
+    with logging_redirect_tqdm(), bar, run.records(state.step) as record:
         log.info("%s %s at step %d of %d: %d training samples (epochs of %d), %d process(es) "
                  "on %s", "resuming" if state.step else "starting", run.dir, state.step,
                  o.max_steps, len(run.samples.ids), run.samples.epoch_length, world, device)
@@ -273,30 +195,16 @@ def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
 
 
 @dataclass
-class Run:
-    """What a run trains on and where it writes: its settings (`resolved`: cfg as the dict that
-    config.yaml and checkpoints keep, model.prior resolved), the process, the run directory,
-    the training crops and validation split, and the camera its checkpoints record."""
+class Run(harness.Run):
+    """A run (harness.Run: settings with model.prior resolved, process, directory) and what it
+    trains on: the training crops and validation split, the camera its checkpoints record,
+    the diffusion process."""
 
-    cfg: DictConfig
-    rank: int
-    world: int
-    device: torch.device
-    dir: Path
-    resolved: dict
     train_set: PreparedDataset
     val_set: PreparedDataset
     samples: TrainSamples
     camera: dict
     diffusion: Diffusion
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.dir / CHECKPOINT
-
-    @property
-    def cuda(self) -> bool:
-        return self.device.type == "cuda"
 
     @property
     def direct(self) -> bool:
@@ -313,46 +221,43 @@ class Run:
 class State:
     """What training changes: the network, its EMA (None when optim.ema_decay is 0), the
     optimiser, the number of steps taken and the step of the last checkpoint; and the loss
-    terms (loss, mse, l1, logl1) summed since the scalars were last recorded, at last_step and
-    at time last_time (time.perf_counter; sampling time is left out)."""
+    terms (loss, mse, l1, logl1) since they were last recorded (sampling time left out)."""
 
     net: UNet
     ema: UNet | None
     optimizer: torch.optim.Optimizer
     step: int = 0
     saved_step: int = 0
-    sums: torch.Tensor | None = None
-    last_step: int = 0
-    last_time: float = 0.0
+    losses: LossMeter | None = None
 
 
 def open_run(cfg: DictConfig, rank: int, world: int,
              device: torch.device) -> tuple[Run, dict | None]:
-    """The run's data and directory, and its checkpoint's dict when there is one to resume.
-    Sets cfg.model.prior to the resolved prior (resolve_prior)."""
+    """The run's data and directory, and its checkpoint's dict when there is one to resume
+    (of the same recipe: harness.check_recipe). Sets cfg.model.prior to the resolved prior
+    (resolve_prior)."""
     # Data. Both splits are opened first, so that missing data is reported before any work.
     train_set = open_split(cfg.dataset.train, "training")
     val_set = open_split(cfg.dataset.val, "validation")
     name = cfg.dataset.train.name or train_set.description["name"]
     run_dir = Path(cfg.general.out) / run_name(cfg, name)
     # Resumption: the same command finds the same run directory and continues its checkpoint.
-    checkpoint_path = run_dir / CHECKPOINT
-    if checkpoint_path.exists() and not checkpoint_path.is_file():
-        raise SetupError(f"{checkpoint_path}: not a file; training writes its checkpoint there")
-    state = load_checkpoint(checkpoint_path, device) if checkpoint_path.is_file() else None
+    state = harness.open_checkpoint(run_dir, lambda path: load_checkpoint(path, device))
     if state is not None and state.get("optimizer") is None:
-        raise SetupError(f"{checkpoint_path}: an exported checkpoint (weights for sampling, no "
-                         "optimiser state), which a run cannot resume from; move it away, or "
-                         "name a new run with general.run=NAME")
+        raise SetupError(f"{run_dir / CHECKPOINT}: an exported checkpoint (weights for "
+                         "sampling, no optimiser state), which a run cannot resume from; move it "
+                         "away, or name a new run with general.run=NAME")
     cfg.model.prior = resolve_prior(cfg, state)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,
                            cfg.dataset.train.max_items)
     # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
     camera = camera_of({i: e for i, e in train_set.images.items()
                         if e["split"] == cfg.dataset.train.split})
-    return Run(cfg, rank, world, device, run_dir, resolved, train_set, val_set, samples, camera,
-               Diffusion().to(device)), state
+    run = Run(cfg, rank, world, device, run_dir, harness.resolved(cfg), train_set, val_set,
+              samples, camera, Diffusion().to(device))
+    if state is not None:
+        harness.check_recipe(run, state["config"], RESUMABLE, ADDED)
+    return run, state
 
 
 def new_state(run: Run, fit_prior: bool) -> State:
@@ -380,14 +285,8 @@ def new_state(run: Run, fit_prior: bool) -> State:
     return State(net, ema, optimizer)
 
 
-def resume(run: Run, state: State, checkpoint: dict) -> None:
-    """Continue from the run's checkpoint: its weights, optimiser state and step. Refuses a
-    checkpoint of another recipe (config.recipe_changes)."""
-    changes = config_module.recipe_changes(checkpoint["config"], run.resolved)
-    if changes:
-        raise SetupError(f"{run.dir} holds a run with another recipe ("
-                         + "; ".join(changes) + "). Rerun with its settings to resume "
-                         "it, or name a new run with general.run=NAME.")
+def resume(state: State, checkpoint: dict) -> None:
+    """Continue from the run's checkpoint: its weights, optimiser state and step."""
     state.net.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     if state.ema is not None:
@@ -400,11 +299,7 @@ def start(run: Run, state: State) -> tuple[torch.nn.Module, list, Iterator]:
     torch.compile), the validation batches (val_batches) and the iterator of training batches
     from state.step on."""
     cfg, o = run.cfg, run.cfg.optim
-    if run.rank == 0:
-        run.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(run.dir / "config.yaml") as tmp:
-            tmp.write_text(OmegaConf.to_yaml(run.resolved))
-
+    run.write_config()
     train_net = state.net
     if run.world > 1:
         train_net = torch.nn.parallel.DistributedDataParallel(
@@ -421,7 +316,7 @@ def start(run: Run, state: State) -> tuple[torch.nn.Module, list, Iterator]:
     loader = torch.utils.data.DataLoader(
         run.samples, batch_size=o.batch_size // run.world,
         sampler=Draws(state.step, o.batch_size, run.rank, run.world),
-        num_workers=cfg.system.workers, pin_memory=run.cuda)
+        num_workers=run.workers, pin_memory=run.cuda)
     return train_net, val, iter(loader)
 
 
@@ -436,7 +331,7 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, o: DictConfig, step: int
 def train_step(run: Run, state: State, train_net: torch.nn.Module, batch, generator,
                autocast) -> None:
     """One optimiser step on `batch` (raw, rgb[, prior] of TrainSamples) and the EMA update;
-    adds the loss terms to state.sums and counts the step. The timesteps and noise come from
+    adds the loss terms to state.losses and counts the step. The timesteps and noise come from
     `generator` seeded with (seed, NOISE, step, rank)."""
     cfg, optimizer = run.cfg, state.optimizer
     raw, rgb, *prior = (x.to(run.device, non_blocking=True, memory_format=run.memory_format)
@@ -458,8 +353,8 @@ def train_step(run: Run, state: State, train_net: torch.nn.Module, batch, genera
         with torch.no_grad():
             torch._foreach_lerp_(list(state.ema.parameters()), list(state.net.parameters()),
                                  1 - cfg.optim.ema_decay)
-    state.sums += torch.stack([loss.detach()] + [terms[k].detach().mean()
-                                                 for k in ("mse", "l1", "logl1")])
+    state.losses.add(torch.stack([loss.detach()] + [terms[k].detach().mean()
+                                                    for k in ("mse", "l1", "logl1")]))
     state.step += 1
 
 
@@ -467,30 +362,21 @@ def record_scalars(run: Run, state: State, lr: float, record: Recorder | None, b
     """The mean loss terms since the last record (over all processes), the learning rate,
     epoch, speed and memory: to the records and the progress bar. Raises SetupError, before
     anything is saved, when the loss is no longer finite."""
-    o, step = run.cfg.optim, state.step
-    mean = (mean_over_processes(state.sums) / (step - state.last_step)).tolist()
-    if not all(math.isfinite(v) for v in mean):
-        raise SetupError(f"the loss became {mean[0]} between steps {state.last_step} and "
-                         f"{step}; stopping. {_what_stays(run, state)}")
-    now = time.perf_counter()
-    values = {"train/loss": mean[0], "train/mse": mean[1], "train/l1": mean[2],
-              "train/logl1": mean[3], "train/lr": lr,
-              "train/epoch": step * o.batch_size / run.samples.epoch_length,
-              "train/steps_per_s": (step - state.last_step) / (now - state.last_time)}
-    if run.cuda:
-        values["train/max_memory_gb"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+    means, rate = state.losses.read(state.step, "step", lambda: _what_stays(run, state))
+    values = {f"train/{k}": v for k, v in means.items()} | {
+        "train/lr": lr,
+        "train/epoch": state.step * run.cfg.optim.batch_size / run.samples.epoch_length,
+        "train/steps_per_s": rate} | harness.memory_scalars(run)
     if record:
-        record(values, step)
-    bar.set_postfix(loss=f"{mean[0]:.4g}", lr=f"{lr:.3g}")
-    state.sums.zero_()
-    state.last_step, state.last_time = step, now
+        record(values, state.step)
+    bar.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{lr:.3g}")
 
 
 def preview_and_validate(run: Run, state: State, val: list, val_steps: int | None,
                          validation: bool, record: Recorder) -> None:
     """The preview of the first validation batch and, when `validation`, the metrics of all of
     them (recorded and logged); with the EMA weights when there are some. The first process
-    only. Sampling time does not count as training speed (state.last_time)."""
+    only. Sampling time does not count as training speed."""
     cfg, step = run.cfg, state.step
     metrics, generated = validate(state.net if state.ema is None else state.ema, run.diffusion,
                                   val if validation else val[:1], val_steps, run.device)
@@ -501,14 +387,12 @@ def preview_and_validate(run: Run, state: State, val: list, val_steps: int | Non
                  sum(len(r) for r, _ in val), cfg.optim.crop, cfg.optim.crop,
                  "one pass" if run.direct else cfg.diffusion_val.timestep_respacing,
                  ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-    state.last_time = time.perf_counter()
+    state.losses.restart_clock()
 
 
 def save_state(run: Run, state: State) -> None:
     """Write the checkpoint (the first process) once the weights are known to be finite."""
-    if not all(torch.isfinite(p).all() for p in state.net.parameters()):
-        raise SetupError(f"the weights are not finite at step {state.step}; stopping. "
-                         f"{_what_stays(run, state)}")
+    harness.check_finite(state.net, f"step {state.step}", lambda: _what_stays(run, state))
     if run.rank == 0:
         save_checkpoint(run.checkpoint, checkpoint_state(
             state.step, run.resolved, dict(state.net.config), state.net.state_dict(),
@@ -519,19 +403,9 @@ def save_state(run: Run, state: State) -> None:
 
 def _what_stays(run: Run, state: State) -> str:
     """After a diverged loss: the last good checkpoint, and what the user can do. A resumed
-    run keeps its recipe (resume), so a lower learning rate needs a new run."""
+    run keeps its recipe (harness.check_recipe), so a lower learning rate needs a new run."""
     if state.saved_step == 0:
         return (f"No checkpoint was saved yet ({run.dir}); rerun with a lower optim.lr, it "
                 "starts afresh.")
     return (f"The last good checkpoint (step {state.saved_step}) stays in {run.checkpoint}; "
             "to train with a lower optim.lr, start a new run with general.run=NAME.")
-
-
-def _hydra_task(cfg) -> None:
-    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-
-
-def entry(argv: list[str] | None = None) -> None:
-    """The command line of `python train.py` and `rawdiffusion train`: Hydra overrides (argv,
-    default sys.argv[1:]), `-m` for SLURM jobs, `--cfg job` to print the configuration."""
-    hydra_main("train", _hydra_task, config_module.register, argv)

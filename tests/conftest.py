@@ -4,6 +4,7 @@ Tests that need the real files skip with a visible reason when they are absent, 
 instead when RAWDIFFUSION_REQUIRE_SHARED=1 (CI sets it).
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,20 @@ SHARED_FILES = {
     "bayer/openisp_chart_1920x1080_10bit_rggb.raw": ("RGGB", 0, 1023, 1920, 1080),
     "bayer/nokia_n900_2592x304_10bit_grbg.pgm": ("GRBG", 25, 1023, 2592, 304),
 }
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found():
+    """A Hydra job run in this process configures logging: a handler writing to the sys.stdout
+    of that test, closed after it, and the root at INFO. Each test leaves the root logger as it
+    found it (pytest's own handlers are pytest's to manage)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def require_shared(path: Path = SHARED_RAW) -> Path:

@@ -12,7 +12,7 @@ from hydra import compose, initialize
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from rawdiffusion import config, hydra_cli
+from rawdiffusion import config, harness, hydra_cli
 from rawdiffusion.runs import run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def test_a_new_field_is_part_of_the_recipe_unless_declared_resumable():
         warmup: int = 0  # a new field, declared as fields are by default
 
     @dataclass
-    class NewGeneral(config.GeneralConfig):
+    class NewGeneral(config.TrainGeneralConfig):
         cache: str = config.resumable("cache")
 
     @dataclass
@@ -58,8 +58,9 @@ def test_a_new_field_is_part_of_the_recipe_unless_declared_resumable():
     old = OmegaConf.to_container(composed(overrides=["dataset=folder", "dataset.root=x"]),
                                  resolve=True)
     new = {**old, "optim": {**old["optim"], "warmup": 100, "max_steps": 1}, "log": {"every": 1}}
-    assert config.recipe_changes(old, new) == ["optim.warmup: None -> 100"]
-    assert config.recipe_changes(old, {**old, "general": {**old["general"], "seed": 1}}) \
+    changes = lambda new: harness.recipe_changes(old, new, config.RESUMABLE, config.ADDED)  # noqa
+    assert changes(new) == ["optim.warmup: None -> 100"]
+    assert changes({**old, "general": {**old["general"], "seed": 1}}) \
         == ["general.seed: 0 -> 1"]
 
 
@@ -83,14 +84,38 @@ def test_multirun_launcher_is_the_presets_slurm_one():
         composed(overrides=["dataset=fivek_nikon", "hydra.launcher.timeout_min=abc"], hydra=True)
 
 
-def test_sample_takes_the_training_commands_overrides_and_finds_its_run(tmp_path):
-    training = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.train.name=cam",
-                "dataset.train.max_items=3", "general.seed=2", "model.preset=small",
-                "model.channels=8", "diffusion.w_l1=0", "diffusion_val.timestep_respacing=ddim2",
-                "optim.crop=32", "optim.lr=1e-3", "system.workers=0", "log.every=2"]
-    train, sample = composed("train", training), composed("sample", training + ["save_pred=true"])
+def test_sample_takes_what_names_the_run_and_finds_it(tmp_path):
+    naming = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.train.name=cam",
+              "dataset.train.max_items=3", "general.seed=2", "model.preset=small",
+              "diffusion_val.timestep_respacing=ddim2", "system.workers=0"]
+    training = ["model.channels=8", "diffusion.w_l1=0", "optim.crop=32", "optim.lr=1e-3",
+                "log.every=2"]
+    train = composed("train", naming + training)
+    sample = composed("sample", naming + ["save_pred=true", "system.bf16=true"])
     assert run_name(sample, "cam") == run_name(train, "cam") == "cam-n3-small-s2"
     assert sample.save_pred and sample.diffusion_val.timestep_respacing == "ddim2"
+    assert sample.system.bf16 and not composed("sample").system.bf16  # off unless asked
+    # sample.py holds only what it reads: nothing else
+    assert set(sample) == {"general", "dataset", "model", "diffusion_val", "system",
+                           "checkpoint", "save_pred", "pred_format", "rgb_only", "tile",
+                           "overlap", "sampler", "batch_size", "out"}
+    assert set(sample.general) == {"seed", "out", "run", "data_root"}
+    assert set(sample.model) == {"preset"} and set(sample.system) == {"threads", "workers",
+                                                                       "bf16"}
+
+
+@pytest.mark.parametrize("override", ["optim.lr=1e-3", "model.channels=8",
+                                      "system.compile=true", "log.every=2", "diffusion.w_l1=0",
+                                      "general.save_every=5"])
+def test_sample_refuses_a_training_only_setting_in_one_line(capsys, override):
+    from rawdiffusion.cli import main as cli
+
+    with pytest.raises(SystemExit) as info:
+        cli(["sample", "dataset=fivek_nikon", override])
+    err = capsys.readouterr().err
+    key = override.split("=")[0]
+    assert info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: Could not override '{key}': Key '") and " not in '" in err
 
 
 @pytest.mark.parametrize("command, override, message", [
@@ -158,3 +183,63 @@ def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch)
         assert hydra_cli.override_problem("train", line) is None, line
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # as on SLURM
     assert hydra_cli.override_problem("train", ["-m", "optim.lr=1e-3,1e-4"]) is None
+
+
+# ----------------------------------------------------------------------------- help, start-up
+
+@pytest.mark.parametrize("command, groups, own", [
+    (["train"], {"dataset", "dataset/train", "dataset/val"},
+     ["optim.lr=0.0001", "general.save_every=1000", "system.threads=null"]),
+    (["sample"], {"dataset", "dataset/train", "dataset/val"},
+     ["checkpoint=null", "save_pred=false", "system.bf16=false", "model.preset=paper"]),
+    (["detect", "train"], {"data", "data/generated"},
+     ["data.real_fraction=1.0", "detector.min_size=416", "general.out=runs/detect"]),
+    (["detect", "eval"], {"data", "data/generated"}, ["checkpoint=null", "batch_size=8"]),
+])
+def test_help_describes_the_commands_own_groups_and_every_setting(capsys, command, groups, own):
+    from rawdiffusion.cli import main as cli
+
+    assert cli([*command, "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"rawdiffusion {' '.join(command)}" in lines[0]
+    start = lines.index("Config groups (group=option; the one chosen first):") + 1
+    listed = {line.split(":")[0].strip() for line in lines[start:lines.index("", start)]
+              if not line.startswith("      ")}
+    assert listed == groups  # its own groups only (detect listed train.py's before)
+    settings = [i for i, line in enumerate(lines) if line.startswith("  ") and "=" in line
+                and not line.startswith("   ") and ":" not in line.split("=")[0]]
+    for i in settings:  # every setting says what it means on the lines below it
+        assert lines[i + 1].startswith("      ") and lines[i + 1].strip(), lines[i]
+    assert {f"  {o}" for o in own} <= {lines[i] for i in settings}
+    # the values are this command line's
+    assert cli([*command, "general.seed=7", "--help"]) == 0
+    assert "  general.seed=7" in capsys.readouterr().out.splitlines()
+
+
+def test_help_cfg_and_a_bad_override_do_not_load_pytorch(tmp_path):
+    """Start-up: the command's module (and PyTorch) is imported when its job starts."""
+    code = ("import atexit, sys; atexit.register(lambda: print('torch' in sys.modules)); "
+            "from rawdiffusion.hydra_cli import run; run('train', sys.argv[1:])")
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    loaded = {}
+    for args in (["--help"], ["--cfg", "job"], ["optim.lrr=1"],
+                 ["dataset=folder", f"dataset.root={tmp_path / 'missing'}"]):
+        result = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        loaded[args[0]] = result.stdout.splitlines()[-1]
+    assert loaded == {"--help": "False", "--cfg": "False", "optim.lrr=1": "False",
+                      "dataset=folder": "True"}  # the run itself does load it
+
+
+def test_a_plain_run_composes_its_configuration_once(tmp_path, monkeypatch, capsys):
+    from hydra._internal.hydra import Hydra
+
+    compositions = []
+    compose_config = Hydra.compose_config
+    monkeypatch.setattr(Hydra, "compose_config", lambda self, *a, **k: compositions.append(1)
+                        or compose_config(self, *a, **k))
+    with pytest.raises(SystemExit) as info:  # a real run, to the check of its data
+        hydra_cli.run("train", ["dataset=folder", f"dataset.root={tmp_path / 'missing'}",
+                                f"general.out={tmp_path}"])
+    assert info.value.code == 2 and "is not a prepared dataset" in capsys.readouterr().err
+    assert len(compositions) == 1  # Hydra's own run composed it twice more

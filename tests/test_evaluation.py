@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize
 from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import synthetic_raw
 from fake_trees import bdd_tree, cityscapes_tree
+from rawdiffusion import config, evaluation
 from rawdiffusion.checkpoint import camera_of, load_checkpoint, save_checkpoint
 from rawdiffusion.cli import main as cli
 from rawdiffusion.datasets.bdd import prepare_bdd
@@ -23,6 +25,7 @@ from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import prepare_folder
 from rawdiffusion.demo import shipped_checkpoint
+from rawdiffusion.errors import SetupError
 from rawdiffusion.evaluation import samples_dir
 from rawdiffusion.io import CFA_ORDERS, read_raw, write_dng
 from rawdiffusion.model import build_model
@@ -197,3 +200,23 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
     # The installed package may be read-only, and must not collect outputs.
     assert samples_dir(cfg, shipped_checkpoint()) == \
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
+
+
+def test_sample_py_system_bf16_reaches_the_generator(data, tmp_path, monkeypatch):
+    """sample.py system.bf16=true did nothing: it is the generator's bf16 autocast now."""
+    asked = []
+
+    def load_generator(*args, **kwargs):
+        asked.append(kwargs["bf16"])
+        raise SetupError("loaded")  # the rest is the generator's
+
+    monkeypatch.setattr(evaluation, "load_generator", load_generator)
+    config.register()
+    for setting in ([], ["system.bf16=true"], ["system.bf16=false"]):
+        with initialize(version_base="1.3", config_path=None):
+            cfg = compose("sample", ["dataset=folder", f"dataset.root={data / 'tiny'}",
+                                     f"checkpoint={data / 'ckpt.pt'}", f"out={tmp_path}",
+                                     *setting])
+        with pytest.raises(SetupError, match="loaded"):
+            evaluation.main(cfg)
+    assert asked == [False, True, False]  # off by default, as convert --bf16

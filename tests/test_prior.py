@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rawdiffusion import baselines, config, training, training_data
+from rawdiffusion import baselines, config, harness, training, training_data
 from rawdiffusion.baselines import ColourMap, fit_colour_map, guide_codes
 from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
@@ -369,11 +369,11 @@ def test_recipe_changes_treat_a_missing_prior_and_objective_as_the_papers(tiny, 
     old = {**new, "model": {k: v for k, v in new["model"].items()
                             if k not in ("prior", "objective")}}
     assert "prior" not in old["model"] and "prior" in new["model"]
-    assert config.recipe_changes(old, {**new, "model": {**new["model"], "prior": "none"}}) == []
-    assert config.recipe_changes(old, {**new, "model": {**new["model"], "prior": "curves"}}) \
+    changes = lambda new: harness.recipe_changes(old, new, config.RESUMABLE, config.ADDED)  # noqa
+    assert changes({**new, "model": {**new["model"], "prior": "none"}}) == []
+    assert changes({**new, "model": {**new["model"], "prior": "curves"}}) \
         == ["model.prior: 'none' -> 'curves'"]
-    assert config.recipe_changes(old, {**new, "model": {**new["model"], "prior": "none",
-                                                        "objective": "direct"}}) \
+    assert changes({**new, "model": {**new["model"], "prior": "none", "objective": "direct"}}) \
         == ["model.objective: 'diffusion' -> 'direct'"]
 
 

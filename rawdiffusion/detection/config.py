@@ -17,7 +17,7 @@ f) and generated otherwise; an epoch has the length of the real split.
 SLURM. As for training, `-m` hands the job to Hydra's submitit launcher (one GPU a job; a job
 that reaches the time limit is requeued and resumes); a plain run never launches it.
 
-Resuming. As for the diffusion model (config.recipe_changes): a rerun resumes its run only
+Resuming. As for the diffusion model (harness.recipe_changes): a rerun resumes its run only
 with the same recipe; fields declared `resumable` (where things are, how often to log, the
 number of epochs, which may grow) may change.
 """
@@ -29,7 +29,8 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
-from ..config import DATA_ROOT, RGB_SOURCES, SOURCES, resumable, resumable_keys
+from ..config import (RGB_SOURCES, SOURCES, GeneralConfig, SplitConfig, SystemConfig,
+                      command_defaults, hydra_settings, resumable, resumable_keys, setting)
 from ..config import register as register_training
 
 INPUTS = ("raw", "rgb")  # data.input: packed RAW reduced to 3 channels, or the sRGB image
@@ -41,139 +42,148 @@ GENERATED = {"cityscapes": "cityscapes_h416", "bdd": "bdd_h416"}
 
 
 @dataclass
-class RealConfig:
+class RealConfig(SplitConfig):
     """Real images with boxes: a split of a prepared detection dataset (prepare nod --h416)."""
 
-    root: str = resumable(MISSING)
-    split: str = "train"
-    # Train on this many images, drawn as `prepare subsample` draws them with general.seed (the
-    # paper's 100); None: all.
-    max_items: Optional[int] = 100
-    prepare: Optional[str] = resumable(None)  # the command that makes `root`, quoted if missing
+    split: str = setting("train", "its split, listed in <root>/<split>.txt")
+    max_items: Optional[int] = setting(
+        100, "train on this many images, drawn as `prepare subsample` draws them with "
+             "general.seed (the paper's 100); null: all")
 
 
 @dataclass
 class GeneratedConfig:
     """Generated RAW with the boxes of the RGB dataset it was generated from."""
 
-    # The RGB dataset (prepare cityscapes / bdd): annotations/<split>.json, and rgb/ for
-    # data.input=rgb. None: no generated data (data.real_fraction must be 1).
-    root: Optional[str] = resumable(None)
-    split: str = "train"
-    # sample.py's output folder for that split (holding pred/<id>.dng|.h5|.npy), or its pred/
-    # folder itself. Not read for data.input=rgb.
-    pred: Optional[str] = resumable(None)
-    prepare: Optional[str] = resumable(None)
-    name: Optional[str] = None  # names the run directory; None: the RGB dataset's name
-
-
-@dataclass
-class ValConfig:
-    root: str = resumable(MISSING)
-    split: str = "test"
-    prepare: Optional[str] = resumable(None)
+    root: Optional[str] = resumable(
+        None, "the RGB dataset (prepare cityscapes / bdd): annotations/<split>.json, and rgb/ "
+              "for data.input=rgb; null: no generated data (data.real_fraction must be 1)")
+    split: str = setting("train", "its split")
+    pred: Optional[str] = resumable(
+        None, "sample.py's output folder for that split (holding pred/<id>.dng|.h5|.npy), or "
+              "its pred/ folder itself; not read for data.input=rgb")
+    prepare: Optional[str] = resumable(None, "the command that makes root, quoted when it is "
+                                             "missing")
+    name: Optional[str] = setting(None, "names the run directory; null: the RGB dataset's name")
 
 
 @dataclass
 class DataConfig:
+    """Real images (data.real), generated ones (data.generated) mixed in with
+    probability 1 - f, and the validation split (data.val)."""
+
     defaults: List[Any] = field(default_factory=list)
-    input: str = "raw"  # INPUTS: raw, or rgb for the RGB baseline (the sRGB images)
-    real_fraction: float = 1.0  # the paper's f: the probability that a sample is real
+    input: str = setting("raw", "raw, or rgb for the RGB baseline (the sRGB images)")
+    real_fraction: float = setting(1.0, "the paper's f: the probability that a training sample "
+                                        "is real")
     real: RealConfig = MISSING
     generated: GeneratedConfig = field(default_factory=GeneratedConfig)
-    val: ValConfig = resumable(MISSING)
-    # Images per source read to compute the normalisation statistics (per channel mean and
-    # standard deviation, stored in the checkpoint); None: all.
-    stats_images: Optional[int] = 200
-    flip: float = 0.5  # probability of a horizontal flip of a training sample
+    val: SplitConfig = resumable(MISSING)
+    stats_images: Optional[int] = setting(
+        200, "images per source read to compute the normalisation statistics (per channel "
+             "mean and standard deviation, stored in the checkpoint); null: all")
+    flip: float = setting(0.5, "probability of a horizontal flip of a training sample")
 
 
 @dataclass
 class DetectorConfig:
-    """torchvision's Faster R-CNN with a ResNet-50 FPN backbone, all stages trainable."""
+    """Faster R-CNN (torchvision's) with a ResNet-50 FPN backbone, all stages
+    trainable. Images are resized (keeping their aspect ratio) to the largest size whose
+    shorter side is at most min_size and longer side at most max_size: NOD h416 and
+    Cityscapes/BDD100K at 416 high go in at 640 x 416, 640 x 320 and 640 x 362."""
 
-    # Images are resized (keeping their aspect ratio) to the largest size whose shorter side is
-    # at most min_size and longer side at most max_size: NOD h416 and Cityscapes/BDD100K at 416
-    # high go in at 640 x 416, 640 x 320 and 640 x 362.
-    min_size: int = 416
-    max_size: int = 640
-    # A torchvision ResNet-50 state dict (e.g. resnet50-0676ba61.pth, ImageNet IMAGENET1K_V1)
-    # to start the backbone from; None: random weights. Nothing is downloaded.
-    backbone_weights: Optional[str] = None
+    min_size: int = setting(416, "the shorter side's limit, in pixels")
+    max_size: int = setting(640, "the longer side's limit, in pixels")
+    backbone_weights: Optional[str] = setting(
+        None, "a torchvision ResNet-50 state dict (e.g. resnet50-0676ba61.pth, ImageNet "
+              "IMAGENET1K_V1) to start the backbone from; null: random weights. Nothing is "
+              "downloaded")
 
 
 @dataclass
 class DetectOptimConfig:
-    epochs: int = resumable(48)  # may grow between reruns: training continues
-    batch_size: int = 8  # global; DDP splits it over the processes
-    lr: float = 0.02
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4  # not on norms and biases
-    warmup_iters: int = 500  # linear warm-up from warmup_factor x lr
-    warmup_factor: float = 0.001
-    milestones: List[int] = field(default_factory=lambda: [32, 44])  # epochs: lr x gamma
-    gamma: float = 0.1
+    """SGD with warm-up and step decay, the reference's recipe."""
+
+    epochs: int = resumable(48, "epochs to train; may grow between reruns: training continues")
+    batch_size: int = setting(8, "images per iteration, over all processes (DDP splits it)")
+    lr: float = setting(0.02, "learning rate after the warm-up")
+    momentum: float = setting(0.9, "SGD's momentum")
+    nesterov: bool = setting(True, "Nesterov momentum")
+    weight_decay: float = setting(1e-4, "weight decay, not on norms and biases")
+    warmup_iters: int = setting(500, "iterations of linear warm-up from warmup_factor x lr")
+    warmup_factor: float = setting(0.001, "the warm-up's first learning rate, a fraction of lr")
+    milestones: List[int] = setting(default_factory=lambda: [32, 44],
+                                    doc="epochs at which the learning rate is multiplied by "
+                                        "gamma")
+    gamma: float = setting(0.1, "the factor of each milestone")
 
 
 @dataclass
-class DetectGeneralConfig:
-    seed: int = 0
-    out: str = resumable("runs/detect")  # run directories are made in here
-    # The run directory's name; None: <real>-n<max_items>[-<generated>-f<f>][-rgb]-s<seed>.
-    run: Optional[str] = resumable(None)
-    data_root: str = resumable(DATA_ROOT)  # the named datasets' folders are in here
-    save_every: int = resumable(1)  # epochs between checkpoints (one is also written at the end)
+class DetectGeneralConfig(GeneralConfig):
+    """The seed, where detector runs are and what they are called, and their
+    checkpoints."""
 
-
-@dataclass
-class DetectSystemConfig:
-    bf16: bool = True  # bf16 autocast on CUDA (CPU runs in float32)
-    workers: int = 2  # data loader processes per training process
+    out: str = resumable("runs/detect", "the folder of the run directories")
+    run: Optional[str] = resumable(
+        None, "the run directory's name; null: <real>-n<max_items>[-<generated>-f<f>][-rgb]"
+              "-s<seed>. Rerunning a command resumes its run; another recipe needs a new name")
+    save_every: int = resumable(1, "epochs between checkpoints (one is also written at the "
+                                   "end)")
 
 
 @dataclass
 class DetectLogConfig:
-    every: int = 20  # iterations between scalars (progress bar, TensorBoard, stats.jsonl)
-    val_every: int = 1  # epochs between validations (COCO AP on data.val) and previews
-    preview_images: int = 4  # validation images drawn with their boxes in previews/
+    """How often training records and validates."""
 
-
-def _hydra_settings(name: str) -> dict:
-    """As training's (config._hydra_settings): Hydra writes nothing of its own; SLURM jobs of
-    `-m` keep their logs in <general.out>/slurm."""
-    return {"output_subdir": None, "run": {"dir": "."},
-            "sweep": {"dir": "${general.out}/slurm", "subdir": "${hydra.job.num}"},
-            "job": {"name": name, "chdir": False},
-            "help": {"app_name": f"rawdiffusion detect {name.removeprefix('detect_')}"}}
+    every: int = setting(20, "iterations between scalars (progress bar, TensorBoard, "
+                             "stats.jsonl)")
+    val_every: int = setting(1, "epochs between validations (COCO AP on data.val) and "
+                                "previews")
+    preview_images: int = setting(4, "validation images drawn with their boxes in previews")
 
 
 @dataclass
 class DetectTrainConfig:
-    defaults: List[Any] = field(default_factory=lambda: [
-        "_self_", {"data": "nod_nikon"},
-        {"override hydra/launcher": "rawdiffusion_slurm"},  # used by -m only, as training's
-        {"override hydra/job_logging": "stdout"}])
+    """`rawdiffusion detect train`: train the Faster R-CNN detector on real RAW images of NOD
+    h416, with generated RAW (sample.py's Cityscapes-RAW or BDD100K-RAW) mixed in; rerun the
+    same command to resume its run.
+
+        rawdiffusion detect train data=nod_nikon detector.backbone_weights=resnet50.pth
+        rawdiffusion detect train data=nod_nikon data/generated=bdd \\
+            data.generated.pred=GEN/bdd_h416-train-ddim24-s0 data.real_fraction=0.05
+        rawdiffusion detect train data=nod_nikon data.input=rgb            # the RGB baseline
+        torchrun --nproc_per_node 4 -m rawdiffusion.cli detect train ...   # DDP
+    """
+
+    defaults: List[Any] = field(default_factory=lambda: command_defaults("data", "nod_nikon"))
     general: DetectGeneralConfig = field(default_factory=DetectGeneralConfig)
     data: DataConfig = MISSING
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     optim: DetectOptimConfig = field(default_factory=DetectOptimConfig)
-    system: DetectSystemConfig = resumable(default_factory=DetectSystemConfig)
+    system: SystemConfig = resumable(default_factory=SystemConfig)
     log: DetectLogConfig = resumable(default_factory=DetectLogConfig)
-    hydra: Any = field(default_factory=lambda: _hydra_settings("detect_train"))
+    hydra: Any = field(default_factory=lambda: hydra_settings("detect_train",
+                                                              "rawdiffusion detect train"))
 
 
 @dataclass
 class DetectEvalConfig(DetectTrainConfig):
-    """`detect eval`: the training configuration (which names the run) plus what to evaluate.
+    """`rawdiffusion detect eval`: COCO box AP of a trained detector on data.val. Takes the
+    training command's overrides, which name the run (or checkpoint=PATH), and writes
+    summary.json, pr_curves.png, detections.json and previews.png to `out`.
 
-    Evaluates data.val with the run's checkpoint (or `checkpoint`), writing summary.json,
-    pr_curves.png, detections.json and previews to `out`."""
+        rawdiffusion detect eval data=nod_nikon data/generated=bdd \\
+            data.generated.pred=GEN/bdd_h416-train-ddim24-s0 data.real_fraction=0.05
+        rawdiffusion detect eval checkpoint=runs/detect/x/checkpoint.pt data=nod_sony
+    """
 
-    checkpoint: Optional[str] = None  # None: <general.out>/<run>/checkpoint.pt of this config
-    out: Optional[str] = None  # None: <run>/eval/<val dataset>-<split>
-    batch_size: int = 8
-    hydra: Any = field(default_factory=lambda: _hydra_settings("detect_eval"))
+    checkpoint: Optional[str] = setting(None, "the detector checkpoint; null: "
+                                              "<general.out>/<run>/checkpoint.pt")
+    out: Optional[str] = setting(None, "the output folder; null: "
+                                       "<run>/eval/<val dataset>-<split>")
+    batch_size: int = setting(8, "images per forward pass")
+    hydra: Any = field(default_factory=lambda: hydra_settings("detect_eval",
+                                                              "rawdiffusion detect eval"))
 
 
 def register() -> None:
@@ -190,7 +200,7 @@ def register() -> None:
         cs.store(group="data", name=name, node=DataConfig(
             defaults=["_self_", {"generated": "none"}],
             real=RealConfig(root=root, prepare=prepare),
-            val=ValConfig(root=root, prepare=prepare)))
+            val=SplitConfig(root=root, prepare=prepare)))
     cs.store(group="data/generated", name="none", node=GeneratedConfig())
     for name, dataset in GENERATED.items():
         root = f"${{general.data_root}}/{dataset}"

@@ -22,14 +22,15 @@ from tqdm import tqdm
 
 from ..atomic import atomic_output
 from ..convert import make_folder
+from ..cpus import default_workers, set_threads
 from ..datasets.coco import CATEGORIES
 from ..datasets.errors import DatasetError
 from ..datasets.subsample import restrict
-from ..errors import SetupError, UserError, exit_reported
-from ..hydra_cli import hydra_main
+from ..errors import SetupError, UserError
+from ..harness import CHECKPOINT
 from ..images import write_png
 from ..processes import processes
-from ..runs import open_split
+from ..runs import detector_run_dir, open_split
 from . import ap
 from .data import ChannelStats, Item, checked_image, preview_rgb, read_annotations, \
     to_detector, val_items
@@ -59,9 +60,10 @@ class _Images(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def predict(model, items: list[Item], stats: ChannelStats, device, batch_size: int = 8,
-            workers: int = 0, keep_images: int = 0, progress: bool = False):
+            workers: int = 0, keep_images: int = 0, progress: bool = False, bf16: bool = True):
     """Detections of every item: [{"boxes": (n, 4), "scores": (n,), "labels": (n,)}] in the
-    items' pixels, on CPU; and the [0, 1] images of the first `keep_images` (for previews)."""
+    items' pixels, on CPU; and the [0, 1] images of the first `keep_images` (for previews).
+    bf16: bf16 autocast on CUDA (system.bf16; a CPU stays float32)."""
     model.eval()
     loader = torch.utils.data.DataLoader(_Images(items, stats), batch_size=batch_size,
                                          num_workers=workers, collate_fn=list)
@@ -73,7 +75,7 @@ def predict(model, items: list[Item], stats: ChannelStats, device, batch_size: i
             if problem is not None:
                 raise DatasetError(problem, None)
             images = [x.to(device) for x, _ in batch]
-            with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast("cuda", torch.bfloat16, enabled=device.type == "cuda" and bf16):
                 found = model(images)
             outputs += [{k: v.float().cpu() if v.is_floating_point() else v.cpu()
                          for k, v in o.items()} for o in found]
@@ -104,11 +106,11 @@ def coco_results(items: list[Item], outputs: list[dict], image_ids: dict[str, in
 
 def evaluate(model, items: list[Item], stats: ChannelStats, root: Path, split: str, device,
              batch_size: int = 8, workers: int = 0, keep_images: int = 0,
-             progress: bool = False) -> tuple[dict, list, list, list]:
+             progress: bool = False, bf16: bool = True) -> tuple[dict, list, list, list]:
     """COCO box AP of `model` on `items` (of `split` of the dataset at `root`): (ap.box_ap's
     result, the COCO results, the outputs and the kept [0, 1] images of `predict`)."""
     outputs, images = predict(model, items, stats, device, batch_size, workers, keep_images,
-                              progress)
+                              progress, bf16)
     doc, image_ids = ground_truth(items, root, split)
     results = coco_results(items, outputs, image_ids)
     return ap.box_ap(doc, results), results, outputs, images
@@ -189,9 +191,8 @@ def stats_of(state: dict) -> ChannelStats:
 
 def main(cfg) -> dict:
     """Evaluate the configured run's checkpoint (or `checkpoint`) on data.val."""
-    from .training import run_dir
-
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else run_dir(cfg) / "checkpoint.pt"
+    set_threads(cfg.system.threads, "system.threads")
+    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else detector_run_dir(cfg) / CHECKPOINT
     if cfg.checkpoint and not checkpoint.is_file():
         raise SetupError(f"checkpoint={checkpoint}: "
                          + ("a folder, not a checkpoint file" if checkpoint.is_dir() else
@@ -200,7 +201,8 @@ def main(cfg) -> dict:
         raise SetupError(f"no detector checkpoint at {checkpoint}: train this configuration "
                          "first (`rawdiffusion detect train` with the same overrides) or give "
                          "checkpoint=PATH")
-    if cfg.batch_size < 1 or cfg.system.workers < 0:
+    workers = default_workers() if cfg.system.workers is None else cfg.system.workers
+    if cfg.batch_size < 1 or workers < 0:
         raise SetupError("batch_size must be >= 1 and system.workers >= 0")
     val = open_split(cfg.data.val, "evaluation", paired=False)
     with processes() as device:
@@ -215,7 +217,7 @@ def main(cfg) -> dict:
                  len(items), val.root, cfg.data.val.split)
         result, results, outputs, images = evaluate(
             model, items, stats_of(state), val.root, cfg.data.val.split, device, cfg.batch_size,
-            cfg.system.workers, cfg.log.preview_images, progress=True)
+            workers, cfg.log.preview_images, progress=True, bf16=cfg.system.bf16)
         ap.write_report(out, result, f"{checkpoint.parent.name} on {val.root.name} "
                                      f"({cfg.data.val.split})")
         with atomic_output(out / "detections.json") as tmp:
@@ -224,13 +226,3 @@ def main(cfg) -> dict:
         log.info("%s\n%s", out / "summary.json", ap.format_table(result))
         return result
 
-
-def _hydra_task(cfg) -> None:
-    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-
-
-def entry(argv: list[str] | None = None) -> None:
-    """The command line of `rawdiffusion detect eval`: Hydra overrides."""
-    from . import config
-
-    hydra_main("detect_eval", _hydra_task, config.register, argv)

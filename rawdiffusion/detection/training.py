@@ -25,29 +25,23 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import contextlib
 import itertools
 import logging
-import math
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
+from omegaconf import DictConfig
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .. import config as config_module
+from .. import harness
 from ..atomic import atomic_output
 from ..datasets.layout import PreparedDataset
 from ..diffusion import derived_seed
-from ..errors import SetupError, exit_reported
-from ..hydra_cli import hydra_main
-from ..processes import barrier, mean_over_processes, processes, shard
-from ..runs import open_split
-from ..training import Recorder
+from ..errors import SetupError
+from ..harness import LossMeter, Recorder
+from ..processes import barrier
+from ..runs import detector_run_dir, open_split
 from . import ap, config
 from .data import (Batches, Mixture, channel_statistics, collate, generated_items,
                    iterations_per_epoch, real_items, val_items)
@@ -56,39 +50,17 @@ from .model import build_detector, check_backbone, parameter_groups
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 MODEL_NOISE = 4  # purpose of the derived seed of Faster R-CNN's own sampling (data.py: 0..3)
-
-
-def run_name(cfg: DictConfig) -> str:
-    """general.run, else <real dataset>[-n<max_items>][-<generated>-f<f>][-rgb]-s<seed>."""
-    if cfg.general.run:
-        return cfg.general.run
-    real = Path(cfg.data.real.root)
-    name = PreparedDataset(real).description["name"] if (real / "dataset.json").is_file() \
-        else real.name
-    parts = [name]
-    if cfg.data.real.max_items is not None:
-        parts.append(f"n{cfg.data.real.max_items}")
-    if cfg.data.real_fraction < 1:
-        generated = cfg.data.generated.name or Path(cfg.data.generated.root or "generated").name
-        parts.append(f"{generated}-f{cfg.data.real_fraction:g}")
-    if cfg.data.input == "rgb":
-        parts.append("rgb")
-    return "-".join([re.sub(r"[^\w.-]+", "_", p) for p in parts] + [f"s{cfg.general.seed}"])
-
-
-def run_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.general.out) / run_name(cfg)
 
 
 def check(cfg: DictConfig, world: int) -> None:
     """Settings that cannot work, reported before any work is done."""
-    missing = [k for k, v in config_module.flatten(OmegaConf.to_container(cfg)).items()
-               if v == "???"]
-    if missing:
-        raise SetupError("missing setting(s): " + ", ".join(f"{k}=..." for k in missing))
     d, o = cfg.data, cfg.optim
+    harness.check_settings(cfg, world, counts={
+        "optim.epochs": o.epochs, "optim.batch_size": o.batch_size,
+        "general.save_every": cfg.general.save_every, "log.every": cfg.log.every,
+        "log.val_every": cfg.log.val_every, "detector.min_size": cfg.detector.min_size,
+        "detector.max_size": cfg.detector.max_size})
     if d.input not in config.INPUTS:
         raise SetupError(f"data.input={d.input!r}: choose one of {', '.join(config.INPUTS)}")
     if not 0 <= d.real_fraction <= 1:
@@ -101,21 +73,9 @@ def check(cfg: DictConfig, world: int) -> None:
         raise SetupError(f"data.flip={d.flip}: a probability, in [0, 1]")
     if d.stats_images is not None and d.stats_images < 1:
         raise SetupError(f"data.stats_images={d.stats_images}: >= 1, or null for all")
-    if o.batch_size % world:
-        raise SetupError(f"optim.batch_size={o.batch_size} is not divisible by the {world} "
-                         "processes")
-    counts = {"optim.epochs": o.epochs, "optim.batch_size": o.batch_size,
-              "general.save_every": cfg.general.save_every, "log.every": cfg.log.every,
-              "log.val_every": cfg.log.val_every, "detector.min_size": cfg.detector.min_size,
-              "detector.max_size": cfg.detector.max_size}
-    bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
-    if bad:
-        raise SetupError(f"{', '.join(bad)}: must be >= 1")
     if not o.lr > 0 or o.weight_decay < 0 or o.warmup_iters < 0 or not 0 < o.warmup_factor <= 1:
         raise SetupError("optim: lr must be > 0, weight_decay and warmup_iters >= 0, "
                          "warmup_factor in (0, 1]")
-    if cfg.general.seed < 0:
-        raise SetupError(f"general.seed={cfg.general.seed}: must be >= 0")
     if cfg.detector.backbone_weights is not None:  # before minutes of statistics
         check_backbone(Path(cfg.detector.backbone_weights))
 
@@ -132,25 +92,14 @@ def learning_rate(o: DictConfig, iteration: int, epoch: int) -> float:
 # ----------------------------------------------------------------------------- the run
 
 @dataclass
-class Run:
-    """What a run trains on and where it writes: its settings (`resolved`, as config.yaml and
-    the checkpoint keep them), the process, the directory, the training mixture, the
-    validation items and the batches of each epoch."""
+class Run(harness.Run):
+    """A run (harness.Run: settings, process, directory) and what it trains on: the training
+    mixture, the validation items and the batches of each epoch."""
 
-    cfg: DictConfig
-    rank: int
-    world: int
-    device: torch.device
-    dir: Path
-    resolved: dict
     mixture: Mixture
     val_set: PreparedDataset
     val: list
     per_epoch: list[int]
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.dir / CHECKPOINT
 
     @property
     def epoch_ends(self) -> list[int]:
@@ -165,16 +114,15 @@ class Run:
 def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict | None]:
     """The run's data (both splits opened first, so that missing data is reported before any
     work), its directory and its checkpoint's dict when there is one to resume. The statistics
-    come from the checkpoint when resuming, else from the training data."""
+    come from the checkpoint when resuming, else from the training data. A checkpoint of
+    another recipe is refused (harness.check_recipe)."""
     d = cfg.data
     real_set = open_split(d.real, "real training", paired=False)
     val_set = open_split(d.val, "validation", paired=False)
     generated_set = open_split(d.generated, "generated training", paired=False) \
         if d.real_fraction < 1 else None
-    directory = run_dir(cfg)
-    checkpoint = None
-    if (directory / CHECKPOINT).exists():
-        checkpoint = read_checkpoint(directory / CHECKPOINT)
+    directory = detector_run_dir(cfg)
+    checkpoint = harness.open_checkpoint(directory, read_checkpoint)
     # The real split is read even for f = 0 (zero-shot): an epoch has its length.
     real = real_items(real_set, d.real.split, d.input, d.real.max_items, cfg.general.seed)
     generated = generated_items(generated_set, d.generated.split, d.input, d.generated.pred) \
@@ -187,28 +135,27 @@ def open_run(cfg: DictConfig, rank: int, world: int, device) -> tuple[Run, dict 
         stats = channel_statistics([(real, d.real_fraction), (generated, 1 - d.real_fraction)],
                                    d.stats_images, cfg.general.seed)
     mixture = Mixture(real, generated, d.real_fraction, stats, cfg.general.seed, d.flip)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
+    resolved = harness.resolved(cfg)
     if d.real_fraction == 1 and d.generated.root is not None:  # unused: not part of the recipe
         log.info("data.real_fraction=1: the generated set (%s) is not used", d.generated.root)
         resolved["data"]["generated"] = dataclasses.asdict(config.GeneratedConfig())
     val = val_items(val_set, d.val.split, d.input)
     per_epoch = iterations_per_epoch(mixture, cfg.optim.batch_size, cfg.optim.epochs, world)
-    return Run(cfg, rank, world, device, directory, resolved, mixture, val_set, val,
-               per_epoch), checkpoint
+    run = Run(cfg, rank, world, device, directory, resolved, mixture, val_set, val, per_epoch)
+    if checkpoint is not None:
+        harness.check_recipe(run, checkpoint["config"], config.RESUMABLE, added={})
+    return run, checkpoint
 
 
 @dataclass
 class State:
-    """What training changes: the detector, the optimiser, the iterations and epochs done, and
-    the loss summed since the scalars were last recorded (at last_iteration, last_time)."""
+    """What training changes: the detector, the optimiser, the iterations done, and the loss
+    and share of real images since they were last recorded (validation time left out)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     iteration: int = 0
-    sums: torch.Tensor | None = None
-    last_iteration: int = 0
-    last_time: float = 0.0
+    losses: LossMeter | None = None
 
 
 def new_state(run: Run) -> State:
@@ -225,27 +172,15 @@ def new_state(run: Run) -> State:
     return State(model, optimizer)
 
 
-def check_recipe(run: Run, checkpoint: dict) -> None:
-    """Refuses a checkpoint of another recipe (config.recipe_changes)."""
-    changes = config_module.recipe_changes(checkpoint["config"], run.resolved, config.RESUMABLE,
-                                           added={})
-    if changes:
-        raise SetupError(f"{run.dir} holds a run with another recipe (" + "; ".join(changes)
-                         + "). Rerun with its settings to resume it, or name a new run with "
-                         "general.run=NAME.")
-
-
 def resume(state: State, checkpoint: dict) -> None:
-    """Continue from the run's checkpoint (of the same recipe: check_recipe)."""
+    """Continue from the run's checkpoint (of the same recipe: open_run)."""
     state.model.load_state_dict(checkpoint["model"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
     state.iteration = checkpoint["iteration"]
 
 
 def save_state(run: Run, state: State, epoch: int) -> None:
-    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
-        raise SetupError(f"the weights are not finite at iteration {state.iteration}; stopping "
-                         "without saving them")
+    harness.check_finite(state.model, f"iteration {state.iteration}", lambda: _what_stays(run))
     if run.rank == 0:
         with atomic_output(run.checkpoint) as tmp:
             torch.save({"format": FORMAT, "iteration": state.iteration, "epoch": epoch,
@@ -254,34 +189,31 @@ def save_state(run: Run, state: State, epoch: int) -> None:
                         "optimizer": state.optimizer.state_dict()}, tmp)
 
 
+def _what_stays(run: Run) -> str:
+    """After a diverged loss or weights: the last checkpoint, and what the user can do."""
+    kept = (f"{run.checkpoint} keeps the last finished epoch" if run.checkpoint.is_file()
+            else "No epoch finished, so there is no checkpoint")
+    return (f"{kept}. Check the data and detector.backbone_weights, or train with a lower "
+            "optim.lr as a new run (general.run=NAME).")
+
+
 # ----------------------------------------------------------------------------- training
 
 def main(cfg: DictConfig) -> Path:
     """Train (or resume) the detector run that `cfg` describes; returns its directory."""
-    with processes() as device:
-        rank, world = shard()
-        if rank:
-            logging.getLogger().setLevel(logging.WARNING)
-        directory = train(cfg, rank, world, device)
-        barrier()
-        return directory
+    return harness.launch(train, cfg)
 
 
 def train(cfg: DictConfig, rank: int, world: int, device: torch.device) -> Path:
     check(cfg, world)
     run, checkpoint = open_run(cfg, rank, world, device)
-    if checkpoint is not None:
-        check_recipe(run, checkpoint)
-        if checkpoint["iteration"] >= sum(run.per_epoch):
-            log.info("%s is trained: %d epochs, %d iterations (optim.epochs=%d)", run.dir,
-                     checkpoint["epoch"], checkpoint["iteration"], cfg.optim.epochs)
-            return run.dir
-    if rank == 0:
-        run.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(run.dir / "config.yaml") as tmp:
-            tmp.write_text(OmegaConf.to_yaml(run.resolved))
+    if checkpoint is not None and checkpoint["iteration"] >= sum(run.per_epoch):
+        log.info("%s is trained: %d epochs, %d iterations (optim.epochs=%d)", run.dir,
+                 checkpoint["epoch"], checkpoint["iteration"], cfg.optim.epochs)
+        return run.dir
+    run.write_config()
     start = checkpoint["iteration"] if checkpoint is not None else 0
-    with Recorder(run.dir, start) if rank == 0 else contextlib.nullcontext() as record:
+    with run.records(start) as record:
         state = new_state(run)  # after the Recorder: what it logs goes to train.log too
         if checkpoint is not None:
             resume(state, checkpoint)
@@ -298,17 +230,14 @@ def run_epochs(run: Run, state: State, record: Recorder | None) -> None:
     train_model = state.model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            state.model, device_ids=[device.index] if device.type == "cuda" else None)
+            state.model, device_ids=[device.index] if run.cuda else None)
     loader = torch.utils.data.DataLoader(
         run.mixture, batch_sampler=Batches(run.mixture, cfg.optim.batch_size, cfg.optim.epochs,
                                            state.iteration, rank, world),
-        num_workers=cfg.system.workers, collate_fn=collate)
-    autocast = torch.autocast("cuda", torch.bfloat16,
-                              enabled=device.type == "cuda" and cfg.system.bf16)
-    bar = tqdm(total=total, initial=state.iteration, disable=rank != 0, unit="it",
-               dynamic_ncols=True, desc=run.dir.name)
-    state.sums = torch.zeros(2, device=device)  # loss, share of real images
-    state.last_iteration, state.last_time = state.iteration, time.perf_counter()
+        num_workers=run.workers, collate_fn=collate)
+    autocast = run.autocast()
+    bar = run.progress(total, state.iteration, "it")
+    state.losses = LossMeter(("loss", "real_share"), device, state.iteration)
     ends = set(run.epoch_ends)
     with logging_redirect_tqdm(), bar:
         log.info("%s %s at iteration %d of %d (%d epochs): %d real and %d generated training "
@@ -344,35 +273,21 @@ def train_step(run: Run, state: State, model, images, targets, real, autocast) -
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()
-    state.sums += torch.stack([loss.detach().float(),
-                               torch.tensor(sum(real) / max(len(real), 1), device=run.device)])
+    state.losses.add(torch.stack([loss.detach().float(),
+                                  torch.tensor(sum(real) / max(len(real), 1), device=run.device)]))
     state.iteration += 1
 
 
 def record_scalars(run: Run, state: State, lr: float, epoch: int, record, bar) -> None:
     """Mean loss and real share since the last record: to the records and the progress bar.
     Stops (SetupError) when the loss is no longer finite."""
-    n = state.iteration - state.last_iteration
-    if n == 0:
-        return
-    loss, real = (mean_over_processes(state.sums) / n).tolist()
-    if not math.isfinite(loss):
-        kept = (f"{run.checkpoint} keeps the last finished epoch" if run.checkpoint.is_file()
-                else "no epoch finished, so there is no checkpoint")
-        raise SetupError(f"the loss became {loss} before iteration {state.iteration}; stopping "
-                         f"({kept}). Check the data and detector.backbone_weights, or train "
-                         "with a lower optim.lr as a new run (general.run=NAME).")
-    now = time.perf_counter()
-    values = {"train/loss": loss, "train/real_share": real, "train/lr": lr,
-              "train/epoch": epoch + 1,
-              "train/images_per_s": n * run.cfg.optim.batch_size / (now - state.last_time)}
-    if run.device.type == "cuda":
-        values["train/max_memory_gb"] = torch.cuda.max_memory_allocated(run.device) / 2**30
+    means, rate = state.losses.read(state.iteration, "iteration", lambda: _what_stays(run))
+    values = {"train/loss": means["loss"], "train/real_share": means["real_share"],
+              "train/lr": lr, "train/epoch": epoch + 1,
+              "train/images_per_s": rate * run.cfg.optim.batch_size} | harness.memory_scalars(run)
     if record:
         record(values, state.iteration)
-    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}", epoch=epoch + 1)
-    state.sums.zero_()
-    state.last_iteration, state.last_time = state.iteration, now
+    bar.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{lr:.3g}", epoch=epoch + 1)
 
 
 def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
@@ -385,7 +300,8 @@ def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
     if run.rank == 0 and run.val and (epochs_done % cfg.log.val_every == 0 or last):
         result, _, outputs, images = evaluate(
             state.model, run.val, run.mixture.stats, run.val_set.root, cfg.data.val.split,
-            run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images)
+            run.device, cfg.optim.batch_size, keep_images=cfg.log.preview_images,
+            bf16=cfg.system.bf16)
         values = {f"val/{k}": result[k] for k in ("AP", "AP50", "AP75") if result[k] is not None}
         values |= {f"val/AP_{name}": c["AP"] for name, c in result["per_class"].items()
                    if c is not None}
@@ -393,14 +309,6 @@ def end_epoch(run: Run, state: State, epochs_done: int, record) -> None:
         write_previews(run.dir / "previews" / f"{epochs_done:03d}.png", run.val, outputs, images)
         log.info("epoch %d, validation on %d images:\n%s", epochs_done, len(run.val),
                  ap.format_table(result))
-        state.last_time = time.perf_counter()  # validation does not count as training time
+        state.losses.restart_clock()  # validation does not count as training time
     barrier()
 
-
-def _hydra_task(cfg) -> None:
-    exit_reported(lambda: main(cfg) and 0)  # a UserError: one line, no traceback
-
-
-def entry(argv: list[str] | None = None) -> None:
-    """The command line of `rawdiffusion detect train`: Hydra overrides."""
-    hydra_main("detect_train", _hydra_task, config.register, argv)
