@@ -26,7 +26,9 @@ from . import bayer
 from .atomic import atomic_output
 from .config import OBJECTIVES
 from .errors import UserError
-from .io import CFA_ORDERS, Gain, RawImage, level_problem, schema_problem, three_gains
+from .bayer import CFA_ORDERS, level_problem
+from .io import RawImage
+from .schemas import Gain, schema_problem, three_gains
 from .model import GUIDES, PRESETS, UNet
 
 FORMAT = "rawdiffusion-checkpoint/1"

@@ -22,6 +22,26 @@ class SetupError(UserError):
     in the run's folder, a diverged loss)."""
 
 
+class SettingError(SetupError, ValueError):
+    """An argument of the library that cannot work: `name` is the argument (as the function
+    names it, e.g. "steps"), `value` what it was given, `reason` why it cannot work. The
+    message is 'name=value: reason'; each front end says it in its own words, naming its
+    option (convert's --steps, sample.py's diffusion_val.timestep_respacing)."""
+
+    def __init__(self, name: str, value, reason: str):
+        self.name, self.value, self.reason = name, value, reason
+        super().__init__(f"{name}={value!r}: {reason}")
+
+
+class RawFormatError(UserError, ValueError):
+    """A file that cannot be used as a Bayer RAW image; the message names the file and why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 def run_reported(fn, *args) -> int:
     """fn(*args) as an entry point runs it: returns its status (None counts as 0); a UserError
     or OSError becomes one `error:` line on stderr and status 2, Ctrl-C a line saying how to

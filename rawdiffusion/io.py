@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sys
@@ -25,16 +24,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field, ValidationError
-from pydantic_core import PydanticCustomError
 
+from . import bayer
 from .atomic import atomic_output
-from .errors import UserError
+from .bayer import CFA_ORDERS, level_problem
+from .errors import RawFormatError
+from .sidecar import read_dump, sidecar_path
 
-CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
                 ".rw2", ".pef", ".srw", ".3fr", ".iiq", ".mos", ".erf", ".kdc", ".raw", ".pgm")
 # EXIF LightSource codes, as DNG's CalibrationIlluminant1/2 use them (DNG 1.6, EXIF 2.3)
@@ -47,15 +45,6 @@ CONSTANT_SHARE, CONSTANT_SPREAD = 0.99, 0.001
 DEFAULTS_NOTE = "rawdiffusion defaults:"
 UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
-
-
-class RawFormatError(UserError, ValueError):
-    """A file that cannot be used as a Bayer RAW image; the message names the file and why."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass
@@ -109,6 +98,19 @@ class RawImage:
     def camera(self) -> str:
         return " ".join(s for s in (self.make, self.model) if s) or UNKNOWN_CAMERA
 
+    @property
+    def packed(self) -> np.ndarray:
+        """(4, H // 2, W // 2) float32 in [0, 1]: the mosaic packed into R, G1, G2, B planes
+        (bayer.pack; an odd last row or column is left out) and normalised by its levels,
+        (raw - black_c) / (white - black_c) clipped to [0, 1] (bayer.normalise)."""
+        return bayer.normalise(bayer.pack(self.mosaic, self.cfa),
+                               bayer.packed_levels(self.black_level, self.cfa), self.white_level)
+
+    def write_dng(self, path) -> None:
+        """This image as an uncompressed 16-bit Bayer DNG at `path`, atomically (`write_dng`).
+        ValueError for a mosaic under MIN_DNG_SIDE (22) pixels a side."""
+        write_dng(path, self)
+
     def info(self) -> dict:
         """Plain-value summary (what `rawdiffusion info` prints)."""
         h, w = self.mosaic.shape
@@ -141,29 +143,6 @@ def _matrix_or_none(m, name: str) -> np.ndarray | None:
     return m
 
 
-def level_problem(black, white, names=("black level", "white level"),
-                  limit: float = 65535) -> str | None:
-    """Why black and white levels are impossible, or None when they are fine: every value a
-    finite number, 0 <= black < white <= limit (65535: no uint16 sample goes beyond).
-    names: what the message calls them (the tag or key they came from)."""
-    black_name, white_name = names
-    try:
-        black = np.asarray(black, dtype=np.float64).ravel()
-        white = float(white)
-    except (TypeError, ValueError):
-        return f"levels are not numbers ({black_name} {black!r}, {white_name} {white!r})"
-    if not np.isfinite(white) or white <= 0:
-        return f"impossible {white_name} {white:g} (must be a number above 0)"
-    if white > limit:
-        return f"impossible {white_name} {white:g} (above {limit:g}, more than 16 bits hold)"
-    for b in black:
-        if not np.isfinite(b) or b < 0:
-            return f"impossible {black_name} {b:g} (must be a number, at least 0)"
-        if b >= white:
-            return f"impossible levels: {black_name} {b:g} is not below {white_name} {white:g}"
-    return None
-
-
 def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None:
     """Why a decoded mosaic holds no image (constant, or nearly: what LibRaw makes of pruned,
     truncated or metadata-only files, filling the missing data with zeros), or None."""
@@ -184,10 +163,6 @@ def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None
 
 
 # ----------------------------------------------------------------------------- reading
-
-def sidecar_path(path) -> Path:
-    return Path(path).with_suffix(".json")
-
 
 def read_raw(path) -> RawImage:
     """Read a Bayer RAW file: anything rawpy opens, or a headerless/PGM dump with a sidecar.
@@ -212,13 +187,22 @@ def read_raw(path) -> RawImage:
             what = "a directory" if side.is_dir() else "not a regular file"
             raise RawFormatError(side, f"{what}, where the JSON sidecar describing "
                                        f"{path.name} is expected")
-        from .sidecar import read_sidecar_raw  # sidecar.py builds on this module's RawImage
-
-        return read_sidecar_raw(path)
+        return _read_dump(path)
     if path.suffix.lower() == ".pgm":
         raise RawFormatError(path, f"a PGM file needs a JSON sidecar {side.name} "
                                    "giving its CFA order and levels")
     return _read_with_rawpy(path)
+
+
+def _read_dump(path: Path) -> RawImage:
+    """A headerless Bayer dump or PGM through its sidecar (sidecar.read_dump)."""
+    meta, mosaic = read_dump(path)
+    problem = no_image_problem(mosaic, meta.black_level, meta.white_level)
+    if problem:
+        raise RawFormatError(path, problem)
+    return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=meta.black_level,
+                    white_level=meta.white_level, wb=meta.wb, make=meta.make or "",
+                    model=meta.model or "", path=str(path))
 
 
 @contextlib.contextmanager
@@ -487,40 +471,6 @@ def _written_defaults(tags: dict | None) -> set[str]:
         return set()
     listed = text[len(DEFAULTS_NOTE):].split(";")[0]
     return {name for name in ("ColorMatrix1", "AsShotNeutral") if name in listed}
-
-
-# ----------------------------------------------------------------------------- schemas
-# What the pydantic schemas of sidecars (sidecar.Sidecar) and of a checkpoint's camera
-# (checkpoint.py) share: gains, and a bad value's one-line report naming its key.
-
-def as_json(value) -> str:
-    """A value as it is quoted in an error message: JSON, or its repr where JSON has none."""
-    return json.dumps(value, default=repr)
-
-
-def three_gains(value):
-    """wb: three gains (R, G, B), or null for none."""
-    if value is None or (isinstance(value, (list, tuple)) and len(value) == 3):
-        return value
-    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else as_json(value)
-    raise PydanticCustomError("custom", f"{got}: give three gains (R, G, B), or null")
-
-
-Gain = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-def schema_problem(error: ValidationError, prefix: str = "") -> str:
-    """'key: what is wrong' of every error of a pydantic schema, in one line; keys after
-    `prefix` (as "camera.")."""
-    problems = []
-    for e in error.errors(include_url=False):
-        key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
-                               for p in e["loc"]).lstrip(".")
-        what = e["msg"][:1].lower() + e["msg"][1:]
-        if e["type"] not in ("missing", "custom"):
-            what += f" (got {as_json(e['input'])})"
-        problems.append(f"{key}: {what}")
-    return "; ".join(problems)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from .errors import UserError
-from .io import RawFormatError
+from .errors import RawFormatError
 
 
 
