@@ -157,12 +157,11 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
 
     import rawpy
 
-    from rawdiffusion.checkpoint import camera_raw
     from rawdiffusion.images import halve_area
     from rawdiffusion.io import colour_science, write_dng
 
     camera = gen.camera
-    if camera.get("color_matrix") is None:
+    if camera.color_matrix is None:
         return None
     colour = colour_science()
     guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
@@ -170,7 +169,7 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
         guide[block:2 * block, i * block:(i + 1) * block] = c
     x = gen.generate(guide, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        write_dng(Path(tmp) / "patches.dng", camera_raw(camera, x))
+        write_dng(Path(tmp) / "patches.dng", camera.raw(x))
         with rawpy.imread(str(Path(tmp) / "patches.dng")) as r:
             rendered = halve_area(r.postprocess(user_flip=0))
     hue = lambda rgb: np.degrees(np.arctan2(*colour.XYZ_to_Lab(  # noqa: E731

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .atomic import atomic_output
+from .camera import Camera
 from .bayer import normalise
 from .errors import UserError
 from .images import check_guide
@@ -254,11 +255,12 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
 
 # ----------------------------------------------------------------------------- files
 
-def save_baseline(path, kind: str, camera: dict, colour_map: ColourMap | None = None,
+def save_baseline(path, kind: str, camera: Camera, colour_map: ColourMap | None = None,
                   params=None, fit: dict | None = None) -> None:
     """Write a baseline file (JSON, atomically): format, kind, the camera whose DNGs it writes
-    (a checkpoint's camera dict), and the map's weights or the unprocessing parameters."""
-    data = {"format": FORMAT, "kind": kind, "camera": camera}
+    (Camera.to_dict, as checkpoints store it), and the map's weights or the unprocessing
+    parameters."""
+    data = {"format": FORMAT, "kind": kind, "camera": camera.to_dict()}
     if colour_map is not None:
         data["weights"] = colour_map.weights.tolist()
     if params is not None:
@@ -284,7 +286,7 @@ class Baseline:
     to packed RAW. steps is None: a baseline has no sampling steps."""
 
     kind: str
-    camera: dict
+    camera: Camera
     digest: str
     colour_map: ColourMap | None = None
     params: object = None  # unprocess.UnprocessParams for upi kinds
@@ -322,7 +324,6 @@ class Baseline:
 
 def load_baseline(path) -> Baseline:
     """A baseline file's generator; BaselineError naming the file when it is not a usable one."""
-    from .checkpoint import camera_schema_problem
     from .checkpoint import file_digest
     from .unprocess import UnprocessParams
 
@@ -338,17 +339,17 @@ def load_baseline(path) -> Baseline:
         raise BaselineError(f"{path}: unknown baseline kind {kind!r}")
     if not isinstance(data.get("camera"), dict) or not data["camera"]:
         raise BaselineError(f"{path}: no camera description")
-    problem = camera_schema_problem(data["camera"])
+    problem = Camera.problem(data["camera"])
     if problem:
         raise BaselineError(f"{path}: {problem}")
+    camera = Camera.from_dict(data["camera"])
     try:
         if kind not in UPI:
             weights = torch.tensor(data["weights"], dtype=torch.float64)
             if not torch.isfinite(weights).all():
                 raise ValueError("weights are not finite")
-            return Baseline(kind, data["camera"], file_digest(path),
-                            colour_map=ColourMap(kind, weights))
-        return Baseline(kind, data["camera"], file_digest(path),
+            return Baseline(kind, camera, file_digest(path), colour_map=ColourMap(kind, weights))
+        return Baseline(kind, camera, file_digest(path),
                         params=UnprocessParams.from_dict(data["params"]))
     except (KeyError, TypeError, ValueError) as e:
         raise BaselineError(f"{path}: unusable {kind} baseline ({type(e).__name__}: {e})") from None
@@ -358,7 +359,6 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     """`rawdiffusion baseline fit`: fit (maps) or set up (unprocessing) a baseline of `kind`
     for the camera of `split` of a prepared dataset, and write it to `out`. Returns the file's
     contents but the weights."""
-    from .checkpoint import camera_of
     from .unprocess import camera_params, generic_params
 
     if kind not in UPI:
@@ -378,7 +378,7 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     images = {i: e for i, e in dataset.images.items() if e.get("split") == split}
     if not images:
         raise BaselineError(f"{dataset.root}: no images in the {split!r} split")
-    camera = camera_of(images)
+    camera = Camera.from_images(images)
     colour_map = params = fit = None
     if kind not in UPI:
         colour_map, fit = fit_colour_map(dataset, split, kind)
@@ -391,4 +391,4 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
             raise BaselineError(f"{dataset.root}: {e}") from None
     fit = {**(fit or {}), "dataset": str(Path(dataset.root).resolve())}
     save_baseline(out, kind, camera, colour_map, params, fit)
-    return {"kind": kind, "camera": camera, "fit": fit}
+    return {"kind": kind, "camera": camera.to_dict(), "fit": fit}

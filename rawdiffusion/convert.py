@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import camera_raw, file_digest, same_checkpoint
+from .camera import Camera
+from .checkpoint import file_digest, same_checkpoint
 from .diffusion import Diffusion, derived_seed
 from .errors import SetupError, UserError
 from .images import PhotoError, check_guide, halve_area, raw_preview, read_rgb, write_png
@@ -39,7 +40,7 @@ class RawGenerator:
 
     net: torch.nn.Module
     diffusion: torch.nn.Module
-    camera: dict          # the checkpoint's camera: cfa, black_level, white_level, wb, ...
+    camera: Camera        # the checkpoint's camera: what its RAW is written as
     digest: str           # file_digest of the checkpoint
     steps: int | None = 24  # sampling steps; None for a one-pass network (model.objective=direct)
     tile: int = 256
@@ -102,7 +103,7 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
     from .config import SAMPLERS
 
     from .baselines import is_baseline_file, load_baseline
-    from .checkpoint import CheckpointError, load_model
+    from .checkpoint import CheckpointError, checkpoint_camera, load_model
 
     if batch_size < 1:
         raise SetupError(f"batch size {batch_size} (convert --batch-size, sample.py batch_size=): "
@@ -131,7 +132,7 @@ def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap
                          f"must be in [0, {tile}), below the tile size")
     if objective_of(state) == "direct":
         steps = None
-    return RawGenerator(net, Diffusion().to(device), state["camera"], file_digest(path),
+    return RawGenerator(net, Diffusion().to(device), checkpoint_camera(state), file_digest(path),
                         steps=steps, tile=tile, overlap=overlap, device=str(device),
                         batch_size=batch_size, sampler=sampler, bf16=bf16)
 
@@ -142,12 +143,12 @@ def objective_of(state: dict) -> str:
     return state.get("config", {}).get("model", {}).get("objective", "diffusion")
 
 
-def write_prediction(base: Path, x: np.ndarray, camera: dict, fmt: str) -> list[Path]:
+def write_prediction(base: Path, x: np.ndarray, camera: Camera, fmt: str) -> list[Path]:
     """Write packed RAW x (4, h, w) in [0, 1] as <base>.dng|.h5|.npy plus a <base>.png preview
     (greens averaged, gamma 1/5); the preview is written last. Returns the paths."""
     out = base.with_name(base.name + SUFFIX[fmt])
     if fmt == "dng":
-        write_dng(out, camera_raw(camera, x))
+        write_dng(out, camera.raw(x))
     elif fmt == "hdf5":
         write_hdf5(out, x)
     else:
@@ -185,7 +186,7 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
     photos go to the model `gen.batch_size` at a time (their tiles batched); their outputs
     are encoded and written by two threads while the next photos are sampled.
     Returns (converted, skipped as already done). What concerns the whole job (no sources,
-    colliding names, an --out that is a file, a camera no DNG can hold) raises UserError before
+    colliding names, an --out that is a file) raises UserError before
     anything is written; a photo that cannot be read is skipped with nothing written for it,
     and once the others are converted ConversionFailed names every such photo.
     """
@@ -320,10 +321,6 @@ def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) 
             if path.resolve() in inputs:
                 raise UserError(f"{path}: an input photo would be overwritten by an output; "
                                 "choose another --out folder")
-    problem = camera_problem(gen.camera) if fmt == "dng" else None
-    if problem:
-        raise UserError(f"checkpoint {gen.digest[:16]}: its camera cannot be written as a DNG: "
-                        f"{problem}")
 
 
 def make_folder(path: Path, named: str) -> None:
@@ -333,21 +330,6 @@ def make_folder(path: Path, named: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{named}: cannot make this folder ({e.strerror})") from None
-
-
-def camera_problem(camera: dict) -> str | None:
-    """Why no DNG of `camera` (a checkpoint's camera fields) can be written, or None."""
-    missing = [k for k in ("cfa", "black_level", "white_level") if k not in camera]
-    if missing:
-        return f"no {', '.join(missing)}"
-    wb = camera.get("wb")
-    if wb and not (len(wb) == 3 and all(np.isfinite(g) and g > 0 for g in wb)):
-        return f"white balance {list(wb)} is not three positive gains"
-    try:  # RawImage checks the CFA order, the levels and the colour matrices
-        camera_raw(camera, np.zeros((4, MIN_DNG_SIDE, MIN_DNG_SIDE), np.float32))
-    except ValueError as e:
-        return str(e)
-    return None
 
 
 def _read_photo(path: Path, fmt: str, max_pixels: int | None) -> np.ndarray:

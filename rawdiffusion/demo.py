@@ -39,7 +39,7 @@ def run_demo(out, checkpoint=None, steps: int | None = None) -> int:
     keep_freed_memory()
     gen = load_generator(checkpoint, steps=steps or DEFAULT_STEPS, batch_size=DEFAULT_BATCH)
     camera = gen.camera
-    print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}")
+    print(f"checkpoint {checkpoint}: {camera.make} {camera.model}, {camera.cfa}")
     photos = resources.files("skimage") / "data"
     with contextlib.ExitStack() as files:
         # The installed photos themselves, so that the manifest names files a user can find

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import bayer, config
 from .atomic import atomic_output
 from .baselines import is_baseline_file
-from .checkpoint import camera_of
+from .camera import Camera
 from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
                       make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
 from .datasets.layout import PreparedDataset
@@ -86,7 +86,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
                           "steps": gen.steps, "sampler": sampler_of(gen)}
                 if not rgb_only:
                     record.update(_metrics(sample, x))
-                camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
+                camera = gen.camera if rgb_only else Camera.from_images({sample.id: sample.image})
                 writing.append((writers.submit(write_prediction, out / "pred" / sample.id, x,
                                                camera, fmt) if save_pred else None, record))
         record_written(writing, part, bar)

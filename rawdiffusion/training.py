@@ -45,7 +45,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import config as config_module
 from .atomic import atomic_output
 from .baselines import fit_colour_map, map_groups
-from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
+from .camera import Camera
+from .checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
 from .config import OBJECTIVES
 from .datasets.layout import PreparedDataset
 from .diffusion import Diffusion, derived_seed
@@ -287,7 +288,7 @@ class Run:
     train_set: PreparedDataset
     val_set: PreparedDataset
     samples: TrainSamples
-    camera: dict
+    camera: Camera
     diffusion: Diffusion
 
     @property
@@ -349,7 +350,7 @@ def open_run(cfg: DictConfig, rank: int, world: int,
     samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,
                            cfg.dataset.train.max_items)
     # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
-    camera = camera_of({i: e for i, e in train_set.images.items()
+    camera = Camera.from_images({i: e for i, e in train_set.images.items()
                         if e["split"] == cfg.dataset.train.split})
     return Run(cfg, rank, world, device, run_dir, resolved, train_set, val_set, samples, camera,
                Diffusion().to(device)), state

@@ -21,7 +21,8 @@ from PIL import Image
 from fake_trees import cityscapes_tree
 from rawdiffusion import baselines, bayer, cli, config, evaluation
 from rawdiffusion.baselines import Baseline, BaselineError, ColourMap, fit_baseline
-from rawdiffusion.checkpoint import camera_of, save_checkpoint
+from rawdiffusion.camera import Camera
+from rawdiffusion.checkpoint import save_checkpoint
 from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.checkpoint import file_digest
@@ -302,13 +303,14 @@ def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
     weights = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (20, 4)))
     cmap = ColourMap("poly3", weights)
     path = tmp_path / "poly3.json"
-    baselines.save_baseline(path, "poly3", camera, colour_map=cmap, fit={"psnr_rggb_fit": 40.0})
+    baselines.save_baseline(path, "poly3", Camera(**camera), colour_map=cmap,
+                            fit={"psnr_rggb_fit": 40.0})
     data = json.loads(path.read_text())  # plain JSON: nothing to unpickle
     assert data["format"] == baselines.FORMAT and data["kind"] == "poly3"
     assert data["camera"] == camera and data["fit"] == {"psnr_rggb_fit": 40.0}
     assert baselines.is_baseline_file(path)
     loaded = baselines.load_baseline(path)
-    assert (loaded.kind, loaded.camera, loaded.steps) == ("poly3", camera, None)
+    assert (loaded.kind, loaded.camera.to_dict(), loaded.steps) == ("poly3", camera, None)
     assert loaded.digest == file_digest(path)
     assert torch.equal(loaded.colour_map.weights, cmap.weights)  # float64 survives the text
     guide = np.random.default_rng(1).integers(0, 256, (23, 17, 3), dtype=np.uint8)
@@ -320,7 +322,7 @@ def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
     np.testing.assert_array_equal(loaded.generate(guide, seed=9), expected)
 
     params = generic_params()
-    baselines.save_baseline(tmp_path / "upi.json", "upi", camera, params=params)
+    baselines.save_baseline(tmp_path / "upi.json", "upi", Camera(**camera), params=params)
     upi = baselines.load_baseline(tmp_path / "upi.json")
     assert upi.params == params and upi.colour_map is None
     np.testing.assert_array_equal(upi.generate(guide), unprocess(guide, params))
@@ -399,8 +401,8 @@ def test_upi_writes_the_generic_parameters(camera_data, tmp_path):
     result = fit_baseline(camera_data[0], "upi", tmp_path / "upi.json")
     data = json.loads((tmp_path / "upi.json").read_text())
     assert data["params"] == generic_params().to_dict() and "weights" not in data
-    assert data["camera"] == result["camera"] == camera_of(
-        {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"})
+    assert data["camera"] == result["camera"] == Camera.from_images(
+        {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"}).to_dict()
     assert data["fit"]["dataset"] == str(camera_data[0].root.resolve())
     assert baselines.load_baseline(tmp_path / "upi.json").params == generic_params()
 
@@ -416,9 +418,9 @@ def test_upi_camera_without_a_colour_matrix_names_the_dataset(camera_data, tmp_p
 def test_upi_camera_takes_the_daylight_calibration(tmp_path):
     ds = paired_dataset(tmp_path / "cam", linear, images=2, samples=1, color_matrix=CM_A,
                         illuminant=17, color_matrix2=CM_D50, illuminant2=23, wb=[2.4, 1.2, 1.8])
-    camera = camera_of(ds.images)
-    assert camera_params(camera).xyz_to_cam == camera_params(
-        {**camera, "color_matrix": CM_D50, "color_matrix2": None}).xyz_to_cam
+    camera = Camera.from_images(ds.images)
+    assert camera_params(camera).xyz_to_cam == camera_params(camera.model_copy(
+        update={"color_matrix": CM_D50, "color_matrix2": None})).xyz_to_cam
     assert np.allclose(camera_params(camera).xyz_to_cam, CM_D50)
     # the same through the file: `baseline fit --kind upi-camera`
     fit_baseline(ds, "upi-camera", tmp_path / "b.json")
@@ -426,8 +428,8 @@ def test_upi_camera_takes_the_daylight_calibration(tmp_path):
     assert np.allclose(params.xyz_to_cam, CM_D50)
     assert (params.rgb_gain, params.red_gain, params.blue_gain) == (1.0, 2.0, 1.5)
     # either order of the two calibrations
-    swapped = {**camera, "color_matrix": CM_D50, "illuminant": 23, "color_matrix2": CM_A,
-               "illuminant2": 17}
+    swapped = camera.model_copy(update={"color_matrix": CM_D50, "illuminant": 23,
+                                        "color_matrix2": CM_A, "illuminant2": 17})
     assert np.allclose(camera_params(swapped).xyz_to_cam, CM_D50)
 
 
@@ -537,7 +539,7 @@ def test_sample_py_takes_a_baseline_where_a_checkpoint_goes(camera_data, tmp_pat
     torch.nn.init.normal_(net.conv_out.weight, std=0.05)
     save_checkpoint(tmp_path / "ckpt.pt", {"step": 1, "config": {}, "model_config": net.config,
                                            "model": net.state_dict(), "ema": None,
-                                           "camera": camera_of(ds.images)})
+                                           "camera": Camera.from_images(ds.images).to_dict()})
     cfg = sample_config(*base, f"checkpoint={tmp_path / 'ckpt.pt'}", f"out={tmp_path / 'ckpt'}",
                         "diffusion_val.timestep_respacing=ddim2")
     reference = evaluation.main(cfg)

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rawdiffusion.checkpoint import camera_raw, file_digest, load_model, save_checkpoint
+from rawdiffusion.camera import Camera, CameraError
+from rawdiffusion.checkpoint import file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion, derived_seed
 from rawdiffusion import cli
 from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
@@ -37,7 +38,8 @@ def checkpoint(tmp_path_factory):
 
 def generator(path, steps=2, **kw):
     net, state = load_model(path)
-    return RawGenerator(net, Diffusion(), state["camera"], file_digest(path), steps=steps, **kw)
+    return RawGenerator(net, Diffusion(), Camera.from_dict(state["camera"]), file_digest(path),
+                        steps=steps, **kw)
 
 
 def photos(folder, sizes=((64, 96), (48, 80), (40, 56))):
@@ -157,7 +159,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 def test_camera_raw_inverts_normalisation_exactly():
     x = np.random.default_rng(0).uniform(0, 1, (4, 6, 8)).astype(np.float32)
-    raw = camera_raw(CAMERA, x)
+    raw = Camera.from_dict(CAMERA).raw(x)
     assert raw.mosaic.shape == (12, 16)
     from rawdiffusion import bayer
 
@@ -253,20 +255,27 @@ def test_nothing_to_convert_writes_nothing(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("black_level", [5000.0] * 4, "black level 5000 is not below white level 4095"),
-    ("cfa", "RGBX", "unknown Bayer order 'RGBX'"),
-    ("wb", [2.0, 0.0, 1.5], "white balance [2.0, 0.0, 1.5] is not three positive gains"),
-    ("white_level", None, "no white_level")])
-def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_path, field, value,
-                                                             words):
-    gen = generator(checkpoint)
-    gen.camera = dict(gen.camera, **{field: value})
-    if value is None:
-        del gen.camera[field]
-    gen.generate = None  # any generation would fail with another error
-    with pytest.raises(UserError, match="its camera cannot be written as a DNG: ") as e:
-        convert(photos(tmp_path / "in"), tmp_path / "out", gen, 0)
+    ("black_level", [5000.0] * 4, "camera: impossible levels: black_level 5000 is not below "
+                                  "white_level 4095"),
+    ("cfa", "RGBX", "camera.cfa: input should be 'RGGB', 'BGGR', 'GRBG' or 'GBRG'"),
+    ("wb", [2.0, 0.0, 1.5], "camera.wb[1]: input should be greater than 0 (got 0.0)"),
+    ("white_level", None, "camera.white_level: field required")])
+def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_path, capsys, field,
+                                                             value, words):
+    """A Camera is checked when it is made, so every camera a generator has can be written as
+    a DNG; a checkpoint holding another is refused before anything is written."""
+    camera = {k: v for k, v in {**CAMERA, field: value}.items() if v is not None}
+    with pytest.raises(CameraError) as e:
+        Camera.from_dict(camera)
     assert words in str(e.value)
+    state = torch.load(checkpoint, weights_only=True)
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(bad, {**{k: v for k, v in state.items() if k != "format"}, "camera": camera})
+    source = photos(tmp_path / "in", sizes=((32, 32),))[0]
+    assert cli.main(["convert", str(source), "--checkpoint", str(bad), "--out",
+                     str(tmp_path / "out"), "--cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: ") and words in err
     assert not (tmp_path / "out").exists()
 
 

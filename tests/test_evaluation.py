@@ -16,7 +16,8 @@ from PIL import Image
 
 from conftest import synthetic_raw
 from fake_trees import bdd_tree, cityscapes_tree
-from rawdiffusion.checkpoint import camera_of, load_checkpoint, save_checkpoint
+from rawdiffusion.camera import Camera
+from rawdiffusion.checkpoint import load_checkpoint, save_checkpoint
 from rawdiffusion.cli import main as cli
 from rawdiffusion.datasets.bdd import prepare_bdd
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
@@ -42,7 +43,7 @@ def data(tmp_path_factory):
     torch.manual_seed(0)
     net = build_model("small")
     torch.nn.init.normal_(net.conv_out.weight, std=0.05)
-    camera = camera_of(PreparedDataset(root / "tiny").images)
+    camera = Camera.from_images(PreparedDataset(root / "tiny").images).to_dict()
     save_checkpoint(root / "ckpt.pt", {"step": 1, "config": {}, "model_config": net.config,
                                        "model": net.state_dict(), "ema": None,
                                        "camera": camera})
