@@ -99,7 +99,8 @@ class Camera(BaseModel):
         Entries of datasets prepared before illuminants were kept have an illuminant of 0
         (unknown)."""
         entries = list(images.values())
-        common = lambda key: Counter(str(e.get(key, "")) for e in entries).most_common(1)[0][0]  # noqa: E731
+        common = lambda key: Counter(  # noqa: E731
+            str(e.get(key, "")) for e in entries).most_common(1)[0][0]
         wbs = [e["wb"] for e in entries if e.get("wb")]
         calibrated = next((e for e in entries if e.get("color_matrix")), {})
         second = calibrated.get("color_matrix2")

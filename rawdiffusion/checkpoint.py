@@ -23,6 +23,7 @@ from .camera import Camera
 from .config import OBJECTIVES
 from .errors import UserError
 from .model import GUIDES, PRESETS, UNet
+from .prior import map_groups
 
 FORMAT = "rawdiffusion-checkpoint/1"
 # What every checkpoint holds besides "format", with its type; "ema" is None or a state dict.
@@ -159,8 +160,6 @@ def checkpoint_problem(state) -> str | None:
 
 def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]:
     """The state-dict shapes of UNet(**model_config), built without memory, or a problem."""
-    from .baselines import map_groups
-
     arguments = set(inspect.signature(UNet).parameters)
     unknown = sorted(set(model_config) - arguments)
     missing = sorted(arguments - set(model_config) - {"prior"})

@@ -517,7 +517,8 @@ def _add_baseline(sub) -> None:
                     "split, clipped "
                     "guide pixels included, outputs clipped to [0, 1]; upi is unprocessing "
                     "(Brooks et al. 2019) with generic parameters, upi-camera with the camera's "
-                    "colour matrix and as-shot white balance. See rawdiffusion/baselines.py.")
+                    "colour matrix and as-shot white balance. See rawdiffusion/prior.py and "
+                    "baselines.py.")
     p.add_argument("dataset", help="a prepared paired dataset folder")
     p.add_argument("--kind", required=True,
                    help="linear, poly2, poly3, curves, a sum of groups joined by + (one of "

@@ -117,7 +117,7 @@ class ModelConfig:
 
     preset: str = "paper"
     objective: str = "diffusion"
-    # A colour prior (model.py): none, the paper's model, or a colour map kind of baselines.py
+    # A colour prior (model.py): none, the paper's model, or a colour map kind of prior.py
     # (linear, poly2, poly3, curves, or sums with local, e.g. poly3+curves+local) fitted on the
     # training split, whose estimate the network conditions on and corrects. None:
     # training.DEFAULT_PRIOR for dataset=folder runs, none for the seed's named datasets (so the

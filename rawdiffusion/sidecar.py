@@ -1,9 +1,10 @@
 """Headerless Bayer dumps and PGM files described by a JSON sidecar of the same stem.
 
 `io.read_raw` reads a file through its sidecar (`sidecar_path`: <stem>.json) when there is
-one: `read_dump` gives the mosaic and the validated sidecar, from which io makes the RawImage. The sidecar's schema (`Sidecar`) is declared once with pydantic instead of checks
-scattered over the reader: every key's type and range is stated, and a bad value is reported
-with the key it came from (RawFormatError '<sidecar>: <key>: <what is wrong>'), never as a
+one: `read_dump` gives the mosaic and the validated sidecar, from which io makes the RawImage.
+The sidecar's schema (`Sidecar`) is declared once with pydantic instead of checks scattered
+over the reader: every key's type and range is stated, and a bad value is reported with the
+key it came from (RawFormatError '<sidecar>: <key>: <what is wrong>'), never as a
 numpy broadcast message or a traceback. Extra keys (provenance, notes) are allowed.
 """
 

@@ -44,7 +44,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import config as config_module
 from .atomic import atomic_output
-from .baselines import fit_colour_map, map_groups
+from .prior import fit_colour_map, map_groups
 from .camera import Camera
 from .checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
 from .config import OBJECTIVES

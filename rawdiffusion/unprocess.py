@@ -110,17 +110,17 @@ def camera_params(camera: Camera) -> UnprocessParams:
     xyz_to_cam = the camera's DNG ColorMatrix (XYZ -> camera) calibrated nearest daylight:
     of color_matrix / illuminant and color_matrix2 / illuminant2, the one for D65, else D50,
     else D55, else the first (Brooks' matrices are daylight calibrations, and the sRGB guide's
-    white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the as-shot white-balance gains
-    camera.wb (R, G, B), divided by the green gain (which is 1 by convention); rgb_gain =
-    1.0, since a camera's metadata records no brightening and the normalised RAW already sits
+    white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the
+    as-shot white-balance gains camera.wb (R, G, B), divided by the green gain (which is 1 by
+    convention); rgb_gain = 1.0, since a camera's metadata records no brightening and the normalised RAW already sits
     at the exposure the camera chose.
 
     Raises ValueError when the camera has no colour matrix or no white balance.
     """
     wb = camera.wb
-    calibrations = [(m, illuminant) for m, illuminant in ((camera.color_matrix, camera.illuminant),
-                                                          (camera.color_matrix2, camera.illuminant2))
-                    if m is not None]
+    calibrations = [(m, illuminant) for m, illuminant in (
+        (camera.color_matrix, camera.illuminant), (camera.color_matrix2, camera.illuminant2))
+        if m is not None]
     daylight = {21: 0, 23: 1, 20: 2}  # EXIF LightSource codes of D65, D50, D55: preference
     matrix = min(calibrations, key=lambda c: daylight.get(c[1], 3))[0] if calibrations else None
     if matrix is None or wb is None:

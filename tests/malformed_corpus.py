@@ -226,7 +226,8 @@ def build(root: Path) -> list[Case]:
 
 def _build_shared_inputs(b: Builder) -> dict:
     """The good inputs the bad ones are mixed with."""
-    from rawdiffusion.baselines import ColourMap, save_baseline
+    from rawdiffusion.baselines import save_baseline
+    from rawdiffusion.prior import ColourMap
     from rawdiffusion.camera import Camera
     from rawdiffusion.checkpoint import save_checkpoint
 

@@ -19,8 +19,9 @@ from hydra import compose, initialize
 from PIL import Image
 
 from fake_trees import cityscapes_tree
-from rawdiffusion import baselines, bayer, cli, config, evaluation
-from rawdiffusion.baselines import Baseline, BaselineError, ColourMap, fit_baseline
+from rawdiffusion import baselines, bayer, cli, config, evaluation, prior
+from rawdiffusion.baselines import Baseline, BaselineError, fit_baseline
+from rawdiffusion.prior import ColourMap
 from rawdiffusion.camera import Camera
 from rawdiffusion.checkpoint import save_checkpoint
 from rawdiffusion.datasets import layout
@@ -51,7 +52,7 @@ CM_D50 = [[0.7, -0.2, -0.05], [-0.4, 1.2, 0.2], [-0.1, 0.2, 0.6]]  # calibrated 
 def linear(rgb):
     """The known camera: OFFSET + M @ linear sRGB, per pixel; rgb (h, w, 3) uint8 ->
     (4, h, w) normalised RAW."""
-    lin = baselines.srgb_to_linear_table()[rgb]
+    lin = prior.srgb_to_linear_table()[rgb]
     return np.einsum("hwj,cj->chw", lin, M) + OFFSET[:, None, None]
 
 
@@ -106,8 +107,8 @@ def fitted_psnr(ds, cmap, split="train"):
 
 def test_linear_fit_recovers_the_cameras_matrix_and_offset(camera_data):
     ds = camera_data[0]
-    assert baselines.monomial_exponents(1) == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
-    cmap, fit = baselines.fit_colour_map(ds, "train", "linear", progress=False)
+    assert prior.monomial_exponents(1) == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    cmap, fit = prior.fit_colour_map(ds, "train", "linear", progress=False)
     # weights: (terms, channels), terms 1, R, G, B -> rows OFFSET, then M's columns
     np.testing.assert_allclose(cmap.weights.numpy(), np.vstack([OFFSET, M.T]), atol=ONE_DN / 3)
     assert (fit["samples"], fit["pixels"], fit["stride"]) == (6, 6 * 24 * 32, 1)
@@ -120,18 +121,18 @@ def test_linear_fit_recovers_the_cameras_matrix_and_offset(camera_data):
 
 def test_poly3_fits_a_linear_camera_as_well_and_a_cubic_one_that_linear_cannot(tmp_path):
     ds = paired_dataset(tmp_path / "lin", linear)
-    psnr = {k: baselines.fit_colour_map(ds, "train", k, progress=False)[1]["psnr_rggb_fit"]
+    psnr = {k: prior.fit_colour_map(ds, "train", k, progress=False)[1]["psnr_rggb_fit"]
             for k in ("linear", "poly3")}
     # Least squares over a superset of terms fits at least as well; the ridge (RIDGE of the
     # mean diagonal) shrinks the weak cubic terms a little: 0.05 dB at this 95 dB floor.
     assert psnr["poly3"] >= psnr["linear"] - 0.1
 
     def cubic(rgb):  # a camera with a cubic response in linear sRGB
-        lin = baselines.srgb_to_linear_table()[rgb]
+        lin = prior.srgb_to_linear_table()[rgb]
         return np.clip(linear(rgb) + 0.3 * np.einsum("hwj,cj->chw", lin**2 * (1 - lin), M), 0, 1)
 
     ds = paired_dataset(tmp_path / "cubic", cubic)
-    fits = {k: baselines.fit_colour_map(ds, "train", k, progress=False) for k in baselines.MAPS}
+    fits = {k: prior.fit_colour_map(ds, "train", k, progress=False) for k in prior.MAPS}
     # exact least squares would reach the 94.8 dB quantisation floor; the ridge leaves 90.6
     assert fits["poly3"][1]["psnr_rggb_fit"] > 88
     assert max(fits[k][1]["psnr_rggb_fit"] for k in ("linear", "poly2")) < 60
@@ -139,8 +140,8 @@ def test_poly3_fits_a_linear_camera_as_well_and_a_cubic_one_that_linear_cannot(t
 
 
 def test_fit_uses_an_even_grid_beyond_max_fit_pixels(camera_data, monkeypatch):
-    monkeypatch.setattr(baselines, "MAX_FIT_PIXELS", 1000)
-    cmap, fit = baselines.fit_colour_map(camera_data[0], "train", "linear", progress=False)
+    monkeypatch.setattr(prior, "MAX_FIT_PIXELS", 1000)
+    cmap, fit = prior.fit_colour_map(camera_data[0], "train", "linear", progress=False)
     # 6 samples of 24 x 32 = 4608 pixels: stride ceil(sqrt(4.6)) = 3, 8 x 11 of each sample
     assert (fit["stride"], fit["pixels"]) == (3, 6 * 8 * 11)
     np.testing.assert_allclose(cmap.weights.numpy(), np.vstack([OFFSET, M.T]), atol=2 * ONE_DN)
@@ -154,22 +155,22 @@ def test_polynomial_terms_are_finlayson_2015_plus_a_constant(kind, degree):
 
     codes = torch.from_numpy(np.random.default_rng(degree).integers(0, 256, (1, 3, 5, 7)))
     ours = ColourMap(kind).features(codes)[0].flatten(1).T.numpy()  # (35, terms)
-    lin = baselines.srgb_to_linear_table()[codes[0].numpy()].reshape(3, -1).T
+    lin = prior.srgb_to_linear_table()[codes[0].numpy()].reshape(3, -1).T
     theirs = colour.characterisation.polynomial_expansion_Finlayson2015(
         lin, degree, root_polynomial_expansion=False)
     theirs = np.column_stack([np.ones(len(lin)), theirs])
-    assert ours.shape == theirs.shape == (35, baselines.n_terms(kind))
+    assert ours.shape == theirs.shape == (35, prior.n_terms(kind))
     # the same columns, in some order: each of ours matches exactly one of theirs
     match = np.array([[np.allclose(a, b, rtol=1e-12, atol=0) for b in theirs.T] for a in ours.T])
     assert (match.sum(0) == 1).all() and (match.sum(1) == 1).all()
 
 
 def test_term_counts():
-    assert [baselines.n_terms(k) for k in baselines.MAPS] == [4, 10, 20, 49]
-    assert [ColourMap(k).weights.shape for k in baselines.MAPS] == \
+    assert [prior.n_terms(k) for k in prior.MAPS] == [4, 10, 20, 49]
+    assert [ColourMap(k).weights.shape for k in prior.MAPS] == \
         [(4, 4), (10, 4), (20, 4), (49, 4)]
     # sums share one constant; their terms come in GROUPS' order whatever the kind's order
-    assert baselines.n_terms("curves+poly3+local") == 1 + 48 + 19 + 24 == 92
+    assert prior.n_terms("curves+poly3+local") == 1 + 48 + 19 + 24 == 92
     assert ColourMap("local+curves+poly3").kind == "poly3+curves+local"
     assert ColourMap("curves+local").halo == 1 and ColourMap("poly3+curves").halo == 0
     codes = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 6, 5)))
@@ -184,18 +185,18 @@ def test_term_counts():
 def test_impossible_kinds_say_which_rule_they_break(kind, rule):
     with pytest.raises(ValueError, match=rule):
         ColourMap(kind)
-    assert not baselines.is_map_kind(kind)
+    assert not prior.is_map_kind(kind)
 
 
 def test_local_terms_are_the_neighbours_differences_with_repeated_edges():
     codes = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, 3, 5, 6)))
     terms = ColourMap("linear+local").features(codes)[0].numpy()  # 1, R, G, B, 8 x (R, G, B)
-    lin = baselines.srgb_to_linear_table()[codes[0].numpy()]
+    lin = prior.srgb_to_linear_table()[codes[0].numpy()]
     padded = np.pad(lin, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    for n, (dy, dx) in enumerate(baselines.LOCAL_OFFSETS):
+    for n, (dy, dx) in enumerate(prior.LOCAL_OFFSETS):
         neighbour = padded[:, 1 + dy:6 + dy, 1 + dx:7 + dx]
         np.testing.assert_array_equal(terms[4 + 3 * n:7 + 3 * n], neighbour - lin)
-    assert (dy, dx) == (1, 1) and len(baselines.LOCAL_OFFSETS) == 8
+    assert (dy, dx) == (1, 1) and len(prior.LOCAL_OFFSETS) == 8
 
 
 def test_bands_of_rows_give_the_whole_images_terms_exactly():
@@ -211,7 +212,7 @@ def test_the_local_filter_never_overshoots_its_neighbourhoods_colours(monkeypatc
     """A 3x3 filter with strong weights overshoots at a sharp corner of three colours; the map
     keeps each pixel within the range of its neighbourhood's colour-term estimates."""
     kind = "linear+local"
-    weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
+    weights = torch.zeros(prior.n_terms(kind), 4, dtype=torch.float64)
     weights[0] = 0.2
     weights[1:4] = 0.5 * torch.eye(3, 4, dtype=torch.float64)
     weights[4:] = 0.3 * torch.randn(24, 4, generator=torch.Generator().manual_seed(0),
@@ -231,7 +232,7 @@ def test_the_local_filter_never_overshoots_its_neighbourhoods_colours(monkeypatc
     flat = (slice(None), slice(None), slice(0, 2), slice(0, 2))  # away from the edges: unchanged
     torch.testing.assert_close(x[flat], raw[flat].clamp(0, 1), atol=1e-6, rtol=0)
     # in bands of rows (each with its halo) exactly as the whole image
-    monkeypatch.setattr(baselines, "ROWS", 5)
+    monkeypatch.setattr(prior, "ROWS", 5)
     assert torch.equal(cmap(codes), x.float())
 
 
@@ -242,7 +243,7 @@ def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_pat
     kernel = np.array([[0.05, 0.2, 0.0], [0.25, 0.5, 0.0], [0.0, 0.0, 0.0]])  # sums to 1
 
     def shifted(rgb):
-        lin = np.pad(baselines.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
+        lin = np.pad(prior.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
                      mode="edge")
         h, w = rgb.shape[:2]
         filtered = sum(kernel[1 + dy, 1 + dx] * lin[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
@@ -250,25 +251,25 @@ def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_pat
         return np.clip(np.einsum("hwj,cj->chw", filtered, M) / 3 + 0.3, 0, 1)
 
     ds = paired_dataset(tmp_path / "shifted", shifted)
-    local, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    local, fit = prior.fit_colour_map(ds, "train", "linear+local", progress=False)
     assert fit["psnr_rggb_fit"] > 80  # raw-number rounding only
     assert fitted_psnr(ds, local, "test") > 80
-    plain, fit = baselines.fit_colour_map(ds, "train", "poly3", progress=False)
+    plain, fit = prior.fit_colour_map(ds, "train", "poly3", progress=False)
     assert fit["psnr_rggb_fit"] < 40
     # on an even grid the terms still read the full-resolution neighbours
-    monkeypatch.setattr(baselines, "MAX_FIT_PIXELS", 24 * 32 * 6 // 9)
-    grid, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    monkeypatch.setattr(prior, "MAX_FIT_PIXELS", 24 * 32 * 6 // 9)
+    grid, fit = prior.fit_colour_map(ds, "train", "linear+local", progress=False)
     assert fit["stride"] == 3 and fitted_psnr(ds, grid, "test") > 80
 
 
 def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
     """RAW = offset + sum over guide channels of piecewise-linear curves with knots at the
     CURVE_KNOTS grid of 8-bit codes (0, 17, ..., 255), mixed into the 4 RAW channels."""
-    knots = np.linspace(0, 255, baselines.CURVE_KNOTS)
+    knots = np.linspace(0, 255, prior.CURVE_KNOTS)
     assert np.array_equal(knots, np.arange(0, 256, 17))
     # Knot values in multiples of 17 raw numbers: every code then lands on a whole raw number,
     # so quantisation loses nothing and the fit can be exact.
-    steps = np.random.default_rng(1).integers(0, 40, (3, 4, baselines.CURVE_KNOTS))
+    steps = np.random.default_rng(1).integers(0, 40, (3, 4, prior.CURVE_KNOTS))
     base = np.array([300, 200, 250, 100])
 
     def curves(rgb):
@@ -283,7 +284,7 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
     scale = (WHITE - np.array(BLACK))[:, None, None]
     np.testing.assert_allclose(s.raw - np.array(BLACK)[:, None, None], curves(s.rgb) * scale,
                                rtol=0, atol=1e-9)  # nothing lost to rounding
-    cmap, fit = baselines.fit_colour_map(ds, "train", "curves", progress=False)
+    cmap, fit = prior.fit_colour_map(ds, "train", "curves", progress=False)
     for split in ("train", "test"):
         for sample_id in ds.split(split):
             s = ds.load(sample_id)
@@ -292,7 +293,7 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
             assert np.abs(pred - exact).max() < 1e-6  # float32 rounding, 1/60 of a raw number
     assert fit["psnr_rggb_fit"] > 120
     # a tone curve is beyond the polynomials: they fit the same data far worse
-    assert baselines.fit_colour_map(ds, "train", "poly3", progress=False)[1]["psnr_rggb_fit"] < 60
+    assert prior.fit_colour_map(ds, "train", "poly3", progress=False)[1]["psnr_rggb_fit"] < 60
 
 
 # ----------------------------------------------------------------------------- files
