@@ -18,14 +18,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .atomic import atomic_output
 from .camera import Camera
 from .checkpoint import file_digest
 from .errors import UserError
-from .images import check_guide
+from .generator import Generator
 from .prior import ColourMap, fit_colour_map, is_map_kind, map_groups
 from .unprocess import UnprocessParams, camera_params, generic_params, unprocess
 
@@ -65,47 +64,46 @@ def is_baseline_file(path) -> bool:
 
 
 @dataclass
-class Baseline:
-    """A loaded baseline, used like a checkpoint's convert.RawGenerator: `generate` maps a guide
-    to packed RAW. steps is None: a baseline has no sampling steps."""
+class Baseline(Generator):
+    """A loaded baseline: a generator (generator.Generator) of the camera of its file, without
+    a network. Deterministic: the seeds are taken and not used; steps and sampler are None.
+    colour_map: the fitted map of a map kind (prior.ColourMap, moved to `device`), or params:
+    the unprocessing parameters of an upi kind."""
 
     kind: str
     camera: Camera
     digest: str
     colour_map: ColourMap | None = None
-    params: object = None  # unprocess.UnprocessParams for upi kinds
+    params: UnprocessParams | None = None
+    device: torch.device | str = "cpu"
     steps: None = None
-    batch_size: int = 1  # guides handed over at once (generate_many); nothing to batch inside
+    sampler: None = None
+    batch_size: int = 1  # guides handed over at once; a baseline's cost is per pixel
+
+    def __post_init__(self):
+        if self.colour_map is not None:
+            self.colour_map.to(self.device)
 
     @torch.no_grad()
-    def generate(self, guide: np.ndarray, seed: int = 0, callback=None) -> np.ndarray:
-        """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` and
-        `callback` are accepted for the generator interface; a baseline is deterministic.
-        ValueError for another shape or dtype."""
-        check_guide(guide)
-        if self.colour_map is None:
-            x = unprocess(guide, self.params)
-        else:
-            # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
-            codes = torch.tensor(guide).permute(2, 0, 1)[None]
-            x = self.colour_map(codes)[0].numpy()
-        if not np.isfinite(x).all():
-            raise BaselineError(f"{self.kind} baseline {self.digest}: its parameters give "
-                                "non-finite values")
-        return x
-
-    def generate_many(self, guides: list[np.ndarray], seeds: list[int],
-                      callback=None) -> list[np.ndarray]:
-        """`generate` for each guide (a baseline's cost is per pixel: nothing to batch)."""
-        return [self.generate(guide) for guide in guides]
-
-    def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
-        """0: a baseline reports no steps."""
-        return 0
+    def _packed(self, codes: list[torch.Tensor], seeds: list[int],
+                callback=None) -> list[torch.Tensor]:
+        out = []
+        for guide in codes:  # (1, 3, h, w) uint8
+            if self.colour_map is None:
+                x = unprocess(guide[0].permute(1, 2, 0).cpu().numpy(), self.params)
+                x = torch.from_numpy(x)[None].to(self.device)
+            else:
+                x = self.colour_map(guide)
+            if not torch.isfinite(x).all():
+                raise BaselineError(f"{self.kind} baseline {self.digest}: its parameters give "
+                                    "non-finite values")
+            out.append(x)
+        return out
 
 
-def load_baseline(path) -> Baseline:
-    """A baseline file's generator; BaselineError naming the file when it is not a usable one."""
+def load_baseline(path, device="cpu") -> Baseline:
+    """A baseline file's generator (its map on `device`); BaselineError naming the file when it
+    is not a usable one."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError) as e:  # decoding, syntax, nesting too deep
@@ -127,9 +125,10 @@ def load_baseline(path) -> Baseline:
             weights = torch.tensor(data["weights"], dtype=torch.float64)
             if not torch.isfinite(weights).all():
                 raise ValueError("weights are not finite")
-            return Baseline(kind, camera, file_digest(path), colour_map=ColourMap(kind, weights))
+            return Baseline(kind, camera, file_digest(path), colour_map=ColourMap(kind, weights),
+                            device=device)
         return Baseline(kind, camera, file_digest(path),
-                        params=UnprocessParams.from_dict(data["params"]))
+                        params=UnprocessParams.from_dict(data["params"]), device=device)
     except (KeyError, TypeError, ValueError) as e:
         raise BaselineError(f"{path}: unusable {kind} baseline ({type(e).__name__}: {e})") from None
 

@@ -20,7 +20,7 @@ import torch
 
 from .atomic import atomic_output
 from .camera import Camera
-from .config import OBJECTIVES
+from .diffusion import OBJECTIVES
 from .errors import UserError
 from .model import GUIDES, PRESETS, UNet
 from .prior import map_groups
@@ -69,6 +69,12 @@ def checkpoint_state(step: int, config: dict, model_config: dict, model: dict,
         state["optimizer"] = optimizer
     state["camera"] = {} if camera is None else camera.to_dict()
     return state
+
+
+def objective_of(state: dict) -> str:
+    """A checkpoint's training objective: "diffusion" (the paper's) or "direct" (the one-pass
+    control); checkpoints from before the option are diffusion models."""
+    return state.get("config", {}).get("model", {}).get("objective", "diffusion")
 
 
 def checkpoint_camera(state: dict) -> Camera | None:
@@ -175,7 +181,7 @@ def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]
         return {}, f"config: model.preset {preset!r} is not one of {', '.join(PRESETS)}"
     objective = (config.get("model") or {}).get("objective", "diffusion") \
         if isinstance(config.get("model"), dict) else "diffusion"
-    if objective not in OBJECTIVES:  # what convert.objective_of reads
+    if objective not in OBJECTIVES:  # what objective_of reads
         return {}, f"config: model.objective {objective!r} is not one of {', '.join(OBJECTIVES)}"
     try:
         if model_config.get("prior") is not None:

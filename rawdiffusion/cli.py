@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import UserError, run_reported
+from .errors import SettingError, UserError, run_reported
+from .settings import DEFAULTS, SAMPLERS, Settings
 
 log = logging.getLogger("rawdiffusion")
 
@@ -148,13 +149,8 @@ def cmd_sample(args) -> int:
     return 0
 
 
-# Sampling steps of convert and the demo: the fewest within 0.05 dB of ddim24 on the shipped
-# model's steps-against-quality curve (benchmarks/steps.py; README, "Steps and samplers"):
-# one x0 prediction. The paper's evaluation (sample.py) keeps ddim24.
-DEFAULT_STEPS = 1
-DEFAULT_SAMPLER = "ddim"
-# Tiles per forward pass and photo-reading processes: benchmarks/generation_speed.py.
-DEFAULT_BATCH = 1
+# Photo-reading processes: benchmarks/generation_speed.py. The generator's settings and their
+# defaults (steps, sampler, tiles, batch, seed): settings.py.
 DEFAULT_READERS = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -177,19 +173,20 @@ def _image_files(inputs: list[str]) -> list[Path]:
 
 
 def cmd_convert(args) -> int:
-    from .demo import shipped_checkpoint
-    from .convert import ConversionFailed, convert, load_generator
+    from .convert import ConversionFailed, convert
+    from .loading import open_generator, shipped_checkpoint
     from .processes import barrier, merge_manifests, processes, shard
 
+    settings = Settings(steps=args.steps, sampler=args.sampler, tile=args.tile,
+                        overlap=args.overlap, batch_size=args.batch_size, seed=args.seed,
+                        dtype="bfloat16" if args.bf16 else "float32")
     sources = _image_files(args.inputs)
     out = Path(args.out)
     with processes(cpu=args.cpu) as device:
-        gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
-                             tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                             sampler=args.sampler, bf16=args.bf16)
+        gen = open_generator(args.checkpoint or shipped_checkpoint(), settings, device)
         failures = []
         try:
-            done, skipped = convert(sources, out, gen, args.seed, args.format,
+            done, skipped = convert(sources, out, gen, settings.seed, args.format,
                                     figure=args.figure, max_pixels=args.max_pixels,
                                     workers=args.workers)
         except ConversionFailed as e:  # the other photos are converted: report them all
@@ -216,6 +213,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def _integer(text: str) -> int:
+    """argparse type of the generator's counts (steps, tiles, seed), which settings.Settings
+    checks: any integer here."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -254,18 +260,6 @@ def _dataset_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} cannot name a folder: give a plain name "
                                          "such as gopro")
     return text
-
-
-def _ddim_steps(text: str) -> int:
-    """argparse type of DDIM step counts: 1 to 1000 (diffusion.ddim_timesteps)."""
-    from .diffusion import ddim_timesteps
-
-    steps = _positive_int(text)
-    try:
-        ddim_timesteps(steps)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return steps
 
 
 def _folder(text: str) -> str:
@@ -463,9 +457,14 @@ def _add_detect(sub) -> None:
     c.set_defaults(func=cmd_detect_eval)
 
 
-def _add_convert(sub) -> None:
-    from .config import SAMPLERS
+# What the generator's arguments (settings.Settings, errors.SettingError.name) are called on
+# the command line.
+GENERATOR_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "tile": "--tile",
+                     "overlap": "--overlap", "batch_size": "--batch-size", "seed": "--seed",
+                     "dtype": "--bf16"}
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
@@ -473,14 +472,15 @@ def _add_convert(sub) -> None:
                    help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
-                   help=f"sampling steps, 1 to 1000 (default {DEFAULT_STEPS}; see README, "
+    p.add_argument("--steps", type=_integer, default=DEFAULTS.steps,
+                   help=f"sampling steps, 1 to 1000 (default {DEFAULTS.steps}; see README, "
                         "'Quality')")
-    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
-                   help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULT_SAMPLER})")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH,
+    p.add_argument("--sampler", default=DEFAULTS.sampler, metavar="{" + ",".join(SAMPLERS) + "}",
+                   help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULTS.sampler})")
+    p.add_argument("--batch-size", type=_integer, default=DEFAULTS.batch_size,
                    help=f"tiles per forward pass, from one photo or several (default "
-                        f"{DEFAULT_BATCH}); the outputs do not depend on it, up to 1 in 65535")
+                        f"{DEFAULTS.batch_size}); the outputs do not depend on it, up to 1 in "
+                        "65535")
     p.add_argument("--workers", type=_non_negative_int, default=DEFAULT_READERS,
                    help=f"processes reading and decoding photos ahead (default "
                         f"{DEFAULT_READERS}; 0: the main process)")
@@ -489,18 +489,19 @@ def _add_convert(sub) -> None:
                         "Pillow's limit, 89478485")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
                    help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    p.add_argument("--tile", type=_positive_int, default=256,
-                   help="tile side in packed pixels for large images (default 256)")
-    p.add_argument("--overlap", type=_non_negative_int, default=64,
-                   help="tile overlap (default 64)")
+    p.add_argument("--seed", type=_integer, default=DEFAULTS.seed,
+                   help=f"noise seed (default {DEFAULTS.seed})")
+    p.add_argument("--tile", type=_integer, default=DEFAULTS.tile,
+                   help=f"tile side in packed pixels for large images (default {DEFAULTS.tile})")
+    p.add_argument("--overlap", type=_integer, default=DEFAULTS.overlap,
+                   help=f"tile overlap (default {DEFAULTS.overlap})")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast of the network (off by default: not measured to pay "
                         "yet, see README 'Benchmarks')")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=cmd_convert, options=GENERATOR_OPTIONS)
 
 
 def _add_baseline(sub) -> None:
@@ -540,9 +541,9 @@ def _add_export_and_demo(sub) -> None:
                                     "with the shipped checkpoint")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--checkpoint", help="another checkpoint than the shipped one")
-    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
-                   help=f"DDIM steps (default {DEFAULT_STEPS})")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument("--steps", type=_integer, default=DEFAULTS.steps,
+                   help=f"DDIM steps (default {DEFAULTS.steps})")
+    p.set_defaults(func=cmd_demo, options=GENERATOR_OPTIONS)
 
 
 def main(argv=None) -> int:
@@ -563,7 +564,23 @@ def main(argv=None) -> int:
     args.overrides = overrides
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return run_reported(args.func, args)
+    return run_reported(_run, args)
+
+
+def _run(args) -> int:
+    """The subcommand; a generator argument that cannot work (errors.SettingError) is said as
+    argparse says a bad option, naming the subcommand's option, status 2."""
+    try:
+        return args.func(args)
+    except SettingError as e:
+        option = getattr(args, "options", {}).get(e.name)
+        if option is None:
+            raise
+        got = "" if e.value is SettingError.NOT_SHOWN else f", got {e.value}"
+        prog = args._command_prog
+        print(f"{prog}: error: argument {option}: {e.reason}{got} (see {prog} --help)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

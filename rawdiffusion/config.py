@@ -102,8 +102,6 @@ class GeneralConfig:
     save_every: int = resumable(1000)
 
 
-OBJECTIVES = ("diffusion", "direct")  # model.objective: see ModelConfig
-SAMPLERS = ("ddim", "dpmpp2m", "unipc")  # sample.py sampler= and convert --sampler: solvers.py
 
 
 @dataclass
@@ -225,7 +223,7 @@ class SampleConfig(TrainConfig):
     rgb_only: bool = False  # the val split has no RAW: predictions only, no metrics
     tile: int = 256  # samples larger than this are generated in overlapping tiles
     overlap: int = 64
-    sampler: str = "ddim"  # SAMPLERS: DDIM, DPM-Solver++ 2M or UniPC, for diffusion_val's steps
+    sampler: str = "ddim"  # settings.SAMPLERS, for diffusion_val's steps
     # Tiles per forward pass, of one sample or several (samples read by system.workers
     # processes); the outputs do not depend on it, up to float rounding.
     batch_size: int = 1

@@ -7,14 +7,13 @@ outputs are written atomically, so existing means complete), reports progress wi
 and records every output in a manifest (source, output, steps, seed, checkpoint hash).
 
 Sizes. A photo of H x W pixels becomes a mosaic of H x W: as in training, the guide is the
-photo halved with area interpolation, and the packed RAW has the guide's size. Images larger
-than the tile size are generated in overlapping tiles (tiling.generate_tiled).
+photo halved with area interpolation, and the packed RAW has the guide's size (generator.py).
+Images larger than the tile size are generated in overlapping tiles (sampling.py).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,125 +21,16 @@ import torch
 from tqdm import tqdm
 
 from .camera import Camera
-from .checkpoint import file_digest, same_checkpoint
-from .diffusion import Diffusion, derived_seed
-from .errors import SetupError, UserError
-from .images import PhotoError, check_guide, halve_area, raw_preview, read_rgb, write_png
+from .checkpoint import same_checkpoint
+from .diffusion import derived_seed
+from .errors import UserError
+from .generator import Generator
+from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
 from .io import MIN_DNG_SIDE, write_dng, write_hdf5, write_npy
 from .processes import read_manifest, record_written, shard
-from .tiling import generate_batched, guide_tensor, pad_to_multiple, padded_size, tile_count
 
 FORMATS = ("dng", "hdf5", "npy")
 SUFFIX = {"dng": ".dng", "hdf5": ".h5", "npy": ".npy"}
-
-
-@dataclass
-class RawGenerator:
-    """A trained network with its sampling settings: what turns RGB guides into packed RAW."""
-
-    net: torch.nn.Module
-    diffusion: torch.nn.Module
-    camera: Camera        # the checkpoint's camera: what its RAW is written as
-    digest: str           # file_digest of the checkpoint
-    steps: int | None = 24  # sampling steps; None for a one-pass network (model.objective=direct)
-    tile: int = 256
-    overlap: int = 64
-    device: str = "cpu"
-    batch_size: int = 1   # tiles per forward pass, of one image or of several (generate_many)
-    sampler: str = "ddim"  # solvers.SAMPLERS
-    bf16: bool = False    # bf16 autocast of the network (the colour prior stays float64)
-
-    def generate(self, guide: np.ndarray, seed: int, callback=None) -> np.ndarray:
-        """RGB guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]. `seed` draws
-        the noise. callback(dict(tiles=k, i=..., t=..., ...)) runs at each step of each forward
-        pass of k tiles. ValueError for another shape or dtype."""
-        return self.generate_many([guide], [seed], callback)[0]
-
-    @torch.no_grad()
-    def generate_many(self, guides: list[np.ndarray], seeds: list[int],
-                      callback=None) -> list[np.ndarray]:
-        """`generate` for several guides, their tiles sampled `batch_size` to a forward pass
-        (tiling.generate_batched): each result is what `generate` gives for its guide and seed,
-        up to float rounding."""
-        if len(seeds) != len(guides):
-            raise ValueError(f"{len(guides)} guides but {len(seeds)} seeds: one seed per guide")
-        for guide in guides:
-            check_guide(guide)
-        padded = [pad_to_multiple(guide_tensor(g, self.device), self.net.multiple)
-                  for g in guides]
-        noises = [torch.randn((1, 4, *rgb.shape[-2:]), device=self.device,
-                              generator=torch.Generator(self.device).manual_seed(seed))
-                  for (rgb, _), seed in zip(padded, seeds)]
-        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.bf16):
-            x0s = generate_batched(self.net, self.diffusion, [rgb for rgb, _ in padded], noises,
-                                   self.steps, self.tile, self.overlap, self.batch_size,
-                                   callback, self.sampler)
-        results = []
-        for x0, (_, (h, w)) in zip(x0s, padded):
-            if not torch.isfinite(x0).all():
-                raise UserError(f"checkpoint {self.digest}: non-finite values from the network "
-                                f"with the {self.sampler} sampler at {self.steps} steps "
-                                f"(broken weights, or {'bf16 overflow' if self.bf16 else 'a bug'})")
-            results.append(((x0[0, :, :h, :w].float().cpu().numpy() + 1) / 2).clip(0, 1))
-        return results
-
-    def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
-        """Tiles x steps of a guide of (h, w, ...): the units its callbacks count."""
-        size = padded_size(guide_shape[:2], self.net.multiple)
-        return tile_count(size, self.tile, self.overlap) * (self.steps or 0)
-
-
-def load_generator(path, device="cpu", steps: int = 24, tile: int = 256, overlap: int = 64,
-                   batch_size: int = 1, sampler: str = "ddim", bf16: bool = False):
-    """What `convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with: a
-    trained checkpoint's RawGenerator, or a baseline file's baselines.Baseline (same interface:
-    `generate`, `camera`, `digest`, `steps`). A one-pass network (model.objective=direct) samples
-    in one forward pass whatever `steps` says (its `steps` is None). The checkpoint is
-    validated before any work (checkpoint.load_checkpoint), and must name its camera: what
-    it generates is written as that camera's RAW. CheckpointError, one line, otherwise;
-    SetupError for a tile size or overlap the network cannot use, a batch size below 1 or an
-    unknown sampler (solvers.SAMPLERS)."""
-    from .config import SAMPLERS
-
-    from .baselines import is_baseline_file, load_baseline
-    from .checkpoint import CheckpointError, checkpoint_camera, load_model
-
-    if batch_size < 1:
-        raise SetupError(f"batch size {batch_size} (convert --batch-size, sample.py batch_size=): "
-                         "must be at least 1")
-    if sampler not in SAMPLERS:
-        raise SetupError(f"sampler {sampler!r} (convert --sampler, sample.py sampler=): choose "
-                         f"one of {', '.join(SAMPLERS)}")
-    from .solvers import most_steps
-
-    if isinstance(steps, bool) or not isinstance(steps, int) or \
-            not 1 <= steps <= most_steps(sampler):
-        raise SetupError(f"{steps} steps with the {sampler} sampler: it takes 1 to "
-                         f"{most_steps(sampler)}")
-    if Path(path).is_file() and is_baseline_file(path):
-        return load_baseline(path)
-    net, state = load_model(path, device=device)
-    if not state["camera"]:
-        raise CheckpointError(path, "camera: none recorded (a checkpoint that generates needs "
-                                    "the Bayer order and levels of the RAW it writes)")
-    m = net.multiple
-    if tile % m or tile < 2 * m:
-        raise SetupError(f"tile size {tile} (convert --tile, sample.py tile=): this network "
-                         f"needs a multiple of {m}, at least {2 * m}")
-    if not 0 <= overlap < tile:
-        raise SetupError(f"tile overlap {overlap} (convert --overlap, sample.py overlap=): "
-                         f"must be in [0, {tile}), below the tile size")
-    if objective_of(state) == "direct":
-        steps = None
-    return RawGenerator(net, Diffusion().to(device), checkpoint_camera(state), file_digest(path),
-                        steps=steps, tile=tile, overlap=overlap, device=str(device),
-                        batch_size=batch_size, sampler=sampler, bf16=bf16)
-
-
-def objective_of(state: dict) -> str:
-    """A checkpoint's training objective: "diffusion" (the paper's) or "direct" (the one-pass
-    control); checkpoints from before the option are diffusion models."""
-    return state.get("config", {}).get("model", {}).get("objective", "diffusion")
 
 
 def write_prediction(base: Path, x: np.ndarray, camera: Camera, fmt: str) -> list[Path]:
@@ -174,7 +64,7 @@ class ConversionFailed(UserError, ValueError):
         super().__init__(f"{done} converted, {len(failures)} failed: " + "; ".join(failures))
 
 
-def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: str = "dng",
+def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str = "dng",
             names: list[str] | None = None, figure: bool = False,
             max_pixels: int | None = None, workers: int = 0) -> tuple[int, int]:
     """Convert RGB image files into RAW files in `out` (this process's share of them).
@@ -220,8 +110,7 @@ def convert(sources: list[Path], out: Path, gen: RawGenerator, seed: int, fmt: s
                                         sources[photos[0][0]].name, rank == 0)
             done += record_written(writing, part, bar)
             writing = [(writers.submit(_write_outputs, out / names[i], photo, x, gen, fmt, figure),
-                        {"source": str(sources[i]), "steps": gen.steps,
-                         "sampler": sampler_of(gen), "seed": s, "checkpoint": gen.digest,
+                        {"source": str(sources[i]), **gen.record(), "seed": s,
                          "size": list(x.shape[1:])})
                        for (i, photo), s, x in zip(photos, seeds, xs)]
         done += record_written(writing, part, bar)
@@ -236,14 +125,9 @@ def same_generation(record: dict | None, gen, seed: int) -> bool:
     Keys that records of older versions lack are taken to agree."""
     if not record or not same_checkpoint(record.get("checkpoint"), gen.digest):
         return False
-    now = {"steps": gen.steps, "sampler": sampler_of(gen), "seed": seed}
+    now = {**gen.record(), "seed": seed}
+    del now["checkpoint"]
     return all(record.get(key, value) == value for key, value in now.items())
-
-
-def sampler_of(gen) -> str | None:
-    """The sampler a manifest or results record names: None for a generator without steps (a
-    baseline, a one-pass network)."""
-    return getattr(gen, "sampler", None) if gen.steps else None
 
 
 class _Photos(torch.utils.data.Dataset):
@@ -283,7 +167,7 @@ def _write_outputs(base: Path, photo: np.ndarray, x: np.ndarray, gen, fmt: str,
 
 def generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name: str,
                            show: bool) -> list[np.ndarray]:
-    """gen.generate_many with a second progress bar under the images' one (shown when `show`):
+    """gen.generate_from_guides with a second progress bar under the images' one (shown when `show`):
     the denoising steps of all the guides' tiles (a 12 MP photo takes minutes on a CPU), named
     after the first guide's `name`. Nothing is shown for a generator without steps (a
     baseline, a one-pass network). Used by convert and sample.py."""
@@ -294,7 +178,7 @@ def generate_with_progress(gen, guides: list[np.ndarray], seeds: list[int], name
         def report(progress: dict) -> None:  # one call per step of each batch of tiles
             steps.update(progress["tiles"])
 
-        return gen.generate_many(guides, seeds, callback=report)
+        return gen.generate_from_guides(guides, seeds, callback=report)
 
 
 def _check_job(sources: list[Path], names: list[str], out: Path, fmt: str, gen) -> None:

@@ -24,13 +24,17 @@ class SetupError(UserError):
 
 class SettingError(SetupError, ValueError):
     """An argument of the library that cannot work: `name` is the argument (as the function
-    names it, e.g. "steps"), `value` what it was given, `reason` why it cannot work. The
-    message is 'name=value: reason'; each front end says it in its own words, naming its
-    option (convert's --steps, sample.py's diffusion_val.timestep_respacing)."""
+    names it, e.g. "steps"), `reason` why it cannot work, `value` what it was given (left out
+    where it cannot be shown in a line, as an image). The message is 'name=value: reason' (or
+    'name: reason'); each front end says it in its own words, naming its option (convert's
+    --steps, sample.py's diffusion_val.timestep_respacing)."""
 
-    def __init__(self, name: str, value, reason: str):
-        self.name, self.value, self.reason = name, value, reason
-        super().__init__(f"{name}={value!r}: {reason}")
+    NOT_SHOWN = object()  # `value` of an error whose value is not shown
+
+    def __init__(self, name: str, reason: str, value=NOT_SHOWN):
+        self.name, self.reason, self.value = name, reason, value
+        shown = "" if value is self.NOT_SHOWN else f"={value!r}"
+        super().__init__(f"{name}{shown}: {reason}")
 
 
 class RawFormatError(UserError, ValueError):

@@ -28,10 +28,12 @@ from . import bayer, config
 from .atomic import atomic_output
 from .baselines import is_baseline_file
 from .camera import Camera
-from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
-                      make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
+from .convert import (FORMATS, generate_with_progress, make_folder, outputs_exist,
+                      same_generation, write_prediction)
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
+from .generator import Generator
+from .loading import load
 from .errors import SetupError, exit_reported
 from .hydra_cli import hydra_main
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
@@ -43,7 +45,7 @@ METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_
            "psnr_highlight", "psnr_rest", "highlight_fraction")
 
 
-def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path, seed: int,
+def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
              save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False,
              workers: int = 0) -> dict:
     """Sample `split` of `dataset` into `out`; returns the averaged metrics ({} for RGB only).
@@ -82,8 +84,7 @@ def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path,
             record_written(writing, part, bar)
             writing = []
             for (_, sample), sample_seed, x in zip(batch, seeds, xs):
-                record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest,
-                          "steps": gen.steps, "sampler": sampler_of(gen)}
+                record = {"id": sample.id, "seed": sample_seed, **gen.record()}
                 if not rgb_only:
                     record.update(_metrics(sample, x))
                 camera = gen.camera if rgb_only else Camera.from_images({sample.id: sample.image})
@@ -117,7 +118,7 @@ def _metrics(sample, x) -> dict:
     return {k: v.item() for k, v in values.items()}
 
 
-def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator,
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator,
                seed: int) -> dict:
     rows = [results[i] for k, i in enumerate(ids)
             if same_generation(results.get(i), gen, derived_seed(seed, k))]
@@ -135,7 +136,7 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ra
     for k in METRICS:
         values = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         means[k] = sum(values) / len(values) if values else None
-    summary = {"images": len(rows), "steps": gen.steps, "sampler": sampler_of(gen),
+    summary = {"images": len(rows), "steps": gen.steps, "sampler": gen.record()["sampler"],
                "checkpoint": gen.digest, **means,
                "protocol": "normalised linear RAW in [0, 1], no white balance or gamma; mse, "
                            "psnr, ssim (Gaussian 11, sigma 1.5, data range 1), pearson on "
@@ -189,8 +190,8 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
-                             batch_size=cfg.batch_size, sampler=cfg.sampler)
+        gen = load(checkpoint, device=device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
+                   batch_size=cfg.batch_size, sampler=cfg.sampler)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,

@@ -47,9 +47,8 @@ from .atomic import atomic_output
 from .prior import fit_colour_map, map_groups
 from .camera import Camera
 from .checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
-from .config import OBJECTIVES
 from .datasets.layout import PreparedDataset
-from .diffusion import Diffusion, derived_seed
+from .diffusion import OBJECTIVES, Diffusion, derived_seed
 from .errors import SetupError, exit_reported
 from .hydra_cli import hydra_main
 from .images import raw_preview, write_png
@@ -57,7 +56,7 @@ from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
 from .processes import barrier, mean_over_processes, processes, shard
 from .runs import ddim_steps, open_split, run_name
-from .tiling import generate
+from .sampling import generate
 from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from rawdiffusion.checkpoint import save_checkpoint
 from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.checkpoint import file_digest
-from rawdiffusion.convert import convert, load_generator
+from rawdiffusion.convert import convert
+from rawdiffusion.loading import load
 from rawdiffusion.errors import UserError
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
@@ -316,17 +317,17 @@ def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
     assert torch.equal(loaded.colour_map.weights, cmap.weights)  # float64 survives the text
     guide = np.random.default_rng(1).integers(0, 256, (23, 17, 3), dtype=np.uint8)
     expected = cmap(torch.from_numpy(guide).permute(2, 0, 1)[None])[0].numpy()
-    out = loaded.generate(guide)
+    out = loaded.generate_from_guide(guide)
     assert out.dtype == np.float32 and out.shape == (4, 23, 17)
     np.testing.assert_array_equal(out, expected)
     loaded.rows = 5  # in chunks of rows (bounding the expanded terms' memory): the same
-    np.testing.assert_array_equal(loaded.generate(guide, seed=9), expected)
+    np.testing.assert_array_equal(loaded.generate_from_guide(guide, seed=9), expected)
 
     params = generic_params()
     baselines.save_baseline(tmp_path / "upi.json", "upi", Camera(**camera), params=params)
     upi = baselines.load_baseline(tmp_path / "upi.json")
     assert upi.params == params and upi.colour_map is None
-    np.testing.assert_array_equal(upi.generate(guide), unprocess(guide, params))
+    np.testing.assert_array_equal(upi.generate_from_guide(guide), unprocess(guide, params))
 
 
 def test_a_read_only_guide_is_taken_without_a_warning():
@@ -335,7 +336,7 @@ def test_a_read_only_guide_is_taken_without_a_warning():
     baseline = Baseline("linear", {}, "0", colour_map=ColourMap("linear", torch.rand(4, 4)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert baseline.generate(guide).shape == (4, 6, 8)
+        assert baseline.generate_from_guide(guide).shape == (4, 6, 8)
 
 
 def test_a_checkpoint_is_not_a_baseline_file(tmp_path):
@@ -511,7 +512,7 @@ def test_convert_with_a_baseline_writes_its_output_as_the_cameras_dng(camera_dat
         assert (raw.cfa, raw.make, raw.model) == ("GRBG", "Testmaker", "Synthetic 1")
         x = bayer.normalise(bayer.pack(raw.mosaic, raw.cfa),
                             bayer.packed_levels(raw.black_level, raw.cfa), raw.white_level)
-        expected = baseline.generate(halve_area(read_rgb(source)))
+        expected = baseline.generate_from_guide(halve_area(read_rgb(source)))
         assert np.abs(x - expected).max() <= ONE_DN
         assert (out / f"{source.stem}.png").is_file()
 
@@ -549,8 +550,8 @@ def test_sample_py_takes_a_baseline_where_a_checkpoint_goes(camera_data, tmp_pat
     assert header(out) == header(tmp_path / "ckpt") == ["id", *evaluation.METRICS]
 
 
-def test_load_generator_tells_a_baseline_from_a_checkpoint(camera_data):
-    gen = load_generator(camera_data[1], steps=24)
+def test_load_tells_a_baseline_from_a_checkpoint(camera_data):
+    gen = load(camera_data[1], steps=24)
     assert isinstance(gen, Baseline) and gen.steps is None and gen.kind == "linear"
 
 
@@ -558,7 +559,7 @@ def test_convert_refuses_to_overwrite_an_input_photo(camera_data, tmp_path):
     sources = photos(tmp_path / "in")
     before = [p.read_bytes() for p in sources]
     with pytest.raises(UserError, match="an input photo would be overwritten"):
-        convert(sources, tmp_path / "in", load_generator(camera_data[1]), seed=0)
+        convert(sources, tmp_path / "in", load(camera_data[1]), seed=0)
     assert [p.read_bytes() for p in sources] == before
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(p.name for p in sources)
 
@@ -570,9 +571,9 @@ def test_a_rerun_with_another_generator_redoes_the_work(camera_data, tmp_path):
     baselines.fit_baseline(ds, "poly2", poly2_file)
     sources = photos(tmp_path / "in")
     out = tmp_path / "out"
-    assert convert(sources, out, load_generator(linear_file), seed=0) == (3, 0)
-    assert convert(sources, out, load_generator(linear_file), seed=0) == (0, 3)
-    assert convert(sources, out, load_generator(poly2_file), seed=0) == (3, 0)
+    assert convert(sources, out, load(linear_file), seed=0) == (3, 0)
+    assert convert(sources, out, load(linear_file), seed=0) == (0, 3)
+    assert convert(sources, out, load(poly2_file), seed=0) == (3, 0)
     merge_manifests(out)
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert {r["checkpoint"] for r in records} == {file_digest(poly2_file)}
@@ -590,7 +591,7 @@ def test_a_baseline_that_gives_non_finite_values_is_refused(tmp_path):
     params = {**generic_params().to_dict(), "xyz_to_cam": [[float("nan")] * 3] * 3}
     path.write_text(json.dumps({**GOOD, "kind": "upi", "params": params}))
     with pytest.raises(BaselineError, match="non-finite"):
-        baselines.load_baseline(path).generate(np.full((8, 8, 3), 128, np.uint8))
+        baselines.load_baseline(path).generate_from_guide(np.full((8, 8, 3), 128, np.uint8))
 
 
 def test_fit_refuses_a_folder_as_out_before_fitting(camera_data, tmp_path):
@@ -604,4 +605,4 @@ def test_a_json_that_is_not_an_object_is_still_read_as_a_baseline(tmp_path):
     assert baselines.is_baseline_file(tmp_path / "list.json")
     assert baselines.is_baseline_file(tmp_path / "list.pt")
     with pytest.raises(BaselineError, match="not a rawdiffusion baseline file"):
-        load_generator(tmp_path / "list.pt")
+        load(tmp_path / "list.pt")

@@ -12,8 +12,9 @@ from rawdiffusion.camera import Camera, CameraError
 from rawdiffusion.checkpoint import file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion, derived_seed
 from rawdiffusion import cli
-from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
+from rawdiffusion.convert import ConversionFailed, convert
 from rawdiffusion.errors import UserError
+from rawdiffusion.generator import RawGenerator
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
@@ -225,9 +226,10 @@ def test_two_photos_of_one_name_are_both_named(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("steps, reason", [
-    ("0", "must be a positive integer, got '0'"),
-    ("-3", "must be a positive integer, got '-3'"),
-    ("1001", "DDIM steps must be 1 to 1000, got 1001")])
+    ("0", "the ddim sampler takes 1 to 1000 steps, got 0"),
+    ("-3", "the ddim sampler takes 1 to 1000 steps, got -3"),
+    ("1001", "the ddim sampler takes 1 to 1000 steps, got 1001"),
+    ("x", "must be an integer, got 'x'")])
 def test_step_counts_that_cannot_work_are_refused_naming_the_option(tmp_path, capsys, steps,
                                                                      reason):
     with pytest.raises(SystemExit) as e:
@@ -317,7 +319,7 @@ def test_a_negative_seed_is_refused_naming_the_option(tmp_path, capsys):
         cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "-5"])
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got '-5' (see "
+        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got -5 (see "
         "rawdiffusion convert --help)"]
 
 
@@ -381,7 +383,7 @@ def test_an_out_folder_that_cannot_be_made_names_the_option(checkpoint, tmp_path
                                    np.zeros((8, 8, 3), np.float32)])
 def test_a_guide_that_is_not_8_bit_rgb_is_refused_by_the_api(checkpoint, guide):
     with pytest.raises(ValueError, match=r"expected an RGB guide \(h, w, 3\) uint8, got shape"):
-        generator(checkpoint).generate(guide, seed=0)
+        generator(checkpoint).generate_from_guide(guide, seed=0)
 
 
 def test_info_names_a_preview_folder_that_cannot_be_made(tmp_path, capsys):
@@ -427,8 +429,8 @@ def test_bf16_autocast_samples_close_to_float32(checkpoint, tmp_path):
     from rawdiffusion.images import halve_area, read_rgb
 
     guide = halve_area(read_rgb(photos(tmp_path / "in", sizes=((32, 48),))[0]))
-    full = generator(checkpoint).generate(guide, seed=1)
-    half = generator(checkpoint, bf16=True).generate(guide, seed=1)
+    full = generator(checkpoint).generate_from_guide(guide, seed=1)
+    half = generator(checkpoint, bf16=True).generate_from_guide(guide, seed=1)
     assert half.dtype == np.float32 and half.shape == full.shape
     assert 0 < np.abs(half - full).max() < 0.05  # bf16 rounds (8 bits of mantissa), no more
 
@@ -447,20 +449,21 @@ def test_a_rerun_with_another_sampler_steps_or_seed_redoes_the_photos(checkpoint
                                                                    derived_seed(4, 0))
 
 
-def test_step_counts_a_sampler_cannot_take_are_refused_when_loading(checkpoint):
-    from rawdiffusion.convert import load_generator
-    from rawdiffusion.errors import SetupError
+def test_step_counts_a_sampler_cannot_take_are_refused_naming_the_argument(checkpoint):
+    from rawdiffusion.errors import SettingError, SetupError
+    from rawdiffusion.loading import load
 
-    with pytest.raises(SetupError, match=r"^1000 steps with the unipc sampler: it takes 1 to "
-                                         r"999$"):
-        load_generator(checkpoint, steps=1000, sampler="unipc")
+    with pytest.raises(SetupError, match=r"^steps=1000: the unipc sampler takes 1 to 999 "
+                                         r"steps$") as e:
+        load(checkpoint, steps=1000, sampler="unipc")
+    assert isinstance(e.value, SettingError) and (e.value.name, e.value.value) == ("steps", 1000)
     for steps in (0, 1001):
-        with pytest.raises(SetupError, match=rf"^{steps} steps with the ddim sampler"):
-            load_generator(checkpoint, steps=steps)
-    assert load_generator(checkpoint, steps=1000, sampler="dpmpp2m").steps == 1000
+        with pytest.raises(SetupError, match=rf"^steps={steps}: the ddim sampler takes 1 to 1000"):
+            load(checkpoint, steps=steps)
+    assert load(checkpoint, steps=1000, sampler="dpmpp2m").steps == 1000
 
 
-def test_generate_many_wants_one_seed_per_guide(checkpoint):
+def test_generate_from_guides_wants_one_seed_per_guide(checkpoint):
     guide = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="2 guides but 1 seeds: one seed per guide"):
-        generator(checkpoint).generate_many([guide, guide], [0])
+        generator(checkpoint).generate_from_guides([guide, guide], [0])

@@ -23,7 +23,7 @@ from rawdiffusion.datasets.bdd import prepare_bdd
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import prepare_folder
-from rawdiffusion.demo import shipped_checkpoint
+from rawdiffusion.loading import shipped_checkpoint
 from rawdiffusion.evaluation import samples_dir
 from rawdiffusion.io import CFA_ORDERS, read_raw, write_dng
 from rawdiffusion.model import build_model
@@ -82,16 +82,16 @@ def test_sample_py_computes_metrics_writes_predictions_and_resumes(data, tmp_pat
 
 
 def test_a_rerun_with_other_steps_or_sampler_redoes_the_samples(data, tmp_path):
-    from rawdiffusion.convert import load_generator
+    from rawdiffusion.loading import load
     from rawdiffusion.evaluation import evaluate
     from rawdiffusion.processes import read_records
 
     dataset, out = PreparedDataset(data / "tiny"), tmp_path / "s"
-    first = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=2), out, seed=0)
+    first = evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0)
     assert (first["steps"], first["sampler"], first["images"]) == (2, "ddim", 4)
     for steps, sampler in ((3, "ddim"), (3, "unipc")):
-        summary = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=steps,
-                                                           sampler=sampler), out, seed=0)
+        summary = evaluate(dataset, "test", load(data / "ckpt.pt", steps=steps,
+                                                 sampler=sampler), out, seed=0)
         assert (summary["steps"], summary["sampler"], summary["images"]) == (steps, sampler, 4)
         records = read_records(out, "results", "id").values()
         assert {(r["steps"], r["sampler"]) for r in records} == {(steps, sampler)}

@@ -23,7 +23,7 @@ from rawdiffusion.errors import SetupError
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import Guidance, UNet, build_model
-from rawdiffusion.tiling import generate
+from rawdiffusion.sampling import generate
 from rawdiffusion.training_data import paired_crop_dihedral
 from test_train import compose_config, one_thread, settings, tiny, train  # noqa: F401
 
