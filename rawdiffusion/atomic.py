@@ -43,3 +43,12 @@ def atomic_output(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def make_folder(path: Path, named: str) -> None:
+    """mkdir -p, or a UserError saying why not, the folder `named` as the user gave it (e.g.
+    "--out x/y")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{named}: cannot make this folder ({e.strerror})") from None

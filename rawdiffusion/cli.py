@@ -2,7 +2,8 @@
 
 Errors a user can fix (errors.UserError: a bad file, a missing folder) end in one line naming
 the file and the reason, never a traceback; any other exception is a bug and keeps its
-traceback.
+traceback. The subcommands import what they use when they run (inside the cmd_* functions):
+the command, its --help and `info` start without torch, Hydra or colour-science.
 """
 
 from __future__ import annotations
@@ -25,37 +26,28 @@ log = logging.getLogger("rawdiffusion")
 
 def cmd_info(args) -> int:
     """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
-    from .convert import make_folder
-    from .io import RawFormatError
+    from .atomic import make_folder
+    from .images import raw_preview, write_png
+    from .io import read_raw
+    from .jobs import attempt
+
+    def info(path) -> None:
+        raw = read_raw(path)
+        print(json.dumps(raw.info()))
+        if args.preview:
+            write_png(Path(args.preview) / f"{Path(path).stem}.png", raw_preview(raw.packed))
 
     if args.preview:
         make_folder(Path(args.preview), f"--preview {args.preview}")
     failed = 0
     for path in args.files:
-        try:
-            _info_one(path, args.preview)
-        except (UserError, OSError) as e:  # RawFormatError names its file; the others may not
-            print(f"error: {e if isinstance(e, RawFormatError) else f'{path}: {e}'}",
-                  file=sys.stderr)
+        _, _, failure = attempt(info, path)
+        if failure is not None:
+            print(f"error: {failure.line}", file=sys.stderr)
             failed += 1
     if failed:
         print(f"{failed} of {len(args.files)} file(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _info_one(path, preview) -> None:
-    from .io import read_raw
-
-    raw = read_raw(path)
-    print(json.dumps(raw.info()))
-    if preview:
-        from . import bayer
-        from .images import raw_preview, write_png
-
-        packed = bayer.pack(raw.mosaic, raw.cfa)
-        x = bayer.normalise(packed, bayer.packed_levels(raw.black_level, raw.cfa),
-                            raw.white_level)
-        write_png(Path(preview) / f"{Path(path).stem}.png", raw_preview(x))
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -63,12 +55,16 @@ def _info_one(path, preview) -> None:
 def _report(description: dict, failures, out, keep_going: bool) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in description["splits"].items())
     print(f"{description['name']}: {counts} image(s) prepared in {out}")
-    if not failures:
-        return 0
-    print(f"{len(failures)} file(s) skipped:", file=sys.stderr)
-    for f in failures:
-        print(f"  {f.item}: {f.reason}", file=sys.stderr)
-    return 0 if keep_going else 1
+    _print_failures("skipped", [f"{f.item}: {f.reason}" for f in failures])
+    return 0 if keep_going or not failures else 1
+
+
+def _print_failures(what: str, lines: list[str]) -> None:
+    """'N file(s) <what>:' and one indented line per bad file (jobs.Failure), on stderr."""
+    if lines:
+        print(f"{len(lines)} file(s) {what}:", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
 
 
 def cmd_prepare_folder(args) -> int:
@@ -197,10 +193,7 @@ def cmd_convert(args) -> int:
             manifest = merge_manifests(out)
             print(f"{done} image(s) converted, {skipped} already done, {len(failures)} failed, "
                   f"by process 0 of {world}; manifest {manifest}")
-    if failures:  # as prepare reports its skipped files; each process its own
-        print(f"{len(failures)} file(s) failed:", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
+    _print_failures("failed", failures)  # as prepare reports its skipped files; each process
     return 1 if failures else 0
 
 

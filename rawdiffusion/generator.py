@@ -90,12 +90,6 @@ class Generator:
         generator without steps)."""
         return 0
 
-    def record(self) -> dict:
-        """What a manifest or results record says about how its outputs were made: the file's
-        digest, the steps and the sampler (None without steps)."""
-        return {"checkpoint": self.digest, "steps": self.steps,
-                "sampler": self.sampler if self.steps else None}
-
     def _packed(self, codes: list[torch.Tensor], seeds: list[int],
                 callback=None) -> list[torch.Tensor]:
         """Guides [(1, 3, h, w) uint8 codes on the device] -> [packed RAW (1, 4, h, w) float32

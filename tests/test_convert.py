@@ -88,7 +88,7 @@ def test_a_killed_conversion_resumes_to_identical_outputs(checkpoint, tmp_path):
 def test_a_large_photo_shows_its_denoising_steps_over_all_tiles(checkpoint, tmp_path,
                                                                  monkeypatch):
     """A 12 MP photo takes minutes: a second bar counts its steps, tiles x DDIM steps."""
-    import rawdiffusion.convert as module
+    import rawdiffusion.generation as module
 
     bars = []
 
@@ -467,3 +467,37 @@ def test_generate_from_guides_wants_one_seed_per_guide(checkpoint):
     guide = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="2 guides but 1 seeds: one seed per guide"):
         generator(checkpoint).generate_from_guides([guide, guide], [0])
+
+
+def test_a_damaged_output_is_made_again_by_its_recorded_size_and_digest(checkpoint, tmp_path):
+    """The manifest records each output's size and SHA-256: a rerun redoes a photo whose
+    output was cut or changed since (a full disk, another program), and only that photo."""
+    sources = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0)
+    first = {p.name: p.read_bytes() for p in out.glob("photo*")}
+    record = json.loads(merge_manifests(out).read_text().splitlines()[0])
+    assert record["files"]["photo0.dng"] == {"bytes": len(first["photo0.dng"]), "sha256":
+                                             hashlib.sha256(first["photo0.dng"]).hexdigest()}
+    assert record["files"].keys() == {"photo0.dng", "photo0.png"}
+    (out / "photo0.dng").write_bytes(first["photo0.dng"][:1000])  # truncated
+    changed = bytearray(first["photo1.png"])
+    changed[-20] ^= 1  # the same size, another byte
+    (out / "photo1.png").write_bytes(changed)
+    assert convert(sources, out, generator(checkpoint), 0) == (2, 1)
+    assert {p.name: p.read_bytes() for p in out.glob("photo*")} == first
+    assert convert(sources, out, generator(checkpoint), 0) == (0, 3)
+
+
+def test_records_of_older_versions_without_digests_still_count_their_outputs(checkpoint,
+                                                                            tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32), (32, 48)))
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0, figure=True)
+    manifest = merge_manifests(out)
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert records[0]["files"].keys() == {"photo0.dng", "photo0.png", "photo0_compare.png"}
+    manifest.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "files"}) + "\n"
+                                for r in records))
+    (out / "photo1.dng").write_bytes(b"")  # an empty output: cut, made again
+    assert convert(sources, out, generator(checkpoint), 0, figure=True) == (1, 1)

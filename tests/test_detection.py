@@ -21,7 +21,7 @@ from PIL import Image
 from detection_scenes import cityscapes_scenes, nod_scenes
 from rawdiffusion.camera import Camera
 from rawdiffusion.cli import main as cli
-from rawdiffusion.convert import write_prediction
+from rawdiffusion.generation import write_prediction
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.detection import data as ddata
 from rawdiffusion.detection.evaluation import load_detector

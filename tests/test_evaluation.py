@@ -198,3 +198,24 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
     # The installed package may be read-only, and must not collect outputs.
     assert samples_dir(cfg, shipped_checkpoint()) == \
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
+
+
+def test_a_damaged_prediction_is_made_again(data, tmp_path):
+    """sample.py's results record each prediction's size and SHA-256, as convert's manifest:
+    a rerun redoes the sample whose file was cut, and only that one."""
+    from rawdiffusion.evaluation import evaluate
+    from rawdiffusion.loading import load
+
+    dataset, out = PreparedDataset(data / "tiny"), tmp_path / "s"
+    evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0, save_pred=True,
+             fmt="npy")
+    first = {p.name: p.read_bytes() for p in (out / "pred").iterdir()}
+    part = out / "results.part0.jsonl"
+    assert len(part.read_text().splitlines()) == 4
+    cut = sorted(first)[0]
+    (out / "pred" / cut).write_bytes(first[cut][:100])
+    evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0, save_pred=True,
+             fmt="npy")
+    lines = part.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[-1])["id"] == Path(cut).stem
+    assert {p.name: p.read_bytes() for p in (out / "pred").iterdir()} == first
