@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from .atomic import make_folder
 from .errors import SettingError, UserError, run_reported
 from .settings import DEFAULTS, SAMPLERS, Settings
 
@@ -26,7 +27,6 @@ log = logging.getLogger("rawdiffusion")
 
 def cmd_info(args) -> int:
     """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
-    from .atomic import make_folder
     from .images import raw_preview, write_png
     from .io import read_raw
     from .jobs import attempt

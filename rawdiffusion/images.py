@@ -164,7 +164,7 @@ def _eight_bit(path, samples: np.ndarray, maximum: int) -> np.ndarray:
 
 def _wide_tiff(path: Path) -> bool:
     """A TIFF of more than 8 bits a sample (read with tifffile); False for anything else."""
-    import tifffile
+    import tifffile  # when used: 0.4 s, for TIFFs of more than 8 bits only
 
     with _decoding(path):
         with open(path, "rb") as f:
@@ -175,7 +175,7 @@ def _wide_tiff(path: Path) -> bool:
 
 
 def _read_tiff(path: Path, limit: int | None) -> tuple[np.ndarray, int]:
-    import tifffile
+    import tifffile  # when used: 0.4 s, for TIFFs of more than 8 bits only
 
     with _decoding(path), tifffile.TiffFile(path) as tif:
         page = tif.pages.first

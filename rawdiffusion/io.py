@@ -11,6 +11,9 @@ Bayer image: impossible levels, a mosaic that holds no image, a plain TIFF, a no
 
 Writers: `write_dng` (a standard Bayer DNG that rawpy and other RAW tools open), and the
 reference implementation's packed layouts, `write_hdf5` and `write_npy`.
+
+rawpy, tifffile, h5py and colour-science are imported by the functions that use them (about
+two seconds together): most commands and `import rawdiffusion` users need one of them or none.
 """
 
 from __future__ import annotations
@@ -293,7 +296,7 @@ def _decode_with_libraw(path: Path, is_dng: bool) -> dict:
     """What LibRaw reads of the file: mosaic (H, W) uint16, cfa, tile (2, 2) colour indices,
     per_colour black levels, margins, white, gains (camera white balance), libraw_matrix
     (3, 3); its failures as RawFormatError with LibRaw's own words."""
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     said: list[str] = []
     try:
@@ -368,7 +371,7 @@ def _colour_calibration(path: Path, tags: dict, is_dng: bool, decoded: dict):
 
 
 def _check_bayer(path: Path, raw) -> None:
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     if raw.raw_type != rawpy.RawType.Flat:
         raise RawFormatError(path, "not a Bayer mosaic (linear/demosaiced DNG or Foveon-type "
@@ -406,7 +409,7 @@ def _tiff_ifds(path: Path) -> tuple[dict | None, dict]:
     colour tags) and of the raw IFD (the full-resolution image, NewSubfileType 0, which holds
     the CFA, level and ActiveArea tags: IFD 0 itself, or one of its SubIFDs in DNGs that put a
     preview first). (None, {}) for files that are not TIFF-based or that tifffile cannot parse."""
-    import tifffile
+    import tifffile  # when used: start-up time (module docstring)
 
     if not _looks_like_tiff(path):
         return None, {}
@@ -484,7 +487,7 @@ def colour_science():
     warning that matplotlib, needed only for its plots, is missing."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message='"Matplotlib" related API')
-        import colour
+        import colour  # when used: start-up time (module docstring)
     return colour
 
 
@@ -504,7 +507,7 @@ def _check_dng_size(raw: RawImage) -> None:
 
 
 def _write_dng_file(path, raw: RawImage) -> None:
-    import tifffile
+    import tifffile  # when used: start-up time (module docstring)
 
     _check_dng_size(raw)
     colour_code = {"R": 0, "G": 1, "B": 2}
@@ -585,7 +588,7 @@ def _packed_uint16(packed: np.ndarray) -> np.ndarray:
 def write_hdf5(path, packed: np.ndarray) -> None:
     """Write packed RAW (4, H, W) in [0, 1] as the reference does: dataset `raw`, H x W x 4
     uint16 of value * 65535."""
-    import h5py
+    import h5py  # when used: start-up time (module docstring)
 
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("raw", data=_packed_uint16(packed))
@@ -615,7 +618,7 @@ def read_packed(path) -> np.ndarray:
     """Read a packed RAW written by `write_hdf5` or `write_npy`: (4, H, W) float32 in [0, 1]."""
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
+        import h5py  # when used: start-up time (module docstring)
 
         with h5py.File(path, "r") as f:
             data = f["raw"][()]
@@ -635,7 +638,7 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     mosaic; LibRaw's default would mirror or rotate it (the GoPro DNGs here are mirrored).
     Sidecar dumps without `wb` render with write_dng's defaults: neutral gains, raw RGB as sRGB.
     """
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     source = raw.path
     said: list[str] = []

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .camera import Camera
+from .io import colour_science
 
 # XYZ -> camera matrices of the four cameras Brooks et al. sample from, as published in
 # google-research/google-research, unprocessing/unprocess.py, `random_ccm` (their `xyz2cams`).
@@ -133,8 +134,6 @@ def camera_params(camera: Camera) -> UnprocessParams:
 
 @functools.cache
 def _srgb_to_xyz() -> np.ndarray:
-    from .io import colour_science
-
     return np.array(colour_science().models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ, dtype=np.float64)
 
 
