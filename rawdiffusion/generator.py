@@ -28,7 +28,8 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SettingError, UserError
 from .images import check_guide, halve_area, image_rgb, read_rgb
 from .io import RawImage
-from .sampling import generate_batched, pad_to_multiple, padded_size, tile_count
+from .sampling import (codes_to_guide, generate_batched, pad_to_multiple, padded_size,
+                       tile_count)
 from .settings import DEFAULTS, check_count
 
 
@@ -122,7 +123,7 @@ class RawGenerator(Generator):
                 callback=None) -> list[torch.Tensor]:
         """The guides' tiles sampled `batch_size` to a forward pass (sampling.generate_batched):
         each result is what the guide gives alone, up to float rounding."""
-        padded = [pad_to_multiple(c.float() / 127.5 - 1, self.net.multiple) for c in codes]
+        padded = [pad_to_multiple(codes_to_guide(c), self.net.multiple) for c in codes]
         noises = [torch.randn((1, 4, *rgb.shape[-2:]), device=self.device,
                               generator=torch.Generator(self.device).manual_seed(seed))
                   for (rgb, _), seed in zip(padded, seeds)]

@@ -30,8 +30,14 @@ from .settings import T, check_steps, check_tiling
 
 def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 3, H, W) float32 in [-1, 1]."""
-    x = torch.tensor(rgb, device=device).permute(2, 0, 1)[None]  # a copy: rgb may be read-only
-    return x.float() / 127.5 - 1
+    # a copy: rgb may be read-only
+    return codes_to_guide(torch.tensor(rgb, device=device).permute(2, 0, 1)[None])
+
+
+def codes_to_guide(codes: torch.Tensor) -> torch.Tensor:
+    """8-bit sRGB codes (B, 3, H, W), any dtype -> the network's guide, float32 in [-1, 1]
+    (prior.guide_codes inverts it)."""
+    return codes.float() / 127.5 - 1
 
 
 @torch.no_grad()

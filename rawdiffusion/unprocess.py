@@ -113,8 +113,8 @@ def camera_params(camera: Camera) -> UnprocessParams:
     else D55, else the first (Brooks' matrices are daylight calibrations, and the sRGB guide's
     white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the
     as-shot white-balance gains camera.wb (R, G, B), divided by the green gain (which is 1 by
-    convention); rgb_gain = 1.0, since a camera's metadata records no brightening and the normalised RAW already sits
-    at the exposure the camera chose.
+    convention); rgb_gain = 1.0, since a camera's metadata records no brightening and the
+    normalised RAW already sits at the exposure the camera chose.
 
     Raises ValueError when the camera has no colour matrix or no white balance.
     """
