@@ -43,7 +43,7 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     steps: sampling steps (a one-pass network, model.objective=direct, and a baseline take
     none); sampler: "ddim", "dpmpp2m" or "unipc"; device: where the network runs (default:
     the GPU when there is one, else the CPU); dtype: torch.float32, or torch.bfloat16 for bf16
-    autocast of the network (the colour prior stays float64); tile, overlap: the tiles, in
+    autocast of the network (the colour prior stays float64), or their names; tile, overlap: the tiles, in
     packed pixels, of guides larger than a tile; batch_size: tiles per forward pass. Defaults:
     settings.DEFAULTS, the same as `rawdiffusion convert`'s.
     Raises errors.SettingError naming the argument that cannot work, before reading the file;

@@ -144,3 +144,16 @@ def test_a_call_names_the_argument_that_cannot_be_used(gen, call, words):
     with pytest.raises(rd.SettingError) as e:
         call(gen)
     assert str(e.value).startswith(words)
+
+
+def test_convert_and_the_demo_default_to_the_loaders_settings():
+    """One place defines the defaults (settings.DEFAULTS): rd.load's and the commands'."""
+    parser = cli.build_parser()
+    convert = parser.parse_args(["convert", "photo.png", "--out", "out"])
+    assert (convert.steps, convert.sampler, convert.tile, convert.overlap, convert.batch_size,
+            convert.seed, convert.bf16) == (rd.DEFAULTS.steps, rd.DEFAULTS.sampler,
+                                            rd.DEFAULTS.tile, rd.DEFAULTS.overlap,
+                                            rd.DEFAULTS.batch_size, rd.DEFAULTS.seed, False)
+    assert parser.parse_args(["demo"]).steps == rd.DEFAULTS.steps == 1
+    assert rd.DEFAULTS == rd.Settings(steps=1, sampler="ddim", tile=256, overlap=64,
+                                      batch_size=1, seed=0, dtype="float32")
