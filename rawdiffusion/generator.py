@@ -60,9 +60,10 @@ class Generator:
         """batch: (B, 3, H, W) photos, uint8 sRGB codes or float in [0, 1] (quantised to 8-bit
         codes, as the photos the model learnt from), moved to the generator's device ->
         packed RAW (B, 4, H // 2, W // 2) float32 in [0, 1] (R, G1, G2, B, normalised by the
-        camera's levels) on that device; image i from derived_seed(seed, i). Equals
-        `gen(photo, seed).packed` of each photo up to the RAW's rounding to whole numbers.
-        SettingError naming `batch` or `seed` when they cannot be used."""
+        camera's levels) on that device. Image i draws its noise from derived_seed(seed, i),
+        as convert's i-th photo: image 0 is `gen(photo, seed).packed` but for that RawImage's
+        rounding to whole raw numbers. SettingError naming `batch` or `seed` when they cannot
+        be used."""
         check_count("seed", seed, 0)
         guides = halve_batch(batch.to(self.device))
         seeds = [derived_seed(seed, i) for i in range(len(guides))]
@@ -71,7 +72,8 @@ class Generator:
     def generate_from_guides(self, guides: list[np.ndarray], seeds: list[int],
                              callback=None) -> list[np.ndarray]:
         """Already-halved RGB guides [(h, w, 3) uint8] -> [packed RAW (4, h, w) float32 in
-        [0, 1]], guide i's noise from seeds[i]; handed `batch_size` at a time to the model.
+        [0, 1]], guide i's noise from seeds[i]; a network samples their tiles `batch_size` to
+        a forward pass (each result as for its guide alone, up to float rounding).
         callback(dict(tiles=k, i=..., t=..., ...)) runs at each step of each forward pass of
         k tiles. ValueError for a guide of another shape or dtype, or a seed too few or many."""
         if len(seeds) != len(guides):
