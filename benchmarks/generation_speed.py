@@ -3,7 +3,7 @@ float32 and bf16, against the reference's cost.
 
 Cityscapes-size RGB images (416 x 832 -> a 208 x 416 packed guide, two 256-px tiles) are
 turned into RAW with an untrained network of --preset (speed does not depend on the weights),
-through tiling.generate_batched as `convert` and `sample.py` run it: --batch tiles per forward
+through sampling.generate_batched as `convert` and `sample.py` run it: --batch tiles per forward
 pass. The reference's cost is 24 DDIM steps with the guidance recomputed at every step
 (cache_guidance=False), one tile at a time. Each figure is one timed pass over --images images
 after a warm-up. Also --photo: one 12 MP photo (2000 x 1504 packed guide, 88 tiles) at the
@@ -26,7 +26,7 @@ import torch
 from rawdiffusion.allocator import keep_freed_memory
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import build_model
-from rawdiffusion.tiling import generate, generate_batched, pad_to_multiple, tile_starts
+from rawdiffusion.sampling import generate, generate_batched, pad_to_multiple, tile_starts
 
 CITYSCAPES_GUIDE = (208, 416)  # 416 x 832 RGB, halved as the guide of a RAW of that size
 TILE, OVERLAP = 256, 64

@@ -120,7 +120,7 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.evaluation import evaluate as evaluate_split
     from rawdiffusion.checkpoint import file_digest, same_checkpoint
-    from rawdiffusion.convert import load_generator
+    from rawdiffusion.loading import load
 
     saved = out / "result.json"
     digest = file_digest(path)
@@ -129,7 +129,8 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
         if same_checkpoint(result.pop("digest", None), digest) and "hue_error" in result:
             return result
     shutil.rmtree(out, ignore_errors=True)  # no resumption: the time must be of one run
-    gen = load_generator(path, device, steps=steps or 24, sampler=sampler, bf16=bf16)
+    gen = load(path, device=device, steps=steps or 24, sampler=sampler,
+               dtype="bfloat16" if bf16 else "float32")
     dataset = PreparedDataset(data)
     start = time.perf_counter()
     summary = evaluate_split(dataset, "test", gen, out, seed=0)
@@ -157,20 +158,19 @@ def saturated_hue_error(gen, block: int = 32) -> float | None:
 
     import rawpy
 
-    from rawdiffusion.checkpoint import camera_raw
     from rawdiffusion.images import halve_area
     from rawdiffusion.io import colour_science, write_dng
 
     camera = gen.camera
-    if camera.get("color_matrix") is None:
+    if camera.color_matrix is None:
         return None
     colour = colour_science()
     guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
     for i, c in enumerate(SATURATED.values()):
         guide[block:2 * block, i * block:(i + 1) * block] = c
-    x = gen.generate(guide, seed=0)
+    x = gen.generate_from_guide(guide, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        write_dng(Path(tmp) / "patches.dng", camera_raw(camera, x))
+        write_dng(Path(tmp) / "patches.dng", camera.raw(x))
         with rawpy.imread(str(Path(tmp) / "patches.dng")) as r:
             rendered = halve_area(r.postprocess(user_flip=0))
     hue = lambda rgb: np.degrees(np.arctan2(*colour.XYZ_to_Lab(  # noqa: E731
@@ -313,7 +313,7 @@ def _trained(name: str, data: Path, args, train_steps: int, commands: list) -> l
 def _given(name: str, args) -> list:
     """The checkpoints not trained here, for one camera: the shipped one (its camera's) and
     those of --checkpoint."""
-    from rawdiffusion.demo import shipped_checkpoint
+    from rawdiffusion.loading import shipped_checkpoint
 
     steps = args.checkpoint_steps or args.steps
     shipped = [("shipped checkpoint", shipped_checkpoint(), steps)]
@@ -382,7 +382,7 @@ def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
 
     from rawdiffusion.bayer import normalise
     from rawdiffusion.datasets.layout import PreparedDataset
-    from rawdiffusion.convert import load_generator
+    from rawdiffusion.loading import load
 
     font = ImageFont.load_default(size=13)
     blocks = []
@@ -400,8 +400,8 @@ def figure(inputs: dict, path: Path, device: str, size: int = 192) -> None:
         tiles = [("guide (sRGB)", guide, None), ("target RAW", _view(target, gains, scale), None)]
         for label, ckpt, steps_list in methods:
             steps = steps_list[len(steps_list) // 2]  # the middle step count: ddim6 by default
-            gen = load_generator(ckpt, device, steps=steps or 24)
-            x = gen.generate(guide, seed=0)
+            gen = load(ckpt, device=device, steps=steps or 24)
+            x = gen.generate_from_guide(guide, seed=0)
             err = np.abs(np.stack([x[0], x[1:3].mean(0), x[3]]) - np.stack(
                 [target[0], target[1:3].mean(0), target[3]])).mean(0)
             short = label.split(" (")[0]

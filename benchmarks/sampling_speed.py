@@ -23,7 +23,7 @@ import torch
 from rawdiffusion.allocator import keep_freed_memory
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import build_model
-from rawdiffusion.tiling import generate, generate_tiled, tile_starts
+from rawdiffusion.sampling import generate, generate_tiled, tile_starts
 
 
 def seconds(fn, device) -> float:

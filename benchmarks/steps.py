@@ -77,7 +77,7 @@ def figure(rows: list[dict], label: str, path: Path) -> None:
 
 
 def main() -> None:
-    from rawdiffusion.demo import shipped_checkpoint
+    from rawdiffusion.loading import shipped_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None,

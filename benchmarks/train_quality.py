@@ -34,7 +34,7 @@ def evaluate(checkpoint: Path, data: Path, steps: int, crop: int) -> tuple[dict,
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.diffusion import Diffusion
     from rawdiffusion.metrics import mean_metrics, raw_metrics
-    from rawdiffusion.tiling import generate
+    from rawdiffusion.sampling import generate
     from rawdiffusion.training_data import VAL_SEED, to_model_range
 
     net, _ = load_model(checkpoint)

@@ -85,3 +85,10 @@ def _no_space(error: BaseException, folder: Path) -> str | None:
                 f"{folder}; the writer said: {said.splitlines()[0][:80] if said else '-'}); "
                 "free space and rerun")
     return None
+def make_folder(path: Path, named: str) -> None:
+    """mkdir -p, or a UserError saying why not, the folder `named` as the user gave it (e.g.
+    "--out x/y")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{named}: cannot make this folder ({e.strerror})") from None

@@ -1,4 +1,5 @@
-"""Bayer mosaics: packing to four half-resolution planes, normalisation, dihedral transforms.
+"""Bayer mosaics: the four Bayer orders, packing to four half-resolution planes, levels and
+normalisation, dihedral transforms.
 
 Packed order. Every Bayer order packs to the same canonical channels (R, G1, G2, B), where G1
 is the green that shares a row with R and G2 the green that shares a row with B. For RGGB this
@@ -32,6 +33,7 @@ _POSITIONS = {
     "GRBG": ((0, 1), (0, 0), (1, 1), (1, 0)),
     "GBRG": ((1, 0), (1, 1), (0, 0), (0, 1)),
 }
+CFA_ORDERS = tuple(_POSITIONS)  # the four Bayer orders: colours of the 2x2 tile, row-major
 
 
 def channel_positions(cfa: str) -> tuple[tuple[int, int], ...]:
@@ -64,6 +66,29 @@ def packed_levels(black_level, cfa: str) -> np.ndarray:
     """Per-position black levels of the 2x2 tile (row-major) -> (4,) in R, G1, G2, B order."""
     tile = np.broadcast_to(np.asarray(black_level, dtype=np.float64), 4).reshape(2, 2)
     return np.array([tile[dy, dx] for dy, dx in channel_positions(cfa)])
+
+
+def level_problem(black, white, names=("black level", "white level"),
+                  limit: float = 65535) -> str | None:
+    """Why black and white levels are impossible, or None when they are fine: every value a
+    finite number, 0 <= black < white <= limit (65535: no uint16 sample goes beyond).
+    names: what the message calls them (the tag or key they came from)."""
+    black_name, white_name = names
+    try:
+        black = np.asarray(black, dtype=np.float64).ravel()
+        white = float(white)
+    except (TypeError, ValueError):
+        return f"levels are not numbers ({black_name} {black!r}, {white_name} {white!r})"
+    if not np.isfinite(white) or white <= 0:
+        return f"impossible {white_name} {white:g} (must be a number above 0)"
+    if white > limit:
+        return f"impossible {white_name} {white:g} (above {limit:g}, more than 16 bits hold)"
+    for b in black:
+        if not np.isfinite(b) or b < 0:
+            return f"impossible {black_name} {b:g} (must be a number, at least 0)"
+        if b >= white:
+            return f"impossible levels: {black_name} {b:g} is not below {white_name} {white:g}"
+    return None
 
 
 def normalise(packed: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:

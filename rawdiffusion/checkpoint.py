@@ -14,20 +14,16 @@ import inspect
 import pickle
 import re
 import zipfile
-from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
 
-import numpy as np
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from . import bayer
 from .atomic import atomic_output
-from .config import OBJECTIVES
+from .camera import Camera
+from .diffusion import OBJECTIVES
 from .errors import UserError
-from .io import CFA_ORDERS, Gain, RawImage, level_problem, schema_problem, three_gains
 from .model import GUIDES, PRESETS, UNet
+from .prior import map_groups
 
 FORMAT = "rawdiffusion-checkpoint/1"
 # What every checkpoint holds besides "format", with its type; "ema" is None or a state dict.
@@ -60,17 +56,31 @@ def same_checkpoint(recorded: str | None, digest: str) -> bool:
 
 
 def checkpoint_state(step: int, config: dict, model_config: dict, model: dict,
-                     ema: dict | None, camera: dict, optimizer: dict | None = None) -> dict:
+                     ema: dict | None, camera: Camera | None,
+                     optimizer: dict | None = None) -> dict:
     """What a checkpoint holds but its format (save_checkpoint adds it): the step, the training
     configuration, the UNet arguments, the model and EMA state dicts (ema None: the run kept
-    none), the camera (camera_of) and, when given, the optimiser's state dict (a training
-    checkpoint; an exported one has none)."""
+    none), the camera as its plain dict (Camera.to_dict; {} for None, a network of no camera)
+    and, when given, the optimiser's state dict (a training checkpoint; an exported one has
+    none)."""
     state = {"step": step, "config": config, "model_config": model_config, "model": model,
              "ema": ema}
     if optimizer is not None:
         state["optimizer"] = optimizer
-    state["camera"] = camera
+    state["camera"] = {} if camera is None else camera.to_dict()
     return state
+
+
+def objective_of(state: dict) -> str:
+    """A checkpoint's training objective: "diffusion" (the paper's) or "direct" (the one-pass
+    control); checkpoints from before the option are diffusion models."""
+    return state.get("config", {}).get("model", {}).get("objective", "diffusion")
+
+
+def checkpoint_camera(state: dict) -> Camera | None:
+    """The camera of a loaded (validated) checkpoint dict; None when it records none ({}, as
+    networks saved by tests)."""
+    return Camera.from_dict(state["camera"]) if state["camera"] else None
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -155,13 +165,12 @@ def checkpoint_problem(state) -> str | None:
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
             return f"{key}: a {type(state[key]).__name__}, expected a {kind.__name__}"
     shapes, problem = _network_shapes(state["model_config"], state["config"])
-    return problem or _weights_problem(state, shapes) or camera_schema_problem(state["camera"])
+    return (problem or _weights_problem(state, shapes)
+            or (Camera.problem(state["camera"]) if state["camera"] else None))
 
 
 def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]:
     """The state-dict shapes of UNet(**model_config), built without memory, or a problem."""
-    from .baselines import map_groups
-
     arguments = set(inspect.signature(UNet).parameters)
     unknown = sorted(set(model_config) - arguments)
     missing = sorted(arguments - set(model_config) - {"prior"})
@@ -177,7 +186,7 @@ def _network_shapes(model_config: dict, config: dict) -> tuple[dict, str | None]
         return {}, f"config: model.preset {preset!r} is not one of {', '.join(PRESETS)}"
     objective = (config.get("model") or {}).get("objective", "diffusion") \
         if isinstance(config.get("model"), dict) else "diffusion"
-    if objective not in OBJECTIVES:  # what convert.objective_of reads
+    if objective not in OBJECTIVES:  # what objective_of reads
         return {}, f"config: model.objective {objective!r} is not one of {', '.join(OBJECTIVES)}"
     try:
         if model_config.get("prior") is not None:
@@ -214,42 +223,6 @@ def _weights_problem(state: dict, shapes: dict) -> str | None:
     return None
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Matrix = tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite],
-               tuple[Finite, Finite, Finite]]
-
-
-class Camera(BaseModel):
-    """The camera a checkpoint writes RAW as (camera_of's dict). A declared schema (pydantic,
-    as sidecar.Sidecar) so that a bad value is reported with its key. Levels are per packed
-    channel; black < white is checked with io.level_problem."""
-
-    model_config = ConfigDict(extra="allow")
-    cfa: Literal[CFA_ORDERS]
-    black_level: tuple[Finite, Finite, Finite, Finite]
-    white_level: float
-    wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
-    color_matrix: Matrix | None = None
-    color_matrix2: Matrix | None = None
-    illuminant: int | None = None
-    illuminant2: int | None = None
-    make: str = ""
-    model: str = ""
-
-
-def camera_schema_problem(camera: dict) -> str | None:
-    """An impossible camera; {} (none recorded, as in networks saved by tests) is no problem
-    here, convert.load_generator refuses it."""
-    if not camera:
-        return None
-    try:
-        valid = Camera.model_validate(camera)
-    except ValidationError as e:
-        return schema_problem(e, prefix="camera.")
-    problem = level_problem(valid.black_level, valid.white_level, ("black_level", "white_level"))
-    return f"camera: {problem}" if problem else None
-
-
 def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     """The trained network of a checkpoint, in eval mode, and the checkpoint's dict.
     ema: use the EMA weights when the run kept them. CheckpointError as load_checkpoint."""
@@ -269,58 +242,5 @@ def export_checkpoint(path, out) -> int:
             for k, v in weights.items()}
     save_checkpoint(out, checkpoint_state(state["step"], state["config"],
                                           state["model_config"], half, ema=None,
-                                          camera=state["camera"]))
+                                          camera=checkpoint_camera(state)))
     return Path(out).stat().st_size
-
-
-def camera_of(images: dict) -> dict:
-    """The camera description of a prepared dataset's image entries (dataset.json "images"):
-    its most common Bayer order, make and model, the median levels, the mean white balance
-    and the colour calibrations of the first image that has one: color_matrix / illuminant
-    (DNG ColorMatrix1, CalibrationIlluminant1) and color_matrix2 / illuminant2 (or None).
-    Entries of datasets prepared before illuminants were kept have an illuminant of 0
-    (unknown). Plain values, for the checkpoint."""
-    entries = list(images.values())
-    common = lambda key: Counter(str(e.get(key, "")) for e in entries).most_common(1)[0][0]  # noqa: E731
-    wbs = [e["wb"] for e in entries if e.get("wb")]
-    calibrated = next((e for e in entries if e.get("color_matrix")), {})
-    second = calibrated.get("color_matrix2")
-    illuminant = lambda key: int(calibrated.get(key) or 0)  # noqa: E731  (0: unknown)
-    return {
-        "cfa": common("cfa"),
-        "make": common("make"),
-        "model": common("model"),
-        "black_level": np.median([e["black_level"] for e in entries], axis=0).tolist(),
-        "white_level": float(np.median([e["white_level"] for e in entries])),
-        "wb": np.mean(wbs, axis=0).tolist() if wbs else None,
-        "color_matrix": calibrated.get("color_matrix"),
-        "illuminant": illuminant("illuminant") if calibrated else None,
-        "color_matrix2": second,
-        "illuminant2": illuminant("illuminant2") if second else None,
-    }
-
-
-def camera_raw(camera: dict, x: np.ndarray) -> RawImage:
-    """Packed RAW x (4, h, w) in [0, 1] -> a RawImage of `camera` (mosaic 2h x 2w).
-
-    The camera's colour calibrations go to the image as they are, with their illuminants.
-    Checkpoints written before illuminants were kept hold one "color_matrix" and no
-    "illuminant": its illuminant is unknown (EXIF LightSource 0), never assumed to be D65."""
-    cfa = camera["cfa"]
-    black = np.asarray(camera["black_level"], dtype=np.float64)  # per packed channel
-    mosaic = bayer.unpack(bayer.denormalise(x, black, camera["white_level"]), cfa)
-    # RawImage keeps black levels per tile position: invert packed_levels' reordering.
-    tile = np.zeros(4)
-    for level, (dy, dx) in zip(black, bayer.channel_positions(cfa)):
-        tile[2 * dy + dx] = level
-    matrix, matrix2 = camera.get("color_matrix"), camera.get("color_matrix2")
-    illuminant = lambda key: int(camera.get(key) or 0)  # noqa: E731  (0: unknown)
-    return RawImage(mosaic=mosaic, cfa=cfa, black_level=tuple(tile),
-                    white_level=camera["white_level"],
-                    wb=tuple(camera["wb"]) if camera.get("wb") else None,
-                    color_matrix=None if matrix is None else np.asarray(matrix),
-                    illuminant=illuminant("illuminant"),
-                    color_matrix2=None if matrix is None or matrix2 is None
-                    else np.asarray(matrix2),
-                    illuminant2=illuminant("illuminant2"),
-                    make=camera.get("make", ""), model=camera.get("model", ""))

@@ -2,7 +2,8 @@
 
 Errors a user can fix (errors.UserError: a bad file, a missing folder) end in one line naming
 the file and the reason, never a traceback; any other exception is a bug and keeps its
-traceback.
+traceback. The subcommands import what they use when they run (inside the cmd_* functions):
+the command, its --help and `info` start without torch, Hydra or colour-science.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from .atomic import make_folder
 from .cpus import set_threads
-from .errors import UserError, run_reported
-from .files import not_a_file, shown
+from .errors import SettingError, UserError, run_reported
+from .files import RAW_MAX_PIXELS, not_a_file, shown
+from .settings import DEFAULTS, SAMPLERS, Settings
 
 log = logging.getLogger("rawdiffusion")
 
@@ -26,38 +29,27 @@ log = logging.getLogger("rawdiffusion")
 
 def cmd_info(args) -> int:
     """One JSON line per readable file; each bad file one `error:` line, and on to the next."""
-    from .io import RawFormatError
+    from .images import raw_preview, write_png  # here: the other commands start faster
+    from .io import read_raw
+    from .jobs import attempt
+
+    def info(path) -> None:
+        raw = read_raw(path, args.max_pixels)
+        print(json.dumps(raw.info()))
+        if args.preview:
+            write_png(Path(args.preview) / f"{Path(path).stem}.png", raw_preview(raw.packed))
 
     if args.preview:
-        from .convert import make_folder  # only here: convert imports torch (seconds, 650 MB)
-
         make_folder(Path(args.preview), f"--preview {args.preview}")
     failed = 0
     for path in args.files:
-        try:
-            _info_one(path, args.preview, args.max_pixels)
-        except (UserError, OSError) as e:  # RawFormatError names its file; the others may not
-            print(f"error: {e if isinstance(e, RawFormatError) else f'{shown(path)}: {e}'}",
-                  file=sys.stderr)
+        _, _, failure = attempt(info, path)
+        if failure is not None:
+            print(f"error: {failure.line}", file=sys.stderr)
             failed += 1
     if failed:
         print(f"{failed} of {len(args.files)} file(s) could not be read", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _info_one(path, preview, max_pixels: int | None) -> None:
-    from .io import read_raw
-
-    raw = read_raw(path, max_pixels)
-    print(json.dumps(raw.info()))
-    if preview:
-        from . import bayer
-        from .images import raw_preview, write_png
-
-        packed = bayer.pack(raw.mosaic, raw.cfa)
-        x = bayer.normalise(packed, bayer.packed_levels(raw.black_level, raw.cfa),
-                            raw.white_level)
-        write_png(Path(preview) / f"{Path(path).stem}.png", raw_preview(x))
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -74,12 +66,16 @@ def _report(description: dict, failures, out, keep_going: bool,
               f"prepared, skipped; {now} prepared now")
     else:
         print(f"{description['name']}: {counts} image(s) prepared in {shown(out)}")
-    if not failures:
-        return 0
-    print(f"{len(failures)} file(s) skipped:", file=sys.stderr)
-    for f in failures:
-        print(f"  {shown(f.item)}: {f.reason}", file=sys.stderr)
-    return 0 if keep_going else 1
+    _print_failures("skipped", [f.line for f in failures])
+    return 0 if keep_going or not failures else 1
+
+
+def _print_failures(what: str, lines: list[str]) -> None:
+    """'N file(s) <what>:' and one indented line per bad file (jobs.Failure), on stderr."""
+    if lines:
+        print(f"{len(lines)} file(s) {what}:", file=sys.stderr)
+        for line in lines:
+            print(f"  {line}", file=sys.stderr)
 
 
 def _prepared_before(out) -> set[str]:
@@ -154,16 +150,10 @@ def cmd_hydra(args) -> int:
     return 0
 
 
-# Sampling steps of convert and the demo: the fewest within 0.05 dB of ddim24 on the shipped
-# model's steps-against-quality curve (benchmarks/steps.py; README, "Steps and samplers"):
-# one x0 prediction. The paper's evaluation (sample.py) keeps ddim24.
-DEFAULT_STEPS = 1
-DEFAULT_SAMPLER = "ddim"
-# Tiles per forward pass and photo-reading processes: benchmarks/generation_speed.py.
-DEFAULT_BATCH = 1
+# Photo-reading processes: benchmarks/generation_speed.py. The generator's settings and their
+# defaults (steps, sampler, tiles, batch, seed): settings.py.
 DEFAULT_READERS = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
-RAW_MAX_PIXELS = 200_000_000  # io.RAW_MAX_PIXELS, for the help text without importing numpy
 
 
 def _image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -195,21 +185,22 @@ def _image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def cmd_convert(args) -> int:
-    from .demo import shipped_checkpoint
-    from .convert import ConversionFailed, convert, load_generator
+    from .convert import ConversionFailed, convert
+    from .loading import open_generator, shipped_checkpoint
     from .processes import barrier, merge_manifests, processes, shard
 
+    settings = Settings(steps=args.steps, sampler=args.sampler, tile=args.tile,
+                        overlap=args.overlap, batch_size=args.batch_size, seed=args.seed,
+                        dtype="bfloat16" if args.bf16 else "float32")
     sources, unusable = _image_files(args.inputs)
     for line in unusable:  # said before the work, as prepare says its skipped entries
         print(f"skipped {line}", file=sys.stderr)
     out = Path(args.out)
     with processes(cpu=args.cpu) as device:
-        gen = load_generator(args.checkpoint or shipped_checkpoint(), device, steps=args.steps,
-                             tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                             sampler=args.sampler, bf16=args.bf16)
+        gen = open_generator(args.checkpoint or shipped_checkpoint(), settings, device)
         failures = list(unusable)
         try:
-            done, skipped = convert(sources, out, gen, args.seed, args.format,
+            done, skipped = convert(sources, out, gen, settings.seed, args.format,
                                     figure=args.figure, max_pixels=args.max_pixels,
                                     workers=args.workers)
         except ConversionFailed as e:  # the other photos are converted: report them all
@@ -220,10 +211,7 @@ def cmd_convert(args) -> int:
             manifest = merge_manifests(out)
             print(f"{done} image(s) converted, {skipped} already done, {len(failures)} failed, "
                   f"by process 0 of {world}; manifest {manifest}")
-    if failures:  # as prepare reports its skipped files; each process its own
-        print(f"{len(failures)} file(s) failed:", file=sys.stderr)
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
+    _print_failures("failed", failures)  # as prepare reports its skipped files; each process
     return 1 if failures else 0
 
 
@@ -236,6 +224,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def _integer(text: str) -> int:
+    """argparse type of the generator's counts (steps, tiles, seed), which settings.Settings
+    checks: any integer here."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -274,18 +271,6 @@ def _dataset_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} cannot name a folder: give a plain name "
                                          "such as gopro")
     return text
-
-
-def _ddim_steps(text: str) -> int:
-    """argparse type of DDIM step counts: 1 to 1000 (diffusion.ddim_timesteps)."""
-    from .diffusion import ddim_timesteps
-
-    steps = _positive_int(text)
-    try:
-        ddim_timesteps(steps)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return steps
 
 
 def _folder(text: str) -> str:
@@ -527,9 +512,14 @@ def _add_detect(sub) -> None:
         c.set_defaults(func=cmd_hydra, hydra_command=f"detect {name}")
 
 
-def _add_convert(sub) -> None:
-    from .config import SAMPLERS
+# What the generator's arguments (settings.Settings, errors.SettingError.name) are called on
+# the command line.
+GENERATOR_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "tile": "--tile",
+                     "overlap": "--overlap", "batch_size": "--batch-size", "seed": "--seed",
+                     "dtype": "--bf16"}
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser("convert", help="convert photos (JPEG, PNG, TIFF) into a checkpoint's "
                                        "camera RAW, with previews")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
@@ -537,14 +527,15 @@ def _add_convert(sub) -> None:
                    help="a trained checkpoint (.pt) or a baseline file (rawdiffusion baseline "
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
-                   help=f"sampling steps, 1 to 1000 (default {DEFAULT_STEPS}; see README, "
+    p.add_argument("--steps", type=_integer, default=DEFAULTS.steps,
+                   help=f"sampling steps, 1 to 1000 (default {DEFAULTS.steps}; see README, "
                         "'Quality')")
-    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
-                   help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULT_SAMPLER})")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH,
+    p.add_argument("--sampler", default=DEFAULTS.sampler, metavar="{" + ",".join(SAMPLERS) + "}",
+                   help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULTS.sampler})")
+    p.add_argument("--batch-size", type=_integer, default=DEFAULTS.batch_size,
                    help=f"tiles per forward pass, from one photo or several (default "
-                        f"{DEFAULT_BATCH}); the outputs do not depend on it, up to 1 in 65535")
+                        f"{DEFAULTS.batch_size}); the outputs do not depend on it, up to 1 in "
+                        "65535")
     p.add_argument("--workers", type=_non_negative_int, default=DEFAULT_READERS,
                    help=f"processes reading and decoding photos ahead (default "
                         f"{DEFAULT_READERS}; 0: the main process)")
@@ -553,11 +544,12 @@ def _add_convert(sub) -> None:
                         "Pillow's limit, 89478485")
     p.add_argument("--format", choices=["dng", "hdf5", "npy"], default="dng",
                    help="RAW output: DNG (default), or the reference's HDF5 / .npy layout")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    p.add_argument("--tile", type=_positive_int, default=256,
-                   help="tile side in packed pixels for large images (default 256)")
-    p.add_argument("--overlap", type=_non_negative_int, default=64,
-                   help="tile overlap (default 64)")
+    p.add_argument("--seed", type=_integer, default=DEFAULTS.seed,
+                   help=f"noise seed (default {DEFAULTS.seed})")
+    p.add_argument("--tile", type=_integer, default=DEFAULTS.tile,
+                   help=f"tile side in packed pixels for large images (default {DEFAULTS.tile})")
+    p.add_argument("--overlap", type=_integer, default=DEFAULTS.overlap,
+                   help=f"tile overlap (default {DEFAULTS.overlap})")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
     p.add_argument("--bf16", action="store_true",
@@ -565,7 +557,7 @@ def _add_convert(sub) -> None:
                         "yet, see README 'Benchmarks')")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     _threads_option(p)
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=cmd_convert, options=GENERATOR_OPTIONS)
 
 
 def _add_baseline(sub) -> None:
@@ -582,7 +574,8 @@ def _add_baseline(sub) -> None:
                     "split, clipped "
                     "guide pixels included, outputs clipped to [0, 1]; upi is unprocessing "
                     "(Brooks et al. 2019) with generic parameters, upi-camera with the camera's "
-                    "colour matrix and as-shot white balance. See rawdiffusion/baselines.py.")
+                    "colour matrix and as-shot white balance. See rawdiffusion/prior.py and "
+                    "baselines.py.")
     p.add_argument("dataset", help="a prepared paired dataset folder")
     p.add_argument("--kind", required=True,
                    help="linear, poly2, poly3, curves, a sum of groups joined by + (one of "
@@ -605,9 +598,9 @@ def _add_export_and_demo(sub) -> None:
                                     "with the shipped checkpoint")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--checkpoint", help="another checkpoint than the shipped one")
-    p.add_argument("--steps", type=_ddim_steps, default=DEFAULT_STEPS,
-                   help=f"DDIM steps (default {DEFAULT_STEPS})")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument("--steps", type=_integer, default=DEFAULTS.steps,
+                   help=f"DDIM steps (default {DEFAULTS.steps})")
+    p.set_defaults(func=cmd_demo, options=GENERATOR_OPTIONS)
 
 
 def main(argv=None) -> int:
@@ -631,7 +624,23 @@ def main(argv=None) -> int:
     if "threads" in args:  # convert, prepare and baseline fit: --threads (a number >= 1)
         # prepare's worker processes compute side by side: each gets its share of the CPUs
         set_threads(args.threads, "--threads", args.workers if args.command == "prepare" else None)
-    return run_reported(args.func, args)
+    return run_reported(_run, args)
+
+
+def _run(args) -> int:
+    """The subcommand; a generator argument that cannot work (errors.SettingError) is said as
+    argparse says a bad option, naming the subcommand's option, status 2."""
+    try:
+        return args.func(args)
+    except SettingError as e:
+        option = getattr(args, "options", {}).get(e.name)
+        if option is None:
+            raise
+        got = "" if e.value is SettingError.NOT_SHOWN else f", got {e.value}"
+        prog = args._command_prog
+        print(f"{prog}: error: argument {option}: {e.reason}{got} (see {prog} --help)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
+from .settings import DEFAULTS
+
 DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
 
 # The seed's prepared datasets: name -> the command that makes its folder (--out is added).
@@ -133,8 +135,6 @@ class TrainGeneralConfig(GeneralConfig):
                                       "end)")
 
 
-OBJECTIVES = ("diffusion", "direct")  # model.objective: see ModelConfig
-SAMPLERS = ("ddim", "dpmpp2m", "unipc")  # sample.py sampler= and convert --sampler: solvers.py
 
 
 @dataclass
@@ -149,7 +149,7 @@ class ModelConfig:
                      "(diffusion.direct_loss), the control that measures what diffusion adds")
     prior: Optional[str] = setting(
         None, "a colour prior whose estimate the network conditions on and corrects: none (the "
-              "paper's model) or a colour map of baselines.py (linear, poly2, poly3, curves, or "
+              "paper's model) or a colour map of prior.py (linear, poly2, poly3, curves, or "
               "sums with local, e.g. poly3+curves+local) fitted on the training split. null: "
               "training.DEFAULT_PRIOR for dataset=folder, none for the seed's named datasets")
     channels: Optional[int] = setting(None, "base channels of the U-Net; null: the preset's")
@@ -318,11 +318,11 @@ class SampleConfig:
     save_pred: bool = setting(False, "write the predictions (pred_format) and PNG previews")
     pred_format: str = setting("dng", "dng, hdf5 (the reference's layout) or npy")
     rgb_only: bool = setting(False, "the val split has no RAW: predictions only, no metrics")
-    tile: int = setting(256, "samples larger than this are generated in overlapping tiles")
-    overlap: int = setting(64, "overlap of the tiles")
-    sampler: str = setting("ddim", "ddim, dpmpp2m (DPM-Solver++ 2M) or unipc, for "
+    tile: int = setting(DEFAULTS.tile, "samples larger than this are generated in overlapping tiles")
+    overlap: int = setting(DEFAULTS.overlap, "overlap of the tiles")
+    sampler: str = setting(DEFAULTS.sampler, "ddim, dpmpp2m (DPM-Solver++ 2M) or unipc, for "
                                    "diffusion_val's steps")
-    batch_size: int = setting(1, "tiles per forward pass, of one sample or several (read by "
+    batch_size: int = setting(DEFAULTS.batch_size, "tiles per forward pass, of one sample or several (read by "
                                  "system.workers processes); the outputs do not depend on it, "
                                  "up to float rounding")
     out: Optional[str] = setting(None, "the output folder; null: "

@@ -16,30 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .convert import convert, load_generator
-from .processes import merge_manifests
+from .convert import convert
 from .images import read_rgb, write_png
+from .loading import load, shipped_checkpoint
+from .processes import merge_manifests
+from .settings import DEFAULTS
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
-CHECKPOINT = "gopro_small.pt"
 
 
-def shipped_checkpoint() -> Path:
-    """The checkpoint inside the installed package."""
-    return Path(str(resources.files("rawdiffusion") / "assets" / CHECKPOINT))
-
-
-def run_demo(out, checkpoint=None, steps: int | None = None) -> int:
+def run_demo(out, checkpoint=None, steps: int = DEFAULTS.steps) -> int:
     """`rawdiffusion demo`: the photos converted with `checkpoint` (default: the shipped one)
-    at `steps` (default: convert's) into `out`, with their comparison figures."""
-    from .cli import DEFAULT_BATCH, DEFAULT_STEPS
-
+    at `steps` (default: convert's) into `out`, on the CPU, with their comparison figures.
+    SettingError naming `steps` when it cannot work."""
     out = Path(out)
     checkpoint = Path(checkpoint) if checkpoint else shipped_checkpoint()
     keep_freed_memory()
-    gen = load_generator(checkpoint, steps=steps or DEFAULT_STEPS, batch_size=DEFAULT_BATCH)
+    gen = load(checkpoint, steps=steps, device="cpu")
     camera = gen.camera
-    print(f"checkpoint {checkpoint}: {camera['make']} {camera['model']}, {camera['cfa']}")
+    print(f"checkpoint {checkpoint}: {camera.make} {camera.model}, {camera.cfa}")
     photos = resources.files("skimage") / "data"
     with contextlib.ExitStack() as files:
         # The installed photos themselves, so that the manifest names files a user can find

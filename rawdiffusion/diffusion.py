@@ -12,7 +12,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-T = 1000  # diffusion steps
+from .settings import T  # diffusion steps, 1000
+
+# What a network learns (config's model.objective): "diffusion", the paper's x0-predicting
+# diffusion model (`loss`, sampled in steps), or "direct", the one-pass control (`direct_loss`).
+OBJECTIVES = ("diffusion", "direct")
 
 
 def derived_seed(*key: int) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from .files import shown
+
 USAGE_STATUS = 2  # exit status of a command stopped by a UserError, as argparse's own
 
 
@@ -20,6 +22,30 @@ class UserError(Exception):
 class SetupError(UserError):
     """A setting or run that cannot work (missing data, an impossible value, another recipe
     in the run's folder, a diverged loss)."""
+
+
+class SettingError(SetupError, ValueError):
+    """An argument of the library that cannot work: `name` is the argument (as the function
+    names it, e.g. "steps"), `reason` why it cannot work, `value` what it was given (left out
+    where it cannot be shown in a line, as an image). The message is 'name=value: reason' (or
+    'name: reason'); each front end says it in its own words, naming its option (convert's
+    --steps, sample.py's diffusion_val.timestep_respacing)."""
+
+    NOT_SHOWN = object()  # `value` of an error whose value is not shown
+
+    def __init__(self, name: str, reason: str, value=NOT_SHOWN):
+        self.name, self.reason, self.value = name, reason, value
+        shown = "" if value is self.NOT_SHOWN else f"={value!r}"
+        super().__init__(f"{name}{shown}: {reason}")
+
+
+class RawFormatError(UserError, ValueError):
+    """A file that cannot be used as a Bayer RAW image; the message names the file and why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{shown(path)}: {reason}")
 
 
 def run_reported(fn, *args) -> int:

@@ -18,24 +18,25 @@ import csv
 import json
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import bayer
-from .atomic import atomic_output
+from .atomic import atomic_output, make_folder
 from .baselines import is_baseline_file
-from .checkpoint import camera_of
-from .convert import (FORMATS, RawGenerator, generate_with_progress, load_generator,
-                      make_folder, outputs_exist, same_generation, sampler_of, write_prediction)
+from .camera import Camera
 from .cpus import default_workers, set_threads
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
 from .errors import SetupError
+from .generation import (FORMATS, Job, made_with, prediction_files, run, same_generation,
+                         write_prediction)
+from .generator import Generator
+from .loading import load
 from .metrics import ANGULAR_THRESHOLD, raw_metrics
-from .processes import barrier, processes, read_records, record_written, shard
+from .processes import barrier, processes, read_records, shard
 from .runs import ddim_steps, open_split, run_name
 
 log = logging.getLogger(__name__)
@@ -43,70 +44,80 @@ METRICS = ("mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb", "angular_
            "psnr_highlight", "psnr_rest", "highlight_fraction")
 
 
-def evaluate(dataset: PreparedDataset, split: str, gen: RawGenerator, out: Path, seed: int,
+def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, seed: int,
              save_pred: bool = False, fmt: str = "dng", rgb_only: bool = False,
              workers: int = 0) -> dict:
     """Sample `split` of `dataset` into `out`; returns the averaged metrics ({} for RGB only).
 
     Writes out/metrics.csv (one row per sample), out/metrics.json (means, with the protocol),
-    and with save_pred out/pred/<id>.<fmt> + out/pred/<id>.png. Samples are read by `workers`
-    processes (0: this one) and go to the model gen.batch_size at a time; predictions are
-    written by two threads while the next samples are generated.
+    and with save_pred out/pred/<id>.<fmt> + out/pred/<id>.png. The samples are the items of a
+    generation.Job (generation.run): read by `workers` processes (0: this one), handed to the
+    model gen.batch_size at a time, predictions written by two threads while the next samples
+    are generated; finished samples are recorded in results.part<rank>.jsonl and skipped when
+    rerun, if the same generation made them (another checkpoint or baseline, step count,
+    sampler or seed sampled into the same folder redoes them) and their predictions are
+    intact. A sample that cannot be read ends the run with its one line.
     """
     rgb_only = rgb_only or dataset.kind == "rgb"
     if rgb_only and not save_pred:
         raise SetupError("rgb_only=true computes no metrics: add save_pred=true to keep the "
                          "generated RAW")
     ids = dataset.split(split)
-    rank, world = shard()
     make_folder(out, f"output folder {out}")
-    done = read_records(out, "results", "id")
-    part = out / f"results.part{rank}.jsonl"
-    mine = [i for i in range(rank, len(ids), world)]
-    # Finished samples are skipped only if the same generation made them: another checkpoint
-    # (or baseline), step count, sampler or seed sampled into the same folder redoes them.
-    todo = [i for i in mine if not same_generation(done.get(ids[i]), gen, derived_seed(seed, i))
-            or (save_pred and not outputs_exist(out / "pred" / ids[i], fmt))]
-    log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
-             dataset.root, split, len(ids), len(todo), len(mine) - len(todo))
-    bar = tqdm(total=len(todo), unit="sample", desc=f"sample {split}", disable=rank != 0,
-               dynamic_ncols=True)
-    loader = torch.utils.data.DataLoader(_Samples(dataset, ids, todo), batch_size=gen.batch_size,
-                                         num_workers=workers, collate_fn=list)
-    with bar, ThreadPoolExecutor(2, thread_name_prefix="write") as writers:
-        writing = []  # the previous batch's predictions, written while this one is sampled
-        for batch in loader:
-            seeds = [derived_seed(seed, index) for index, _ in batch]
-            xs = generate_with_progress(gen, [sample.rgb for _, sample in batch], seeds,
-                                        batch[0][1].id, rank == 0)
-            record_written(writing, part, bar)
-            writing = []
-            for (_, sample), sample_seed, x in zip(batch, seeds, xs):
-                record = {"id": sample.id, "seed": sample_seed, "checkpoint": gen.digest,
-                          "steps": gen.steps, "sampler": sampler_of(gen)}
-                if not rgb_only:
-                    record.update(_metrics(sample, x))
-                camera = gen.camera if rgb_only else camera_of({sample.id: sample.image})
-                writing.append((writers.submit(write_prediction, out / "pred" / sample.id, x,
-                                               camera, fmt) if save_pred else None, record))
-        record_written(writing, part, bar)
+    run(_Samples(ids, out, dataset, split, gen.camera, save_pred, fmt, rgb_only), gen, seed,
+        workers)
     barrier()  # every process's part is complete before the summary is written
-    if rank != 0:
+    if shard()[0] != 0:
         return {}
     return _summarise(out, ids, read_records(out, "results", "id"), rgb_only, gen, seed)
 
 
-class _Samples(torch.utils.data.Dataset):
-    """The samples to generate, loaded where a DataLoader puts it: (index, datasets.Sample)."""
+@dataclass
+class _Samples(Job):
+    """sample.py's generation.Job: the samples `keys` of a prepared dataset's split."""
 
-    def __init__(self, dataset: PreparedDataset, ids: list[str], todo: list[int]):
-        self.dataset, self.ids, self.todo = dataset, ids, todo
+    keys: list[str]
+    out: Path
+    dataset: PreparedDataset
+    split: str
+    camera: Camera  # the generator's: that of RGB-only samples' predictions
+    save_pred: bool
+    fmt: str
+    rgb_only: bool
+    key: str = "id"
+    stem: str = "results"
+    skip_bad: bool = False
+    unit: str = "sample"
 
-    def __len__(self) -> int:
-        return len(self.todo)
+    @property
+    def desc(self) -> str:
+        return f"sample {self.split}"
 
-    def __getitem__(self, k: int):
-        return self.todo[k], self.dataset.load(self.ids[self.todo[k]])
+    def previous(self) -> dict[str, dict]:
+        return read_records(self.out, "results", "id")
+
+    def planned(self, mine: list[int], todo: list[int]) -> None:
+        log.info("%s/%s: %d samples, %d to generate in this process (%d done before)",
+                 self.dataset.root, self.split, len(self.keys), len(todo),
+                 len(mine) - len(todo))
+
+    def read(self, index: int):
+        sample = self.dataset.load(self.keys[index])
+        return sample, sample.rgb
+
+    def files(self, index: int) -> list[Path]:
+        return prediction_files(self.out / "pred" / self.keys[index], self.fmt) \
+            if self.save_pred else []
+
+    def write(self, index: int, sample, x) -> dict:
+        if self.save_pred:
+            camera = self.camera if self.rgb_only else Camera.from_images({sample.id:
+                                                                           sample.image})
+            write_prediction(self.out / "pred" / sample.id, x, camera, self.fmt)
+        return {}
+
+    def record(self, index: int, sample, x) -> dict:
+        return {} if self.rgb_only else _metrics(sample, x)
 
 
 def _metrics(sample, x) -> dict:
@@ -117,7 +128,7 @@ def _metrics(sample, x) -> dict:
     return {k: v.item() for k, v in values.items()}
 
 
-def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: RawGenerator,
+def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Generator,
                seed: int) -> dict:
     rows = [results[i] for k, i in enumerate(ids)
             if same_generation(results.get(i), gen, derived_seed(seed, k))]
@@ -135,8 +146,9 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ra
     for k in METRICS:
         values = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         means[k] = sum(values) / len(values) if values else None
-    summary = {"images": len(rows), "steps": gen.steps, "sampler": sampler_of(gen),
-               "checkpoint": gen.digest, **means,
+    made = made_with(gen)
+    summary = {"images": len(rows), "steps": made["steps"], "sampler": made["sampler"],
+               "checkpoint": made["checkpoint"], **means,
                "protocol": "normalised linear RAW in [0, 1], no white balance or gamma; mse, "
                            "psnr, ssim (Gaussian 11, sigma 1.5, data range 1), pearson on "
                            "R, (G1+G2)/2, B; psnr_rggb, ssim_rggb on the 4 packed channels; "
@@ -181,7 +193,7 @@ def main(cfg) -> dict:
                          "process)")
     if cfg.pred_format not in FORMATS:
         raise SetupError(f"pred_format={cfg.pred_format!r}: choose one of {', '.join(FORMATS)}")
-    steps = ddim_steps(cfg.diffusion_val.timestep_respacing)
+    steps = ddim_steps(cfg.diffusion_val.timestep_respacing, cfg.sampler)
     val = open_split(cfg.dataset.val, "sampling", paired=not cfg.rgb_only)
     checkpoint = cfg.checkpoint
     if checkpoint is None:
@@ -191,8 +203,9 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        gen = load_generator(checkpoint, device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
-                             batch_size=cfg.batch_size, sampler=cfg.sampler, bf16=cfg.system.bf16)
+        gen = load(checkpoint, device=device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
+                   batch_size=cfg.batch_size, sampler=cfg.sampler,
+                   dtype=torch.bfloat16 if cfg.system.bf16 else torch.float32)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,

@@ -2,7 +2,8 @@
 
 Readers take regular files only: opening a FIFO for reading blocks until a writer comes, a
 character device such as /dev/zero never ends, and a directory or a symlink loop is no input.
-`not_a_file` says what such a path is, from os.stat alone (nothing is opened). `shown` writes a
+`not_a_file` says what such a path is, from os.stat alone (nothing is opened); `pixel_problem`
+refuses a RAW image whose declared size is over the limit before any pixel is read. `shown` writes a
 path for a message when its name is not valid UTF-8 (a name from another system's encoding),
 which Python hands over with surrogate escapes that a UTF-8 terminal cannot print.
 """
@@ -50,3 +51,18 @@ def shown(path) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no byte of a name escapes
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# The most pixels (width x height, margins included) of a RAW file read, unless the caller
+# allows more: the largest single-shot sensors have about 150 MP (Phase One IQ4 150MP, 14204 x
+# 10652). Checked from the header before decoding, so that a small file declaring a huge image
+# (a decompression bomb) is refused before its memory is allocated.
+RAW_MAX_PIXELS = 200_000_000
+
+
+def pixel_problem(width: int, height: int, limit: int) -> str | None:
+    """Why a RAW image of width x height pixels is not read (over `limit`), or None."""
+    if width * height <= limit:
+        return None
+    return (f"{width}x{height} is {width * height} pixels, over the limit of {limit} for RAW "
+            "files (--max-pixels of info and prepare raises it)")

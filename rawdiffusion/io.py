@@ -11,6 +11,9 @@ Bayer image: impossible levels, a mosaic that holds no image, a plain TIFF, a no
 
 Writers: `write_dng` (a standard Bayer DNG that rawpy and other RAW tools open), and the
 reference implementation's packed layouts, `write_hdf5` and `write_npy`.
+
+rawpy, tifffile, h5py and colour-science are imported by the functions that use them (about
+two seconds together): most commands and `import rawdiffusion` users need one of them or none.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fractions
 import functools
-import json
 import logging
 import os
 import struct
@@ -27,17 +29,16 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field, ValidationError
-from pydantic_core import PydanticCustomError
 
+from . import bayer
 from .atomic import atomic_output
-from .errors import UserError
-from .files import not_a_file, shown
+from .bayer import CFA_ORDERS, level_problem
+from .errors import RawFormatError
+from .files import RAW_MAX_PIXELS, not_a_file, pixel_problem, shown
+from .sidecar import read_dump, sidecar_path
 
-CFA_ORDERS = ("RGGB", "BGGR", "GRBG", "GBRG")
 RAW_SUFFIXES = (".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".raf", ".orf",
                 ".rw2", ".pef", ".srw", ".3fr", ".iiq", ".mos", ".erf", ".kdc", ".raw", ".pgm")
 # EXIF LightSource codes, as DNG's CalibrationIlluminant1/2 use them (DNG 1.6, EXIF 2.3)
@@ -50,11 +51,6 @@ CONSTANT_SHARE, CONSTANT_SPREAD = 0.99, 0.001
 DEFAULTS_NOTE = "rawdiffusion defaults:"
 UNKNOWN_CAMERA = "unknown camera"  # RawImage.camera, and so UniqueCameraModel, without make/model
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
-# The most pixels (width x height, margins included) of a RAW file read, unless the caller
-# allows more: the largest single-shot sensors have about 150 MP (Phase One IQ4 150MP, 14204 x
-# 10652). Checked from the header before decoding, so that a small file declaring a huge image
-# (a decompression bomb) is refused before its memory is allocated.
-RAW_MAX_PIXELS = 200_000_000
 # The signatures by which LibRaw's identify() recognises a format (LibRaw
 # src/metadata/identify.cpp): (offset, bytes). A file with none of them LibRaw can only guess
 # from its size (its table of cameras' headerless dumps), and a dump of another camera that has
@@ -70,15 +66,6 @@ LIBRAW_SIGNATURES = (
 PHASE_ONE_MARKS = (b"IIII", b"MMMM")  # anywhere in the first 32 bytes (IIQ and kin)
 SIDECAR_KEYS = "width, height, dtype, cfa_pattern, black_level and white_level"
 EXIF_PLACEHOLDER = 34664  # a code no TIFF tag uses, written where ExifIFD (34665) is to go
-
-
-class RawFormatError(UserError, ValueError):
-    """A file that cannot be used as a Bayer RAW image; the message names the file and why."""
-
-    def __init__(self, path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{shown(path)}: {reason}")
 
 
 @dataclass
@@ -147,6 +134,19 @@ class RawImage:
     def camera(self) -> str:
         return " ".join(s for s in (self.make, self.model) if s) or UNKNOWN_CAMERA
 
+    @property
+    def packed(self) -> np.ndarray:
+        """(4, H // 2, W // 2) float32 in [0, 1]: the mosaic packed into R, G1, G2, B planes
+        (bayer.pack; an odd last row or column is left out) and normalised by its levels,
+        (raw - black_c) / (white - black_c) clipped to [0, 1] (bayer.normalise)."""
+        return bayer.normalise(bayer.pack(self.mosaic, self.cfa),
+                               bayer.packed_levels(self.black_level, self.cfa), self.white_level)
+
+    def write_dng(self, path) -> None:
+        """This image as an uncompressed 16-bit Bayer DNG at `path`, atomically (`write_dng`).
+        ValueError for a mosaic under MIN_DNG_SIDE (22) pixels a side."""
+        write_dng(path, self)
+
     def info(self) -> dict:
         """Plain-value summary (what `rawdiffusion info` prints)."""
         h, w = self.mosaic.shape
@@ -192,29 +192,6 @@ def _matrix_or_none(m, name: str) -> np.ndarray | None:
     return m
 
 
-def level_problem(black, white, names=("black level", "white level"),
-                  limit: float = 65535) -> str | None:
-    """Why black and white levels are impossible, or None when they are fine: every value a
-    finite number, 0 <= black < white <= limit (65535: no uint16 sample goes beyond).
-    names: what the message calls them (the tag or key they came from)."""
-    black_name, white_name = names
-    try:
-        black = np.asarray(black, dtype=np.float64).ravel()
-        white = float(white)
-    except (TypeError, ValueError):
-        return f"levels are not numbers ({black_name} {black!r}, {white_name} {white!r})"
-    if not np.isfinite(white) or white <= 0:
-        return f"impossible {white_name} {white:g} (must be a number above 0)"
-    if white > limit:
-        return f"impossible {white_name} {white:g} (above {limit:g}, more than 16 bits hold)"
-    for b in black:
-        if not np.isfinite(b) or b < 0:
-            return f"impossible {black_name} {b:g} (must be a number, at least 0)"
-        if b >= white:
-            return f"impossible levels: {black_name} {b:g} is not below {white_name} {white:g}"
-    return None
-
-
 def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None:
     """Why a decoded mosaic holds no image (constant, or nearly: what LibRaw makes of pruned,
     truncated or metadata-only files, filling the missing data with zeros), or None."""
@@ -235,10 +212,6 @@ def no_image_problem(mosaic: np.ndarray, black_level, white_level) -> str | None
 
 
 # ----------------------------------------------------------------------------- reading
-
-def sidecar_path(path) -> Path:
-    return Path(path).with_suffix(".json")
-
 
 def read_raw(path, max_pixels: int | None = None) -> RawImage:
     """Read a Bayer RAW file: anything rawpy opens by its header, or a headerless/PGM dump with
@@ -268,9 +241,7 @@ def read_raw(path, max_pixels: int | None = None) -> RawImage:
         if problem:
             raise RawFormatError(side, f"{problem}, where the JSON sidecar describing "
                                        f"{shown(path.name)} is expected")
-        from .sidecar import read_sidecar_raw  # sidecar.py builds on this module's RawImage
-
-        return read_sidecar_raw(path, limit)
+        return _read_dump(path, limit)
     if path.suffix.lower() == ".pgm":
         raise RawFormatError(path, f"a PGM file needs a JSON sidecar {shown(side.name)} "
                                    "giving its CFA order and levels")
@@ -289,14 +260,6 @@ def _libraw_recognises(path: Path) -> bool:
         head = f.read(64)
     return (any(head[at:at + len(magic)] == magic for at, magic in LIBRAW_SIGNATURES)
             or any(mark in head[:32] for mark in PHASE_ONE_MARKS))
-
-
-def pixel_problem(width: int, height: int, limit: int) -> str | None:
-    """Why a RAW image of width x height pixels is not read (over `limit`), or None."""
-    if width * height <= limit:
-        return None
-    return (f"{width}x{height} is {width * height} pixels, over the limit of {limit} for RAW "
-            "files (--max-pixels of info and prepare raises it)")
 
 
 @contextlib.contextmanager
@@ -322,6 +285,18 @@ def libraw_open(path):
         return
     with rawpy.imread(name) as raw:
         yield raw, name
+
+
+def _read_dump(path: Path, limit: int) -> RawImage:
+    """A headerless Bayer dump or PGM through its sidecar (sidecar.read_dump), of at most
+    `limit` pixels."""
+    meta, mosaic = read_dump(path, limit)
+    problem = no_image_problem(mosaic, meta.black_level, meta.white_level)
+    if problem:
+        raise RawFormatError(path, problem)
+    return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=meta.black_level,
+                    white_level=meta.white_level, wb=meta.wb, make=meta.make or "",
+                    model=meta.model or "", path=str(path))
 
 
 @contextlib.contextmanager
@@ -415,7 +390,7 @@ def _decode_with_libraw(path: Path, is_dng: bool, limit: int) -> dict:
     per_colour black levels, margins, white, gains (camera white balance), libraw_matrix
     (3, 3); its failures as RawFormatError with LibRaw's own words. The size LibRaw read from
     the header is checked against `limit` before it decodes (unpacks) any pixel."""
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     said: list[str] = []
     name = path
@@ -496,7 +471,7 @@ def _colour_calibration(path: Path, tags: dict, is_dng: bool, decoded: dict):
 
 
 def _check_bayer(path: Path, raw) -> None:
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     if raw.raw_type != rawpy.RawType.Flat:
         raise RawFormatError(path, "not a Bayer mosaic (linear/demosaiced DNG or Foveon-type "
@@ -534,7 +509,7 @@ def _tiff_ifds(path: Path) -> tuple[dict | None, dict]:
     colour tags) and of the raw IFD (the full-resolution image, NewSubfileType 0, which holds
     the CFA, level and ActiveArea tags: IFD 0 itself, or one of its SubIFDs in DNGs that put a
     preview first). (None, {}) for files that are not TIFF-based or that tifffile cannot parse."""
-    import tifffile
+    import tifffile  # when used: start-up time (module docstring)
 
     if not _looks_like_tiff(path):
         return None, {}
@@ -658,40 +633,6 @@ def _noise_profile(*tag_sets: dict) -> tuple[tuple[float, float], ...] | None:
     return None
 
 
-# ----------------------------------------------------------------------------- schemas
-# What the pydantic schemas of sidecars (sidecar.Sidecar) and of a checkpoint's camera
-# (checkpoint.py) share: gains, and a bad value's one-line report naming its key.
-
-def as_json(value) -> str:
-    """A value as it is quoted in an error message: JSON, or its repr where JSON has none."""
-    return json.dumps(value, default=repr)
-
-
-def three_gains(value):
-    """wb: three gains (R, G, B), or null for none."""
-    if value is None or (isinstance(value, (list, tuple)) and len(value) == 3):
-        return value
-    got = f"{len(value)} values" if isinstance(value, (list, tuple)) else as_json(value)
-    raise PydanticCustomError("custom", f"{got}: give three gains (R, G, B), or null")
-
-
-Gain = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-def schema_problem(error: ValidationError, prefix: str = "") -> str:
-    """'key: what is wrong' of every error of a pydantic schema, in one line; keys after
-    `prefix` (as "camera.")."""
-    problems = []
-    for e in error.errors(include_url=False):
-        key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
-                               for p in e["loc"]).lstrip(".")
-        what = e["msg"][:1].lower() + e["msg"][1:]
-        if e["type"] not in ("missing", "custom"):
-            what += f" (got {as_json(e['input'])})"
-        problems.append(f"{key}: {what}")
-    return "; ".join(problems)
-
-
 # ----------------------------------------------------------------------------- writing
 
 def _rational_pairs(values, denominator: int) -> tuple[int, ...]:
@@ -703,7 +644,7 @@ def colour_science():
     warning that matplotlib, needed only for its plots, is missing."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message='"Matplotlib" related API')
-        import colour
+        import colour  # when used: start-up time (module docstring)
     return colour
 
 
@@ -723,7 +664,7 @@ def _check_dng_size(raw: RawImage) -> None:
 
 
 def _write_dng_file(path, raw: RawImage) -> None:
-    import tifffile
+    import tifffile  # when used: start-up time (module docstring)
 
     _check_dng_size(raw)
     colour_code = {"R": 0, "G": 1, "B": 2}
@@ -860,7 +801,7 @@ def _packed_uint16(packed: np.ndarray) -> np.ndarray:
 def write_hdf5(path, packed: np.ndarray) -> None:
     """Write packed RAW (4, H, W) in [0, 1] as the reference does: dataset `raw`, H x W x 4
     uint16 of value * 65535."""
-    import h5py
+    import h5py  # when used: start-up time (module docstring)
 
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("raw", data=_packed_uint16(packed))
@@ -890,7 +831,7 @@ def read_packed(path) -> np.ndarray:
     """Read a packed RAW written by `write_hdf5` or `write_npy`: (4, H, W) float32 in [0, 1]."""
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
+        import h5py  # when used: start-up time (module docstring)
 
         with h5py.File(path, "r") as f:
             data = f["raw"][()]
@@ -910,7 +851,7 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     mosaic; LibRaw's default would mirror or rotate it (the GoPro DNGs here are mirrored).
     Sidecar dumps without `wb` render with write_dng's defaults: neutral gains, raw RGB as sRGB.
     """
-    import rawpy
+    import rawpy  # when used: start-up time (module docstring)
 
     source = name = raw.path
     said: list[str] = []

@@ -5,9 +5,9 @@ timestep, guided by the sRGB image. An RGB-guidance network (EDSR, RRDB or NAFNe
 turns the sRGB image into a feature map c; the middle and decoder blocks normalise with
 SPADE, GN(x) * (1 + gamma(c)) + beta(c), where c is bilinearly resized to x's size.
 
-With a colour prior (`prior` = a colour map kind of baselines.py, e.g. "curves+poly3+local",
+With a colour prior (`prior` = a colour map kind of prior.py, e.g. "curves+poly3+local",
 the project's colour-faithful design),
-a colour map fitted in closed form on the training split (baselines.ColourMap, stored in the
+a colour map fitted in closed form on the training split (prior.ColourMap, stored in the
 network's buffers) gives an estimate x_prior of the packed RAW from the guide; the network
 conditions on it (it joins the RGB at the guidance network's input and x_t at the U-Net's
 input) and predicts only what the map cannot, x0 = x_prior + D(x_t, t; rgb, x_prior): the
@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from .prior import ColourMap, guide_codes
 
 RAW_CHANNELS = 4  # packed R, G1, G2, B
 GROUPS = 8  # GroupNorm groups
@@ -198,9 +200,9 @@ class UNet(nn.Module):
     level after the first halves the resolution); `num_blocks` residual blocks per level;
     `attn_ds` downsampling factors with self-attention (plus the middle); `guide` "edsr",
     "rrdb" or "nafnet" with `guide_channels` features; `spade_hidden` SPADE hidden width.
-    `prior`: None (the paper's model) or a colour map kind (baselines.map_groups): the network
+    `prior`: None (the paper's model) or a colour map kind (prior.map_groups): the network
     predicts the residual to that map's estimate (module docstring); the map's weights are the
-    buffer `prior.weights`, fitted by training (baselines.fit_colour_map) before step 0.
+    buffer `prior.weights`, fitted by training (prior.fit_colour_map) before step 0.
     `config` holds these as a plain dict: UNet(**net.config) rebuilds the network.
     Set `checkpointing = True` for gradient checkpointing of every block while training.
     """
@@ -219,8 +221,6 @@ class UNet(nn.Module):
         self.checkpointing = False
         extra = 0
         if prior is not None:
-            from .baselines import ColourMap
-
             self.prior = ColourMap(prior)
             extra = RAW_CHANNELS  # x_prior joins the RGB and x_t
         self.guide = GUIDES[guide](guide_channels, in_channels=3 + extra)
@@ -302,8 +302,6 @@ class UNet(nn.Module):
             prior = None
         else:
             if prior is None:
-                from .baselines import guide_codes
-
                 prior = self.prior(guide_codes(rgb)) * 2 - 1
             prior = prior.to(rgb.dtype)
             rgb = torch.cat([rgb, prior], dim=1)

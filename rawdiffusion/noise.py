@@ -52,7 +52,8 @@ from scipy import optimize
 from . import bayer
 from .diffusion import derived_seed
 from .errors import UserError
-from .io import RawImage, schema_problem
+from .io import RawImage
+from .schemas import schema_problem
 from .noise_levels import estimate_noise
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ def processes(cpu: bool = False):
     (allocator.keep_freed_memory): a quarter of a CPU sampling step otherwise."""
     keep_freed_memory()
     if "RANK" not in os.environ and "SUBMITIT_EXECUTOR" in os.environ:
-        import submitit
+        import submitit  # under SLURM only: an optional dependency
 
         if submitit.JobEnvironment().num_tasks > 1:  # hydra.launcher.tasks_per_node > 1
             # All of a node's GPUs stay visible; each task picks its own by LOCAL_RANK.

@@ -14,7 +14,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .datasets.layout import DESCRIPTION, PreparedDataset
-from .errors import SetupError
+from .errors import SettingError, SetupError
+from .settings import check_steps
 
 
 def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDataset:
@@ -34,19 +35,20 @@ def open_split(split: DictConfig, what: str, paired: bool = True) -> PreparedDat
     return dataset
 
 
-def ddim_steps(respacing: str) -> int:
-    """"ddim24" -> 24 (the reference's respacing names; only DDIM is used here)."""
-    from .diffusion import ddim_timesteps
-
+def ddim_steps(respacing: str, sampler: str = "ddim") -> int:
+    """"ddim24" -> 24: the reference's respacing names, read as the step count of `sampler`
+    (settings.check_steps, the one check of a step count; its error is worded here with the
+    setting's Hydra key)."""
     m = re.fullmatch(r"ddim(\d+)", respacing)
     if not m:
         raise SetupError(f"diffusion_val.timestep_respacing={respacing!r}: expected ddim<N>, "
                          "e.g. ddim24")
     try:
-        ddim_timesteps(int(m.group(1)))
-    except ValueError as e:
-        raise SetupError(f"diffusion_val.timestep_respacing={respacing}: {e}") from None
-    return int(m.group(1))
+        return check_steps(int(m.group(1)), sampler)
+    except SettingError as e:
+        if e.name != "steps":
+            raise
+        raise SetupError(f"diffusion_val.timestep_respacing={respacing}: {e.reason}") from None
 
 
 def run_name(cfg: DictConfig, dataset_name: str) -> str:

@@ -1,9 +1,10 @@
 """Headerless Bayer dumps and PGM files described by a JSON sidecar of the same stem.
 
-`io.read_raw` reads a file through its sidecar (`io.sidecar_path`: <stem>.json) when there is
-one. The sidecar's schema (`Sidecar`) is declared once with pydantic instead of checks
-scattered over the reader: every key's type and range is stated, and a bad value is reported
-with the key it came from (RawFormatError '<sidecar>: <key>: <what is wrong>'), never as a
+`io.read_raw` reads a file through its sidecar (`sidecar_path`: <stem>.json) when there is
+one: `read_dump` gives the mosaic and the validated sidecar, from which io makes the RawImage.
+The sidecar's schema (`Sidecar`) is declared once with pydantic instead of checks scattered
+over the reader: every key's type and range is stated, and a bad value is reported with the
+key it came from (RawFormatError '<sidecar>: <key>: <what is wrong>'), never as a
 numpy broadcast message or a traceback. Extra keys (provenance, notes) are allowed.
 """
 
@@ -18,9 +19,10 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .io import (CFA_ORDERS, RAW_MAX_PIXELS, Gain, RawFormatError, RawImage, as_json,
-                 level_problem, no_image_problem, pixel_problem, schema_problem, sidecar_path,
-                 three_gains)
+from .bayer import CFA_ORDERS, level_problem
+from .errors import RawFormatError
+from .files import RAW_MAX_PIXELS, pixel_problem
+from .schemas import Gain, as_json, schema_problem, three_gains
 
 
 _DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
@@ -76,6 +78,11 @@ class Sidecar(BaseModel):
     model: str | None = None
 
 
+def sidecar_path(path) -> Path:
+    """Where the JSON sidecar describing a RAW file would be: <stem>.json beside it."""
+    return Path(path).with_suffix(".json")
+
+
 def read_sidecar(side) -> Sidecar:
     """The validated sidecar `side`; RawFormatError '<side>: <key>: <what is wrong>', also for
     a file over MAX_SIDECAR_BYTES (1 MiB), which is not read."""
@@ -95,14 +102,16 @@ def read_sidecar(side) -> Sidecar:
         raise RawFormatError(side, schema_problem(e)) from None
 
 
-def read_sidecar_raw(path, max_pixels: int = RAW_MAX_PIXELS) -> RawImage:
-    """Read a headerless Bayer dump or a PGM (P5) described by a JSON sidecar of the same stem.
+def read_dump(path, max_pixels: int = RAW_MAX_PIXELS) -> tuple[Sidecar, np.ndarray]:
+    """A headerless Bayer dump or a PGM (P5) described by a JSON sidecar of the same stem: its
+    validated sidecar and its mosaic, (height, width) uint16.
 
     The sidecar (schema: `Sidecar`) gives `width`, `height` (positive integers), `dtype`
     ("uint8", "uint16 little-endian", "uint16 BE", ...), `cfa_pattern` (a Bayer order, any
     case), `black_level` (one number or four, per CFA position) and `white_level`; optionally
     `make`, `model` and `wb` (three positive R, G, B gains, or null). Levels must satisfy
-    0 <= black < white <= 65535. Other keys are ignored.
+    0 <= black < white <= 65535. Other keys are ignored. RawFormatError, naming the sidecar
+    or the file, for a sidecar that does not fit the file.
 
     Before any pixel is read, width x height is checked against `max_pixels` and the file's
     size (os.stat) against what the sidecar declares: a file of the wrong size is refused
@@ -134,12 +143,7 @@ def read_sidecar_raw(path, max_pixels: int = RAW_MAX_PIXELS) -> RawImage:
         data = f.read(expected)
     if len(data) != expected:  # cut since it was measured
         raise RawFormatError(path, f"ended after {offset + len(data)} bytes while being read")
-    mosaic = np.frombuffer(data, dtype=dtype).reshape(height, width).astype(np.uint16)
-    problem = no_image_problem(mosaic, black, white)
-    if problem:
-        raise RawFormatError(path, problem)
-    return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=black, white_level=white,
-                    wb=meta.wb, make=meta.make or "", model=meta.model or "", path=str(path))
+    return meta, np.frombuffer(data, dtype=dtype).reshape(height, width).astype(np.uint16)
 
 
 def _pgm_layout(path: Path, data: bytes, width: int, height: int) -> tuple[np.dtype, int]:

@@ -1,7 +1,7 @@
-"""Samplers for the x0-predicting network behind one interface: our DDIM and two multistep ODE
-solvers taken from diffusers' schedulers.
+"""Two multistep ODE solvers for the x0-predicting network, taken from diffusers' schedulers;
+sampling.sample_x0 chooses between them and our DDIM (`Diffusion.sample` with eta = 0, Song et
+al. 2021, over `ddim_timesteps(steps)`).
 
-- "ddim": `Diffusion.sample` with eta = 0 (Song et al. 2021), over `ddim_timesteps(steps)`.
 - "dpmpp2m": DPM-Solver++ 2M, the second-order multistep data-prediction solver of Lu et al.
   2022 ("DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
   arXiv:2211.01095), as diffusers' `DPMSolverMultistepScheduler`.
@@ -39,8 +39,8 @@ import warnings
 
 import torch
 
-from .config import SAMPLERS
-from .diffusion import T, Diffusion, ddim_timesteps
+from .diffusion import ddim_timesteps
+from .settings import T
 
 # The schedule of rawdiffusion.diffusion.Diffusion (linear betas over T steps).
 BETA_START, BETA_END = 1e-4, 0.02
@@ -54,12 +54,6 @@ def _quiet_numpy_copy_warning():
         warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy",
                                 category=DeprecationWarning)
         yield
-
-
-def most_steps(sampler: str) -> int:
-    """The most steps a sampler takes: T, but T - 1 for unipc, whose linspace spacing over
-    [0, T - 1] repeats a timestep at T steps (a step of size 0: NaN)."""
-    return T - 1 if sampler == "unipc" else T
 
 
 def _diffusers():
@@ -120,33 +114,15 @@ def make_scheduler(sampler: str, steps: int):
 
 
 @torch.no_grad()
-def sample_x0(model_fn, noise: torch.Tensor, steps: int, sampler: str,
-              callback=None) -> torch.Tensor:
-    """A deterministic sample from x_T = `noise` with one of SAMPLERS.
-
-    model_fn(x_t, t) -> x0_hat, as for `Diffusion.sample`: x_t (B, C, H, W) float32, t (B,)
-    long tensor of original timesteps in [0, T) on noise's device; x0_hat (B, C, H, W),
-    clipped to [-1, 1] here before the solver sees it. noise: x_T, (B, C, H, W), used as float32.
-    steps: the number of model calls (all three samplers call the model exactly `steps` times).
-    callback(dict(i, t, x, x0)) runs at model call i = 0 .. steps - 1 with t the timestep (int),
-    x = x_t the model's input and x0 = the clipped x0_hat, as in `Diffusion.sample`.
-    Returns x0: (B, C, H, W) float32 in [-1, 1] on noise's device.
-
-    See the module's docstring for the timesteps of each sampler and the sources.
-    Raises ValueError for an unknown sampler (naming SAMPLERS), for steps outside
-    [1, most_steps(sampler)], or
-    from `ddim_timesteps(steps)` ("ddim", "dpmpp2m") for a count it does not accept.
+def solve(model_fn, noise: torch.Tensor, steps: int, sampler: str,
+          callback=None) -> torch.Tensor:
+    """A deterministic sample from x_T = `noise` with the multistep solver `sampler`
+    ("dpmpp2m" or "unipc"), as sampling.sample_x0 (which checks the step count) describes:
+    model_fn(x_t, t) -> x0_hat, clipped to [-1, 1] here before the solver sees it; `steps`
+    model calls; callback(dict(i, t, x, x0)) at each. Returns x0: (B, C, H, W) float32 in
+    [-1, 1] on noise's device. See the module's docstring for each solver's timesteps.
+    Raises ValueError for another sampler, and whatever make_scheduler raises.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or \
-            not 1 <= steps <= most_steps(sampler):
-        raise ValueError(f"{sampler} takes 1 to {most_steps(sampler)} steps, got {steps!r}")
-    if sampler == "ddim":
-        return Diffusion().to(noise.device).sample(
-            model_fn, noise.shape, steps, noise=noise, callback=callback
-        )
-
     scheduler = make_scheduler(sampler, steps)
     x = noise.float()
     batch = x.shape[0]

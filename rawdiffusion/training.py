@@ -39,18 +39,19 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import harness
-from .baselines import fit_colour_map, map_groups
-from .checkpoint import camera_of, checkpoint_state, load_checkpoint, save_checkpoint
-from .config import ADDED, OBJECTIVES, RESUMABLE
+from .camera import Camera
+from .checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
+from .config import ADDED, RESUMABLE
 from .datasets.layout import PreparedDataset
-from .diffusion import Diffusion, derived_seed
+from .diffusion import OBJECTIVES, Diffusion, derived_seed
 from .errors import SetupError
 from .harness import CHECKPOINT, LossMeter, Recorder
 from .images import raw_preview, write_png
 from .metrics import mean_metrics, raw_metrics
 from .model import PRESETS, UNet, build_model
+from .prior import fit_colour_map, map_groups
 from .runs import ddim_steps, open_split, run_name
-from .tiling import generate
+from .sampling import generate
 from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class Run(harness.Run):
     train_set: PreparedDataset
     val_set: PreparedDataset
     samples: TrainSamples
-    camera: dict
+    camera: Camera
     diffusion: Diffusion
 
     @property
@@ -251,7 +252,7 @@ def open_run(cfg: DictConfig, rank: int, world: int,
     samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,
                            cfg.dataset.train.max_items)
     # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
-    camera = camera_of({i: e for i, e in train_set.images.items()
+    camera = Camera.from_images({i: e for i, e in train_set.images.items()
                         if e["split"] == cfg.dataset.train.split})
     run = Run(cfg, rank, world, device, run_dir, harness.resolved(cfg), train_set, val_set,
               samples, camera, Diffusion().to(device))

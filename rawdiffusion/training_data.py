@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 import torch
 
-from .baselines import ColourMap, guide_codes
+from .prior import ColourMap, guide_codes
 from .bayer import dihedral, dihedral_inverse, dihedral_packed, normalise
 from .datasets.layout import PreparedDataset
 from .datasets.subsample import draw_images

@@ -30,9 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import Camera
+from .io import colour_science
+
 # XYZ -> camera matrices of the four cameras Brooks et al. sample from, as published in
 # google-research/google-research, unprocessing/unprocess.py, `random_ccm` (their `xyz2cams`).
-# Facts (calibration data), not code: DNG ColorMatrix semantics, like camera["color_matrix"].
+# Facts (calibration data), not code: DNG ColorMatrix semantics, like Camera.color_matrix.
 BROOKS_XYZ_TO_CAMS = (
     ((1.0234, -0.2969, -0.2266), (-0.5625, 1.6328, -0.0469), (-0.0703, 0.2188, 0.6406)),
     ((0.4913, -0.0541, -0.0202), (-0.613, 1.3513, 0.2906), (-0.1564, 0.2151, 0.7183)),
@@ -102,26 +105,27 @@ def generic_params() -> UnprocessParams:
                            rgb_gain=1.0 / 0.8, red_gain=2.15, blue_gain=1.7)
 
 
-def camera_params(camera: dict) -> UnprocessParams:
-    """Unprocessing into one camera, from its description (the checkpoint's `camera` dict).
+def camera_params(camera: Camera) -> UnprocessParams:
+    """Unprocessing into one camera, from its description (a checkpoint's camera).
 
     xyz_to_cam = the camera's DNG ColorMatrix (XYZ -> camera) calibrated nearest daylight:
     of color_matrix / illuminant and color_matrix2 / illuminant2, the one for D65, else D50,
     else D55, else the first (Brooks' matrices are daylight calibrations, and the sRGB guide's
-    white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the as-shot white-balance gains
-    camera["wb"] (R, G, B), divided by the green gain (which is 1 by convention); rgb_gain =
-    1.0, since a camera's metadata records no brightening and the normalised RAW already sits
-    at the exposure the camera chose.
+    white is D65; a tungsten calibration would turn every colour); red_gain, blue_gain = the
+    as-shot white-balance gains camera.wb (R, G, B), divided by the green gain (which is 1 by
+    convention); rgb_gain = 1.0, since a camera's metadata records no brightening and the
+    normalised RAW already sits at the exposure the camera chose.
 
     Raises ValueError when the camera has no colour matrix or no white balance.
     """
-    wb = camera.get("wb")
-    calibrations = [(camera.get(f"color_matrix{n}"), camera.get(f"illuminant{n}"))
-                    for n in ("", "2") if camera.get(f"color_matrix{n}") is not None]
+    wb = camera.wb
+    calibrations = [(m, illuminant) for m, illuminant in (
+        (camera.color_matrix, camera.illuminant), (camera.color_matrix2, camera.illuminant2))
+        if m is not None]
     daylight = {21: 0, 23: 1, 20: 2}  # EXIF LightSource codes of D65, D50, D55: preference
     matrix = min(calibrations, key=lambda c: daylight.get(c[1], 3))[0] if calibrations else None
     if matrix is None or wb is None:
-        name = f"{camera.get('make', '')} {camera.get('model', '')}".strip() or "this camera"
+        name = camera.name or "this camera"
         raise ValueError("upi-camera needs the camera's colour matrix and white balance; "
                          f"{name} has none: use --kind upi")
     r, g, b = (float(x) for x in wb)
@@ -130,8 +134,6 @@ def camera_params(camera: dict) -> UnprocessParams:
 
 @functools.cache
 def _srgb_to_xyz() -> np.ndarray:
-    from .io import colour_science
-
     return np.array(colour_science().models.RGB_COLOURSPACE_sRGB.matrix_RGB_to_XYZ, dtype=np.float64)
 
 

@@ -269,7 +269,9 @@ def build(root: Path) -> list[Case]:
 
 def _build_shared_inputs(b: Builder) -> dict:
     """The good inputs the bad ones are mixed with."""
-    from rawdiffusion.baselines import ColourMap, save_baseline
+    from rawdiffusion.baselines import save_baseline
+    from rawdiffusion.prior import ColourMap
+    from rawdiffusion.camera import Camera
     from rawdiffusion.checkpoint import save_checkpoint
 
     good = {}
@@ -278,7 +280,7 @@ def _build_shared_inputs(b: Builder) -> dict:
     import torch
 
     good["baseline"] = b.dir("good") / "linear.json"
-    save_baseline(good["baseline"], "linear", CAMERA,
+    save_baseline(good["baseline"], "linear", Camera(**CAMERA),
                   ColourMap("linear", torch.tensor(LINEAR_WEIGHTS, dtype=torch.float64)))
     good["ckpt_state"] = _tiny_state()
     good["ckpt"] = b.dir("good") / "tiny.pt"

@@ -19,13 +19,16 @@ from hydra import compose, initialize
 from PIL import Image
 
 from fake_trees import cityscapes_tree
-from rawdiffusion import baselines, bayer, cli, config, evaluation
-from rawdiffusion.baselines import Baseline, BaselineError, ColourMap, fit_baseline
-from rawdiffusion.checkpoint import camera_of, save_checkpoint
+from rawdiffusion import baselines, bayer, cli, config, evaluation, prior
+from rawdiffusion.baselines import Baseline, BaselineError, fit_baseline
+from rawdiffusion.prior import ColourMap
+from rawdiffusion.camera import Camera
+from rawdiffusion.checkpoint import save_checkpoint
 from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.checkpoint import file_digest
-from rawdiffusion.convert import convert, load_generator
+from rawdiffusion.convert import convert
+from rawdiffusion.loading import load
 from rawdiffusion.errors import UserError
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
@@ -50,7 +53,7 @@ CM_D50 = [[0.7, -0.2, -0.05], [-0.4, 1.2, 0.2], [-0.1, 0.2, 0.6]]  # calibrated 
 def linear(rgb):
     """The known camera: OFFSET + M @ linear sRGB, per pixel; rgb (h, w, 3) uint8 ->
     (4, h, w) normalised RAW."""
-    lin = baselines.srgb_to_linear_table()[rgb]
+    lin = prior.srgb_to_linear_table()[rgb]
     return np.einsum("hwj,cj->chw", lin, M) + OFFSET[:, None, None]
 
 
@@ -105,8 +108,8 @@ def fitted_psnr(ds, cmap, split="train"):
 
 def test_linear_fit_recovers_the_cameras_matrix_and_offset(camera_data):
     ds = camera_data[0]
-    assert baselines.monomial_exponents(1) == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
-    cmap, fit = baselines.fit_colour_map(ds, "train", "linear", progress=False)
+    assert prior.monomial_exponents(1) == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    cmap, fit = prior.fit_colour_map(ds, "train", "linear", progress=False)
     # weights: (terms, channels), terms 1, R, G, B -> rows OFFSET, then M's columns
     np.testing.assert_allclose(cmap.weights.numpy(), np.vstack([OFFSET, M.T]), atol=ONE_DN / 3)
     assert (fit["samples"], fit["pixels"], fit["stride"]) == (6, 6 * 24 * 32, 1)
@@ -119,18 +122,18 @@ def test_linear_fit_recovers_the_cameras_matrix_and_offset(camera_data):
 
 def test_poly3_fits_a_linear_camera_as_well_and_a_cubic_one_that_linear_cannot(tmp_path):
     ds = paired_dataset(tmp_path / "lin", linear)
-    psnr = {k: baselines.fit_colour_map(ds, "train", k, progress=False)[1]["psnr_rggb_fit"]
+    psnr = {k: prior.fit_colour_map(ds, "train", k, progress=False)[1]["psnr_rggb_fit"]
             for k in ("linear", "poly3")}
     # Least squares over a superset of terms fits at least as well; the ridge (RIDGE of the
     # mean diagonal) shrinks the weak cubic terms a little: 0.05 dB at this 95 dB floor.
     assert psnr["poly3"] >= psnr["linear"] - 0.1
 
     def cubic(rgb):  # a camera with a cubic response in linear sRGB
-        lin = baselines.srgb_to_linear_table()[rgb]
+        lin = prior.srgb_to_linear_table()[rgb]
         return np.clip(linear(rgb) + 0.3 * np.einsum("hwj,cj->chw", lin**2 * (1 - lin), M), 0, 1)
 
     ds = paired_dataset(tmp_path / "cubic", cubic)
-    fits = {k: baselines.fit_colour_map(ds, "train", k, progress=False) for k in baselines.MAPS}
+    fits = {k: prior.fit_colour_map(ds, "train", k, progress=False) for k in prior.MAPS}
     # exact least squares would reach the 94.8 dB quantisation floor; the ridge leaves 90.6
     assert fits["poly3"][1]["psnr_rggb_fit"] > 88
     assert max(fits[k][1]["psnr_rggb_fit"] for k in ("linear", "poly2")) < 60
@@ -138,8 +141,8 @@ def test_poly3_fits_a_linear_camera_as_well_and_a_cubic_one_that_linear_cannot(t
 
 
 def test_fit_uses_an_even_grid_beyond_max_fit_pixels(camera_data, monkeypatch):
-    monkeypatch.setattr(baselines, "MAX_FIT_PIXELS", 1000)
-    cmap, fit = baselines.fit_colour_map(camera_data[0], "train", "linear", progress=False)
+    monkeypatch.setattr(prior, "MAX_FIT_PIXELS", 1000)
+    cmap, fit = prior.fit_colour_map(camera_data[0], "train", "linear", progress=False)
     # 6 samples of 24 x 32 = 4608 pixels: stride ceil(sqrt(4.6)) = 3, 8 x 11 of each sample
     assert (fit["stride"], fit["pixels"]) == (3, 6 * 8 * 11)
     np.testing.assert_allclose(cmap.weights.numpy(), np.vstack([OFFSET, M.T]), atol=2 * ONE_DN)
@@ -153,22 +156,22 @@ def test_polynomial_terms_are_finlayson_2015_plus_a_constant(kind, degree):
 
     codes = torch.from_numpy(np.random.default_rng(degree).integers(0, 256, (1, 3, 5, 7)))
     ours = ColourMap(kind).features(codes)[0].flatten(1).T.numpy()  # (35, terms)
-    lin = baselines.srgb_to_linear_table()[codes[0].numpy()].reshape(3, -1).T
+    lin = prior.srgb_to_linear_table()[codes[0].numpy()].reshape(3, -1).T
     theirs = colour.characterisation.polynomial_expansion_Finlayson2015(
         lin, degree, root_polynomial_expansion=False)
     theirs = np.column_stack([np.ones(len(lin)), theirs])
-    assert ours.shape == theirs.shape == (35, baselines.n_terms(kind))
+    assert ours.shape == theirs.shape == (35, prior.n_terms(kind))
     # the same columns, in some order: each of ours matches exactly one of theirs
     match = np.array([[np.allclose(a, b, rtol=1e-12, atol=0) for b in theirs.T] for a in ours.T])
     assert (match.sum(0) == 1).all() and (match.sum(1) == 1).all()
 
 
 def test_term_counts():
-    assert [baselines.n_terms(k) for k in baselines.MAPS] == [4, 10, 20, 49]
-    assert [ColourMap(k).weights.shape for k in baselines.MAPS] == \
+    assert [prior.n_terms(k) for k in prior.MAPS] == [4, 10, 20, 49]
+    assert [ColourMap(k).weights.shape for k in prior.MAPS] == \
         [(4, 4), (10, 4), (20, 4), (49, 4)]
     # sums share one constant; their terms come in GROUPS' order whatever the kind's order
-    assert baselines.n_terms("curves+poly3+local") == 1 + 48 + 19 + 24 == 92
+    assert prior.n_terms("curves+poly3+local") == 1 + 48 + 19 + 24 == 92
     assert ColourMap("local+curves+poly3").kind == "poly3+curves+local"
     assert ColourMap("curves+local").halo == 1 and ColourMap("poly3+curves").halo == 0
     codes = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 6, 5)))
@@ -183,18 +186,18 @@ def test_term_counts():
 def test_impossible_kinds_say_which_rule_they_break(kind, rule):
     with pytest.raises(ValueError, match=rule):
         ColourMap(kind)
-    assert not baselines.is_map_kind(kind)
+    assert not prior.is_map_kind(kind)
 
 
 def test_local_terms_are_the_neighbours_differences_with_repeated_edges():
     codes = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, 3, 5, 6)))
     terms = ColourMap("linear+local").features(codes)[0].numpy()  # 1, R, G, B, 8 x (R, G, B)
-    lin = baselines.srgb_to_linear_table()[codes[0].numpy()]
+    lin = prior.srgb_to_linear_table()[codes[0].numpy()]
     padded = np.pad(lin, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    for n, (dy, dx) in enumerate(baselines.LOCAL_OFFSETS):
+    for n, (dy, dx) in enumerate(prior.LOCAL_OFFSETS):
         neighbour = padded[:, 1 + dy:6 + dy, 1 + dx:7 + dx]
         np.testing.assert_array_equal(terms[4 + 3 * n:7 + 3 * n], neighbour - lin)
-    assert (dy, dx) == (1, 1) and len(baselines.LOCAL_OFFSETS) == 8
+    assert (dy, dx) == (1, 1) and len(prior.LOCAL_OFFSETS) == 8
 
 
 def test_bands_of_rows_give_the_whole_images_terms_exactly():
@@ -210,7 +213,7 @@ def test_the_local_filter_never_overshoots_its_neighbourhoods_colours(monkeypatc
     """A 3x3 filter with strong weights overshoots at a sharp corner of three colours; the map
     keeps each pixel within the range of its neighbourhood's colour-term estimates."""
     kind = "linear+local"
-    weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
+    weights = torch.zeros(prior.n_terms(kind), 4, dtype=torch.float64)
     weights[0] = 0.2
     weights[1:4] = 0.5 * torch.eye(3, 4, dtype=torch.float64)
     weights[4:] = 0.3 * torch.randn(24, 4, generator=torch.Generator().manual_seed(0),
@@ -230,7 +233,7 @@ def test_the_local_filter_never_overshoots_its_neighbourhoods_colours(monkeypatc
     flat = (slice(None), slice(None), slice(0, 2), slice(0, 2))  # away from the edges: unchanged
     torch.testing.assert_close(x[flat], raw[flat].clamp(0, 1), atol=1e-6, rtol=0)
     # in bands of rows (each with its halo) exactly as the whole image
-    monkeypatch.setattr(baselines, "ROWS", 5)
+    monkeypatch.setattr(prior, "ROWS", 5)
     assert torch.equal(cmap(codes), x.float())
 
 
@@ -241,7 +244,7 @@ def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_pat
     kernel = np.array([[0.05, 0.2, 0.0], [0.25, 0.5, 0.0], [0.0, 0.0, 0.0]])  # sums to 1
 
     def shifted(rgb):
-        lin = np.pad(baselines.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
+        lin = np.pad(prior.srgb_to_linear_table()[rgb], ((1, 1), (1, 1), (0, 0)),
                      mode="edge")
         h, w = rgb.shape[:2]
         filtered = sum(kernel[1 + dy, 1 + dx] * lin[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
@@ -249,25 +252,25 @@ def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_pat
         return np.clip(np.einsum("hwj,cj->chw", filtered, M) / 3 + 0.3, 0, 1)
 
     ds = paired_dataset(tmp_path / "shifted", shifted)
-    local, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    local, fit = prior.fit_colour_map(ds, "train", "linear+local", progress=False)
     assert fit["psnr_rggb_fit"] > 80  # raw-number rounding only
     assert fitted_psnr(ds, local, "test") > 80
-    plain, fit = baselines.fit_colour_map(ds, "train", "poly3", progress=False)
+    plain, fit = prior.fit_colour_map(ds, "train", "poly3", progress=False)
     assert fit["psnr_rggb_fit"] < 40
     # on an even grid the terms still read the full-resolution neighbours
-    monkeypatch.setattr(baselines, "MAX_FIT_PIXELS", 24 * 32 * 6 // 9)
-    grid, fit = baselines.fit_colour_map(ds, "train", "linear+local", progress=False)
+    monkeypatch.setattr(prior, "MAX_FIT_PIXELS", 24 * 32 * 6 // 9)
+    grid, fit = prior.fit_colour_map(ds, "train", "linear+local", progress=False)
     assert fit["stride"] == 3 and fitted_psnr(ds, grid, "test") > 80
 
 
 def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
     """RAW = offset + sum over guide channels of piecewise-linear curves with knots at the
     CURVE_KNOTS grid of 8-bit codes (0, 17, ..., 255), mixed into the 4 RAW channels."""
-    knots = np.linspace(0, 255, baselines.CURVE_KNOTS)
+    knots = np.linspace(0, 255, prior.CURVE_KNOTS)
     assert np.array_equal(knots, np.arange(0, 256, 17))
     # Knot values in multiples of 17 raw numbers: every code then lands on a whole raw number,
     # so quantisation loses nothing and the fit can be exact.
-    steps = np.random.default_rng(1).integers(0, 40, (3, 4, baselines.CURVE_KNOTS))
+    steps = np.random.default_rng(1).integers(0, 40, (3, 4, prior.CURVE_KNOTS))
     base = np.array([300, 200, 250, 100])
 
     def curves(rgb):
@@ -282,7 +285,7 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
     scale = (WHITE - np.array(BLACK))[:, None, None]
     np.testing.assert_allclose(s.raw - np.array(BLACK)[:, None, None], curves(s.rgb) * scale,
                                rtol=0, atol=1e-9)  # nothing lost to rounding
-    cmap, fit = baselines.fit_colour_map(ds, "train", "curves", progress=False)
+    cmap, fit = prior.fit_colour_map(ds, "train", "curves", progress=False)
     for split in ("train", "test"):
         for sample_id in ds.split(split):
             s = ds.load(sample_id)
@@ -291,7 +294,7 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
             assert np.abs(pred - exact).max() < 1e-6  # float32 rounding, 1/60 of a raw number
     assert fit["psnr_rggb_fit"] > 120
     # a tone curve is beyond the polynomials: they fit the same data far worse
-    assert baselines.fit_colour_map(ds, "train", "poly3", progress=False)[1]["psnr_rggb_fit"] < 60
+    assert prior.fit_colour_map(ds, "train", "poly3", progress=False)[1]["psnr_rggb_fit"] < 60
 
 
 # ----------------------------------------------------------------------------- files
@@ -302,28 +305,29 @@ def test_baseline_file_round_trip_is_json_and_exact(tmp_path):
     weights = torch.from_numpy(np.random.default_rng(0).normal(0, 0.3, (20, 4)))
     cmap = ColourMap("poly3", weights)
     path = tmp_path / "poly3.json"
-    baselines.save_baseline(path, "poly3", camera, colour_map=cmap, fit={"psnr_rggb_fit": 40.0})
+    baselines.save_baseline(path, "poly3", Camera(**camera), colour_map=cmap,
+                            fit={"psnr_rggb_fit": 40.0})
     data = json.loads(path.read_text())  # plain JSON: nothing to unpickle
     assert data["format"] == baselines.FORMAT and data["kind"] == "poly3"
     assert data["camera"] == camera and data["fit"] == {"psnr_rggb_fit": 40.0}
     assert baselines.is_baseline_file(path)
     loaded = baselines.load_baseline(path)
-    assert (loaded.kind, loaded.camera, loaded.steps) == ("poly3", camera, None)
+    assert (loaded.kind, loaded.camera.to_dict(), loaded.steps) == ("poly3", camera, None)
     assert loaded.digest == file_digest(path)
     assert torch.equal(loaded.colour_map.weights, cmap.weights)  # float64 survives the text
     guide = np.random.default_rng(1).integers(0, 256, (23, 17, 3), dtype=np.uint8)
     expected = cmap(torch.from_numpy(guide).permute(2, 0, 1)[None])[0].numpy()
-    out = loaded.generate(guide)
+    out = loaded.generate_from_guide(guide)
     assert out.dtype == np.float32 and out.shape == (4, 23, 17)
     np.testing.assert_array_equal(out, expected)
     loaded.rows = 5  # in chunks of rows (bounding the expanded terms' memory): the same
-    np.testing.assert_array_equal(loaded.generate(guide, seed=9), expected)
+    np.testing.assert_array_equal(loaded.generate_from_guide(guide, seed=9), expected)
 
     params = generic_params()
-    baselines.save_baseline(tmp_path / "upi.json", "upi", camera, params=params)
+    baselines.save_baseline(tmp_path / "upi.json", "upi", Camera(**camera), params=params)
     upi = baselines.load_baseline(tmp_path / "upi.json")
     assert upi.params == params and upi.colour_map is None
-    np.testing.assert_array_equal(upi.generate(guide), unprocess(guide, params))
+    np.testing.assert_array_equal(upi.generate_from_guide(guide), unprocess(guide, params))
 
 
 def test_a_read_only_guide_is_taken_without_a_warning():
@@ -332,7 +336,7 @@ def test_a_read_only_guide_is_taken_without_a_warning():
     baseline = Baseline("linear", {}, "0", colour_map=ColourMap("linear", torch.rand(4, 4)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert baseline.generate(guide).shape == (4, 6, 8)
+        assert baseline.generate_from_guide(guide).shape == (4, 6, 8)
 
 
 def test_a_checkpoint_is_not_a_baseline_file(tmp_path):
@@ -399,8 +403,8 @@ def test_upi_writes_the_generic_parameters(camera_data, tmp_path):
     result = fit_baseline(camera_data[0], "upi", tmp_path / "upi.json")
     data = json.loads((tmp_path / "upi.json").read_text())
     assert data["params"] == generic_params().to_dict() and "weights" not in data
-    assert data["camera"] == result["camera"] == camera_of(
-        {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"})
+    assert data["camera"] == result["camera"] == Camera.from_images(
+        {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"}).to_dict()
     assert data["fit"]["dataset"] == str(camera_data[0].root.resolve())
     assert baselines.load_baseline(tmp_path / "upi.json").params == generic_params()
 
@@ -416,9 +420,9 @@ def test_upi_camera_without_a_colour_matrix_names_the_dataset(camera_data, tmp_p
 def test_upi_camera_takes_the_daylight_calibration(tmp_path):
     ds = paired_dataset(tmp_path / "cam", linear, images=2, samples=1, color_matrix=CM_A,
                         illuminant=17, color_matrix2=CM_D50, illuminant2=23, wb=[2.4, 1.2, 1.8])
-    camera = camera_of(ds.images)
-    assert camera_params(camera).xyz_to_cam == camera_params(
-        {**camera, "color_matrix": CM_D50, "color_matrix2": None}).xyz_to_cam
+    camera = Camera.from_images(ds.images)
+    assert camera_params(camera).xyz_to_cam == camera_params(camera.model_copy(
+        update={"color_matrix": CM_D50, "color_matrix2": None})).xyz_to_cam
     assert np.allclose(camera_params(camera).xyz_to_cam, CM_D50)
     # the same through the file: `baseline fit --kind upi-camera`
     fit_baseline(ds, "upi-camera", tmp_path / "b.json")
@@ -426,8 +430,8 @@ def test_upi_camera_takes_the_daylight_calibration(tmp_path):
     assert np.allclose(params.xyz_to_cam, CM_D50)
     assert (params.rgb_gain, params.red_gain, params.blue_gain) == (1.0, 2.0, 1.5)
     # either order of the two calibrations
-    swapped = {**camera, "color_matrix": CM_D50, "illuminant": 23, "color_matrix2": CM_A,
-               "illuminant2": 17}
+    swapped = camera.model_copy(update={"color_matrix": CM_D50, "illuminant": 23,
+                                        "color_matrix2": CM_A, "illuminant2": 17})
     assert np.allclose(camera_params(swapped).xyz_to_cam, CM_D50)
 
 
@@ -508,7 +512,7 @@ def test_convert_with_a_baseline_writes_its_output_as_the_cameras_dng(camera_dat
         assert (raw.cfa, raw.make, raw.model) == ("GRBG", "Testmaker", "Synthetic 1")
         x = bayer.normalise(bayer.pack(raw.mosaic, raw.cfa),
                             bayer.packed_levels(raw.black_level, raw.cfa), raw.white_level)
-        expected = baseline.generate(halve_area(read_rgb(source)))
+        expected = baseline.generate_from_guide(halve_area(read_rgb(source)))
         assert np.abs(x - expected).max() <= ONE_DN
         assert (out / f"{source.stem}.png").is_file()
 
@@ -537,7 +541,7 @@ def test_sample_py_takes_a_baseline_where_a_checkpoint_goes(camera_data, tmp_pat
     torch.nn.init.normal_(net.conv_out.weight, std=0.05)
     save_checkpoint(tmp_path / "ckpt.pt", {"step": 1, "config": {}, "model_config": net.config,
                                            "model": net.state_dict(), "ema": None,
-                                           "camera": camera_of(ds.images)})
+                                           "camera": Camera.from_images(ds.images).to_dict()})
     cfg = sample_config(*base, f"checkpoint={tmp_path / 'ckpt.pt'}", f"out={tmp_path / 'ckpt'}",
                         "diffusion_val.timestep_respacing=ddim2")
     reference = evaluation.main(cfg)
@@ -546,8 +550,8 @@ def test_sample_py_takes_a_baseline_where_a_checkpoint_goes(camera_data, tmp_pat
     assert header(out) == header(tmp_path / "ckpt") == ["id", *evaluation.METRICS]
 
 
-def test_load_generator_tells_a_baseline_from_a_checkpoint(camera_data):
-    gen = load_generator(camera_data[1], steps=24)
+def test_load_tells_a_baseline_from_a_checkpoint(camera_data):
+    gen = load(camera_data[1], steps=24)
     assert isinstance(gen, Baseline) and gen.steps is None and gen.kind == "linear"
 
 
@@ -555,7 +559,7 @@ def test_convert_refuses_to_overwrite_an_input_photo(camera_data, tmp_path):
     sources = photos(tmp_path / "in")
     before = [p.read_bytes() for p in sources]
     with pytest.raises(UserError, match="an input photo would be overwritten"):
-        convert(sources, tmp_path / "in", load_generator(camera_data[1]), seed=0)
+        convert(sources, tmp_path / "in", load(camera_data[1]), seed=0)
     assert [p.read_bytes() for p in sources] == before
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == sorted(p.name for p in sources)
 
@@ -567,9 +571,9 @@ def test_a_rerun_with_another_generator_redoes_the_work(camera_data, tmp_path):
     baselines.fit_baseline(ds, "poly2", poly2_file)
     sources = photos(tmp_path / "in")
     out = tmp_path / "out"
-    assert convert(sources, out, load_generator(linear_file), seed=0) == (3, 0)
-    assert convert(sources, out, load_generator(linear_file), seed=0) == (0, 3)
-    assert convert(sources, out, load_generator(poly2_file), seed=0) == (3, 0)
+    assert convert(sources, out, load(linear_file), seed=0) == (3, 0)
+    assert convert(sources, out, load(linear_file), seed=0) == (0, 3)
+    assert convert(sources, out, load(poly2_file), seed=0) == (3, 0)
     merge_manifests(out)
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert {r["checkpoint"] for r in records} == {file_digest(poly2_file)}
@@ -587,7 +591,7 @@ def test_a_baseline_that_gives_non_finite_values_is_refused(tmp_path):
     params = {**generic_params().to_dict(), "xyz_to_cam": [[float("nan")] * 3] * 3}
     path.write_text(json.dumps({**GOOD, "kind": "upi", "params": params}))
     with pytest.raises(BaselineError, match="non-finite"):
-        baselines.load_baseline(path).generate(np.full((8, 8, 3), 128, np.uint8))
+        baselines.load_baseline(path).generate_from_guide(np.full((8, 8, 3), 128, np.uint8))
 
 
 def test_fit_refuses_a_folder_as_out_before_fitting(camera_data, tmp_path):
@@ -601,4 +605,4 @@ def test_a_json_that_is_not_an_object_is_still_read_as_a_baseline(tmp_path):
     assert baselines.is_baseline_file(tmp_path / "list.json")
     assert baselines.is_baseline_file(tmp_path / "list.pt")
     with pytest.raises(BaselineError, match="not a rawdiffusion baseline file"):
-        load_generator(tmp_path / "list.pt")
+        load(tmp_path / "list.pt")

@@ -1,5 +1,5 @@
 """Checkpoints are validated before any work: every broken, foreign or malicious file is one
-line naming the file and what is wrong, in load_checkpoint, load_model, load_generator,
+line naming the file and what is wrong, in load_checkpoint, load_model, loading.load,
 `rawdiffusion export` / `convert`, and train.py / sample.py; no pickle ever executes."""
 
 import os
@@ -14,7 +14,7 @@ from rawdiffusion.checkpoint import (CheckpointError, export_checkpoint, load_ch
                                      load_model, save_checkpoint)
 from rawdiffusion.cli import main
 from rawdiffusion.errors import UserError
-from rawdiffusion.convert import load_generator
+from rawdiffusion import loading
 from rawdiffusion.model import UNet
 
 TINY = dict(channels=16, channel_mult=(1, 2), num_blocks=1, attn_ds=(2,), guide="edsr",
@@ -101,7 +101,7 @@ def checkpoint_cases(tmp_path) -> dict:
 
 def test_bad_checkpoints_are_one_line_naming_file_and_reason(tmp_path):
     for name, (path, expected) in checkpoint_cases(tmp_path).items():
-        for load in (load_checkpoint, load_model, load_generator):
+        for load in (load_checkpoint, load_model, loading.load):
             with pytest.raises(CheckpointError) as info:
                 load(path)
             assert str(info.value) == f"{path}: {expected}", (name, load.__name__)
@@ -138,7 +138,7 @@ def test_good_checkpoints_and_networks_without_a_camera_still_load(tmp_path):
     assert loaded["camera"] == CAMERA and isinstance(net, UNet)
     load_model(saved(tmp_path, "nocamera.pt", camera={}))  # networks saved by tests
     with pytest.raises(CheckpointError, match=r"nocamera.pt: camera: none recorded"):
-        load_generator(tmp_path / "nocamera.pt")
+        loading.load(tmp_path / "nocamera.pt")
 
 
 def test_export_and_convert_report_one_line_and_exit_2(tmp_path, capsys):

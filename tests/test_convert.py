@@ -8,11 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from rawdiffusion.checkpoint import camera_raw, file_digest, load_model, save_checkpoint
+from rawdiffusion.camera import Camera, CameraError
+from rawdiffusion.checkpoint import file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion, derived_seed
 from rawdiffusion import cli
-from rawdiffusion.convert import ConversionFailed, RawGenerator, convert
+from rawdiffusion.convert import ConversionFailed, convert
 from rawdiffusion.errors import UserError
+from rawdiffusion.generator import RawGenerator
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
@@ -37,7 +39,8 @@ def checkpoint(tmp_path_factory):
 
 def generator(path, steps=2, **kw):
     net, state = load_model(path)
-    return RawGenerator(net, Diffusion(), state["camera"], file_digest(path), steps=steps, **kw)
+    return RawGenerator(net, Diffusion(), Camera.from_dict(state["camera"]), file_digest(path),
+                        steps=steps, **kw)
 
 
 def photos(folder, sizes=((64, 96), (48, 80), (40, 56))):
@@ -85,7 +88,7 @@ def test_a_killed_conversion_resumes_to_identical_outputs(checkpoint, tmp_path):
 def test_a_large_photo_shows_its_denoising_steps_over_all_tiles(checkpoint, tmp_path,
                                                                  monkeypatch):
     """A 12 MP photo takes minutes: a second bar counts its steps, tiles x DDIM steps."""
-    import rawdiffusion.convert as module
+    import rawdiffusion.generation as module
 
     bars = []
 
@@ -157,7 +160,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 def test_camera_raw_inverts_normalisation_exactly():
     x = np.random.default_rng(0).uniform(0, 1, (4, 6, 8)).astype(np.float32)
-    raw = camera_raw(CAMERA, x)
+    raw = Camera.from_dict(CAMERA).raw(x)
     assert raw.mosaic.shape == (12, 16)
     from rawdiffusion import bayer
 
@@ -223,9 +226,10 @@ def test_two_photos_of_one_name_are_both_named(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("steps, reason", [
-    ("0", "must be a positive integer, got '0'"),
-    ("-3", "must be a positive integer, got '-3'"),
-    ("1001", "DDIM steps must be 1 to 1000, got 1001")])
+    ("0", "the ddim sampler takes 1 to 1000 steps, got 0"),
+    ("-3", "the ddim sampler takes 1 to 1000 steps, got -3"),
+    ("1001", "the ddim sampler takes 1 to 1000 steps, got 1001"),
+    ("x", "must be an integer, got 'x'")])
 def test_step_counts_that_cannot_work_are_refused_naming_the_option(tmp_path, capsys, steps,
                                                                      reason):
     with pytest.raises(SystemExit) as e:
@@ -253,20 +257,27 @@ def test_nothing_to_convert_writes_nothing(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, words", [
-    ("black_level", [5000.0] * 4, "black level 5000 is not below white level 4095"),
-    ("cfa", "RGBX", "unknown Bayer order 'RGBX'"),
-    ("wb", [2.0, 0.0, 1.5], "white balance [2.0, 0.0, 1.5] is not three positive gains"),
-    ("white_level", None, "no white_level")])
-def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_path, field, value,
-                                                             words):
-    gen = generator(checkpoint)
-    gen.camera = dict(gen.camera, **{field: value})
-    if value is None:
-        del gen.camera[field]
-    gen.generate = None  # any generation would fail with another error
-    with pytest.raises(UserError, match="its camera cannot be written as a DNG: ") as e:
-        convert(photos(tmp_path / "in"), tmp_path / "out", gen, 0)
+    ("black_level", [5000.0] * 4, "camera: impossible levels: black_level 5000 is not below "
+                                  "white_level 4095"),
+    ("cfa", "RGBX", "camera.cfa: input should be 'RGGB', 'BGGR', 'GRBG' or 'GBRG'"),
+    ("wb", [2.0, 0.0, 1.5], "camera.wb[1]: input should be greater than 0 (got 0.0)"),
+    ("white_level", None, "camera.white_level: field required")])
+def test_a_camera_no_dng_can_hold_is_refused_before_any_work(checkpoint, tmp_path, capsys, field,
+                                                             value, words):
+    """A Camera is checked when it is made, so every camera a generator has can be written as
+    a DNG; a checkpoint holding another is refused before anything is written."""
+    camera = {k: v for k, v in {**CAMERA, field: value}.items() if v is not None}
+    with pytest.raises(CameraError) as e:
+        Camera.from_dict(camera)
     assert words in str(e.value)
+    state = torch.load(checkpoint, weights_only=True)
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(bad, {**{k: v for k, v in state.items() if k != "format"}, "camera": camera})
+    source = photos(tmp_path / "in", sizes=((32, 32),))[0]
+    assert cli.main(["convert", str(source), "--checkpoint", str(bad), "--out",
+                     str(tmp_path / "out"), "--cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: ") and words in err
     assert not (tmp_path / "out").exists()
 
 
@@ -308,7 +319,7 @@ def test_a_negative_seed_is_refused_naming_the_option(tmp_path, capsys):
         cli.main(["convert", str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "-5"])
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got '-5' (see "
+        "rawdiffusion convert: error: argument --seed: must be an integer >= 0, got -5 (see "
         "rawdiffusion convert --help)"]
 
 
@@ -372,7 +383,7 @@ def test_an_out_folder_that_cannot_be_made_names_the_option(checkpoint, tmp_path
                                    np.zeros((8, 8, 3), np.float32)])
 def test_a_guide_that_is_not_8_bit_rgb_is_refused_by_the_api(checkpoint, guide):
     with pytest.raises(ValueError, match=r"expected an RGB guide \(h, w, 3\) uint8, got shape"):
-        generator(checkpoint).generate(guide, seed=0)
+        generator(checkpoint).generate_from_guide(guide, seed=0)
 
 
 def test_info_names_a_preview_folder_that_cannot_be_made(tmp_path, capsys):
@@ -418,8 +429,8 @@ def test_bf16_autocast_samples_close_to_float32(checkpoint, tmp_path):
     from rawdiffusion.images import halve_area, read_rgb
 
     guide = halve_area(read_rgb(photos(tmp_path / "in", sizes=((32, 48),))[0]))
-    full = generator(checkpoint).generate(guide, seed=1)
-    half = generator(checkpoint, bf16=True).generate(guide, seed=1)
+    full = generator(checkpoint).generate_from_guide(guide, seed=1)
+    half = generator(checkpoint, bf16=True).generate_from_guide(guide, seed=1)
     assert half.dtype == np.float32 and half.shape == full.shape
     assert 0 < np.abs(half - full).max() < 0.05  # bf16 rounds (8 bits of mantissa), no more
 
@@ -438,20 +449,55 @@ def test_a_rerun_with_another_sampler_steps_or_seed_redoes_the_photos(checkpoint
                                                                    derived_seed(4, 0))
 
 
-def test_step_counts_a_sampler_cannot_take_are_refused_when_loading(checkpoint):
-    from rawdiffusion.convert import load_generator
-    from rawdiffusion.errors import SetupError
+def test_step_counts_a_sampler_cannot_take_are_refused_naming_the_argument(checkpoint):
+    from rawdiffusion.errors import SettingError, SetupError
+    from rawdiffusion.loading import load
 
-    with pytest.raises(SetupError, match=r"^1000 steps with the unipc sampler: it takes 1 to "
-                                         r"999$"):
-        load_generator(checkpoint, steps=1000, sampler="unipc")
+    with pytest.raises(SetupError, match=r"^steps=1000: the unipc sampler takes 1 to 999 "
+                                         r"steps$") as e:
+        load(checkpoint, steps=1000, sampler="unipc")
+    assert isinstance(e.value, SettingError) and (e.value.name, e.value.value) == ("steps", 1000)
     for steps in (0, 1001):
-        with pytest.raises(SetupError, match=rf"^{steps} steps with the ddim sampler"):
-            load_generator(checkpoint, steps=steps)
-    assert load_generator(checkpoint, steps=1000, sampler="dpmpp2m").steps == 1000
+        with pytest.raises(SetupError, match=rf"^steps={steps}: the ddim sampler takes 1 to 1000"):
+            load(checkpoint, steps=steps)
+    assert load(checkpoint, steps=1000, sampler="dpmpp2m").steps == 1000
 
 
-def test_generate_many_wants_one_seed_per_guide(checkpoint):
+def test_generate_from_guides_wants_one_seed_per_guide(checkpoint):
     guide = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="2 guides but 1 seeds: one seed per guide"):
-        generator(checkpoint).generate_many([guide, guide], [0])
+        generator(checkpoint).generate_from_guides([guide, guide], [0])
+
+
+def test_a_damaged_output_is_made_again_by_its_recorded_size_and_digest(checkpoint, tmp_path):
+    """The manifest records each output's size and SHA-256: a rerun redoes a photo whose
+    output was cut or changed since (a full disk, another program), and only that photo."""
+    sources = photos(tmp_path / "in")
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0)
+    first = {p.name: p.read_bytes() for p in out.glob("photo*")}
+    record = json.loads(merge_manifests(out).read_text().splitlines()[0])
+    assert record["files"]["photo0.dng"] == {"bytes": len(first["photo0.dng"]), "sha256":
+                                             hashlib.sha256(first["photo0.dng"]).hexdigest()}
+    assert record["files"].keys() == {"photo0.dng", "photo0.png"}
+    (out / "photo0.dng").write_bytes(first["photo0.dng"][:1000])  # truncated
+    changed = bytearray(first["photo1.png"])
+    changed[-20] ^= 1  # the same size, another byte
+    (out / "photo1.png").write_bytes(changed)
+    assert convert(sources, out, generator(checkpoint), 0) == (2, 1)
+    assert {p.name: p.read_bytes() for p in out.glob("photo*")} == first
+    assert convert(sources, out, generator(checkpoint), 0) == (0, 3)
+
+
+def test_records_of_older_versions_without_digests_still_count_their_outputs(checkpoint,
+                                                                            tmp_path):
+    sources = photos(tmp_path / "in", sizes=((32, 32), (32, 48)))
+    out = tmp_path / "out"
+    convert(sources, out, generator(checkpoint), 0, figure=True)
+    manifest = merge_manifests(out)
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert records[0]["files"].keys() == {"photo0.dng", "photo0.png", "photo0_compare.png"}
+    manifest.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "files"}) + "\n"
+                                for r in records))
+    (out / "photo1.dng").write_bytes(b"")  # an empty output: cut, made again
+    assert convert(sources, out, generator(checkpoint), 0, figure=True) == (1, 1)

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rawdiffusion.cli import DEFAULT_STEPS
-from rawdiffusion.demo import PHOTOS, run_demo, shipped_checkpoint
+from rawdiffusion.demo import PHOTOS, run_demo
+from rawdiffusion.loading import load, shipped_checkpoint
+from rawdiffusion.settings import DEFAULTS
 from rawdiffusion.checkpoint import file_digest
 from rawdiffusion.images import halve_area, read_rgb
 from rawdiffusion.io import read_raw, render_srgb
@@ -27,7 +28,7 @@ def test_demo_writes_every_output_and_a_manifest(demo_out):
             assert (demo_out / name).is_file()
     assert (demo_out / "overview.png").is_file()
     records = [json.loads(line) for line in (demo_out / "manifest.jsonl").read_text().splitlines()]
-    assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {DEFAULT_STEPS}
+    assert len(records) == len(PHOTOS) and {r["steps"] for r in records} == {DEFAULTS.steps}
 
 
 def test_the_manifest_names_the_installed_photos_and_its_parts_are_gone(demo_out):
@@ -70,14 +71,13 @@ def test_flat_patches_come_out_flat_without_halos_or_dark_borders():
     """The artefacts of the paper's model shipped before (embossed edges, wood grain in flat
     areas, darker border columns) are absent: a guide of three flat colours gives three flat
     RAW levels, edges that stay between them, and border columns like the interior."""
-    from rawdiffusion.convert import load_generator
 
-    gen = load_generator(shipped_checkpoint(), "cpu", steps=2)
+    gen = load(shipped_checkpoint(), device="cpu", steps=2)
     guide = np.zeros((64, 96, 3), np.uint8)
     guide[:, :48] = (200, 40, 30)  # red
     guide[:, 48:] = (60, 120, 200)  # blue
     guide[20:44, 20:76] = (128, 128, 128)  # a grey box across the edge
-    x = gen.generate(guide, seed=0).astype(np.float64)  # (4, 64, 96) in [0, 1]
+    x = gen.generate_from_guide(guide, seed=0).astype(np.float64)  # (4, 64, 96) in [0, 1]
     regions = {"red": x[:, 2:18, 2:46], "blue": x[:, 2:18, 50:94], "grey": x[:, 22:42, 22:74]}
     levels = np.stack([r.mean(axis=(1, 2)) for r in regions.values()])  # (3, 4)
     for name, region in regions.items():

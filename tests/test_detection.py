@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 from detection_scenes import cityscapes_scenes, nod_scenes
-from rawdiffusion.checkpoint import camera_of
+from rawdiffusion.camera import Camera
 from rawdiffusion.cli import main as cli
-from rawdiffusion.convert import write_prediction
+from rawdiffusion.generation import write_prediction
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.detection import data as ddata
 from rawdiffusion.detection.evaluation import load_detector
@@ -140,7 +140,7 @@ def test_generated_raw_reads_alike_from_dng_hdf5_and_npy(tmp_path):
     hdf5) and the camera's levels (DNG)."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (4, 12, 16)).astype(np.float32)
-    camera = camera_of({"i": {"make": "Testmaker", "model": "Synthetic 1", "cfa": "GRBG",
+    camera = Camera.from_images({"i": {"make": "Testmaker", "model": "Synthetic 1", "cfa": "GRBG",
                               "black_level": [64.0, 64.0, 64.0, 64.0], "white_level": 4095.0,
                               "samples": ["i"]}})
     loaded = {}

@@ -11,9 +11,11 @@ from rawdiffusion.checkpoint import load_checkpoint
 from rawdiffusion.errors import SetupError
 from rawdiffusion.diffusion import T, Diffusion, l1, log_l1, mse
 from rawdiffusion.evaluation import samples_dir
-from rawdiffusion.convert import RawGenerator, load_generator, objective_of
-from rawdiffusion.tiling import generate, generate_tiled, tile_starts
-from test_tiling import busy_unet, smooth_rgb
+from rawdiffusion.checkpoint import objective_of
+from rawdiffusion.generator import RawGenerator
+from rawdiffusion.loading import load
+from rawdiffusion.sampling import generate, generate_tiled, tile_starts
+from test_sampling import busy_unet, smooth_rgb
 # The tiny prepared dataset and the helpers that train on it in a few seconds; `one_thread`
 # (autouse) runs this module on one thread, as test_train.py does.
 from test_train import compose_config, one_thread, records, settings, tiny, train  # noqa: F401
@@ -129,10 +131,10 @@ def test_direct_training_saves_a_one_pass_checkpoint(tiny, tmp_path, monkeypatch
     assert state["config"]["model"]["objective"] == "direct" and objective_of(state) == "direct"
     assert OmegaConf.load(run_dir / "config.yaml").model.objective == "direct"
 
-    gen = load_generator(run_dir / training.CHECKPOINT, steps=24)
+    gen = load(run_dir / training.CHECKPOINT, steps=24)
     assert isinstance(gen, RawGenerator) and gen.steps is None
     guide = np.random.default_rng(0).integers(0, 256, (20, 28, 3), dtype=np.uint8)
-    a, b = gen.generate(guide, seed=0), gen.generate(guide, seed=1)
+    a, b = gen.generate_from_guide(guide, seed=0), gen.generate_from_guide(guide, seed=1)
     assert a.shape == (4, 20, 28) and np.array_equal(a, b)
     cfg = OmegaConf.create({"general": {"out": "runs", "seed": 0},
                             "dataset": {"val": {"root": str(tiny), "split": "test"}},

@@ -18,14 +18,15 @@ from PIL import Image
 from conftest import synthetic_raw
 from fake_trees import bdd_tree, cityscapes_tree
 from rawdiffusion import config, evaluation
-from rawdiffusion.checkpoint import camera_of, load_checkpoint, save_checkpoint
+from rawdiffusion.camera import Camera
+from rawdiffusion.checkpoint import load_checkpoint, save_checkpoint
 from rawdiffusion.cli import main as cli
 from rawdiffusion.datasets.bdd import prepare_bdd
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import prepare_folder
-from rawdiffusion.demo import shipped_checkpoint
 from rawdiffusion.errors import SetupError
+from rawdiffusion.loading import shipped_checkpoint
 from rawdiffusion.evaluation import samples_dir
 from rawdiffusion.io import CFA_ORDERS, read_raw, write_dng
 from rawdiffusion.model import build_model
@@ -45,7 +46,7 @@ def data(tmp_path_factory):
     torch.manual_seed(0)
     net = build_model("small")
     torch.nn.init.normal_(net.conv_out.weight, std=0.05)
-    camera = camera_of(PreparedDataset(root / "tiny").images)
+    camera = Camera.from_images(PreparedDataset(root / "tiny").images).to_dict()
     save_checkpoint(root / "ckpt.pt", {"step": 1, "config": {}, "model_config": net.config,
                                        "model": net.state_dict(), "ema": None,
                                        "camera": camera})
@@ -84,16 +85,16 @@ def test_sample_py_computes_metrics_writes_predictions_and_resumes(data, tmp_pat
 
 
 def test_a_rerun_with_other_steps_or_sampler_redoes_the_samples(data, tmp_path):
-    from rawdiffusion.convert import load_generator
+    from rawdiffusion.loading import load
     from rawdiffusion.evaluation import evaluate
     from rawdiffusion.processes import read_records
 
     dataset, out = PreparedDataset(data / "tiny"), tmp_path / "s"
-    first = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=2), out, seed=0)
+    first = evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0)
     assert (first["steps"], first["sampler"], first["images"]) == (2, "ddim", 4)
     for steps, sampler in ((3, "ddim"), (3, "unipc")):
-        summary = evaluate(dataset, "test", load_generator(data / "ckpt.pt", steps=steps,
-                                                           sampler=sampler), out, seed=0)
+        summary = evaluate(dataset, "test", load(data / "ckpt.pt", steps=steps,
+                                                 sampler=sampler), out, seed=0)
         assert (summary["steps"], summary["sampler"], summary["images"]) == (steps, sampler, 4)
         records = read_records(out, "results", "id").values()
         assert {(r["steps"], r["sampler"]) for r in records} == {(steps, sampler)}
@@ -206,11 +207,11 @@ def test_sample_py_system_bf16_reaches_the_generator(data, tmp_path, monkeypatch
     """sample.py system.bf16=true did nothing: it is the generator's bf16 autocast now."""
     asked = []
 
-    def load_generator(*args, **kwargs):
-        asked.append(kwargs["bf16"])
+    def load(*args, **kwargs):
+        asked.append(kwargs["dtype"] == torch.bfloat16)
         raise SetupError("loaded")  # the rest is the generator's
 
-    monkeypatch.setattr(evaluation, "load_generator", load_generator)
+    monkeypatch.setattr(evaluation, "load", load)
     config.register()
     for setting in ([], ["system.bf16=true"], ["system.bf16=false"]):
         with initialize(version_base="1.3", config_path=None):
@@ -220,3 +221,24 @@ def test_sample_py_system_bf16_reaches_the_generator(data, tmp_path, monkeypatch
         with pytest.raises(SetupError, match="loaded"):
             evaluation.main(cfg)
     assert asked == [False, True, False]  # off by default, as convert --bf16
+
+
+def test_a_damaged_prediction_is_made_again(data, tmp_path):
+    """sample.py's results record each prediction's size and SHA-256, as convert's manifest:
+    a rerun redoes the sample whose file was cut, and only that one."""
+    from rawdiffusion.evaluation import evaluate
+    from rawdiffusion.loading import load
+
+    dataset, out = PreparedDataset(data / "tiny"), tmp_path / "s"
+    evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0, save_pred=True,
+             fmt="npy")
+    first = {p.name: p.read_bytes() for p in (out / "pred").iterdir()}
+    part = out / "results.part0.jsonl"
+    assert len(part.read_text().splitlines()) == 4
+    cut = sorted(first)[0]
+    (out / "pred" / cut).write_bytes(first[cut][:100])
+    evaluate(dataset, "test", load(data / "ckpt.pt", steps=2), out, seed=0, save_pred=True,
+             fmt="npy")
+    lines = part.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[-1])["id"] == Path(cut).stem
+    assert {p.name: p.read_bytes() for p in (out / "pred").iterdir()} == first

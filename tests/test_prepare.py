@@ -8,7 +8,7 @@ from sklearn.model_selection import train_test_split
 
 from conftest import SHARED_RAW, require_shared, synthetic_raw
 from rawdiffusion import bayer
-from rawdiffusion.checkpoint import camera_of, camera_raw, load_checkpoint
+from rawdiffusion.camera import Camera
 from rawdiffusion.atomic import atomic_output
 from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
@@ -107,11 +107,11 @@ def test_colour_calibrations_go_from_raw_file_through_dataset_and_checkpoint_to_
     none = json.loads((out / "dataset.json").read_text())["images"]["none"]
     assert (none["color_matrix"], none["illuminant"], none["color_matrix2"]) == (None, None, None)
 
-    camera = camera_of(PreparedDataset(out).images)
+    camera = Camera.from_images(PreparedDataset(out).images).to_dict()
     assert camera["color_matrix"] == tungsten.tolist() and camera["illuminant"] == STANDARD_LIGHT_A
     assert camera["color_matrix2"] == raw.color_matrix2.tolist() and camera["illuminant2"] == D65
     x = np.random.default_rng(0).uniform(0, 1, (4, 16, 16))
-    write_dng(tmp_path / "generated.dng", camera_raw(camera, x))
+    write_dng(tmp_path / "generated.dng", Camera.from_dict(camera).raw(x))
     written = dng_colour_tags(tmp_path / "generated.dng")
     np.testing.assert_allclose(written["color_matrix"], tungsten, atol=1e-6)
     np.testing.assert_allclose(written["color_matrix2"], raw.color_matrix2, atol=1e-6)
@@ -129,15 +129,15 @@ def test_cameras_from_before_illuminants_were_kept_write_an_unknown_illuminant(t
               "color_matrix": [[1.8331, -0.8166, -0.2478], [0.1391, 0.8961, -0.0367],
                                [0.0822, 0.0662, 0.2597]]}
     x = np.random.default_rng(0).uniform(0, 1, (4, 16, 16))
-    write_dng(tmp_path / "old.dng", camera_raw(camera, x))
+    write_dng(tmp_path / "old.dng", Camera.from_dict(camera).raw(x))
     written = dng_colour_tags(tmp_path / "old.dng")
     np.testing.assert_allclose(written["color_matrix"], camera["color_matrix"], atol=1e-6)
     assert written["illuminant"] == UNKNOWN_ILLUMINANT and written["color_matrix2"] is None
     # dataset entries of that time: a matrix, no illuminant
     legacy = {"a": {"cfa": "RGGB", "black_level": [0] * 4, "white_level": 4095, "wb": None,
                     "color_matrix": camera["color_matrix"]}}
-    assert camera_of(legacy)["illuminant"] == UNKNOWN_ILLUMINANT
-    assert camera_of(legacy)["color_matrix2"] is None
+    assert Camera.from_images(legacy).illuminant == UNKNOWN_ILLUMINANT
+    assert Camera.from_images(legacy).color_matrix2 is None
 
 
 def test_rerun_skips_finished_images(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rawdiffusion import baselines, config, harness, training, training_data
-from rawdiffusion.baselines import ColourMap, fit_colour_map, guide_codes
+from rawdiffusion import config, harness, training, training_data
+from rawdiffusion import prior as maps
+from rawdiffusion.prior import ColourMap, fit_colour_map, guide_codes
 from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
     save_checkpoint
@@ -22,7 +23,7 @@ from rawdiffusion.errors import SetupError
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import Guidance, UNet, build_model
-from rawdiffusion.tiling import generate
+from rawdiffusion.sampling import generate
 from rawdiffusion.training_data import paired_crop_dihedral
 from test_train import compose_config, one_thread, settings, tiny, train  # noqa: F401
 
@@ -56,7 +57,7 @@ def guide(batch=2, size=16, seed=1):
 def map_weights(kind, scale=1.0, seed=0):
     """Weights whose map stays mostly inside [0, 1] (scale > 1 pushes it out, to be clipped)."""
     g = torch.Generator().manual_seed(seed)
-    n = baselines.n_terms(kind)
+    n = maps.n_terms(kind)
     w = torch.rand(n, 4, generator=g, dtype=torch.float64) * (0.3 if kind == "curves" else 0.25)
     w[0] = 0.05  # the constant term
     return w * scale
@@ -67,14 +68,14 @@ def map_oracle(kind, codes, w):
     RAW (B, 4, H, W) in [0, 1], float64."""
     codes, w = codes.numpy(), w.numpy()
     if kind == "linear":  # terms 1, R, G, B of the linearised guide
-        lin = baselines.srgb_to_linear_table()[codes]
+        lin = maps.srgb_to_linear_table()[codes]
         out = w[0][None, :, None, None] + np.einsum("bjhw,jc->bchw", lin, w[1:])
     else:  # curves: per guide channel a piecewise-linear curve through 16 knots, per RAW channel
-        knots = np.linspace(0, 255, baselines.CURVE_KNOTS)
+        knots = np.linspace(0, 255, maps.CURVE_KNOTS)
         out = np.zeros((codes.shape[0], 4, *codes.shape[2:])) + w[0][None, :, None, None]
         for j in range(3):
             for c in range(4):
-                curve = w[1 + j * baselines.CURVE_KNOTS:1 + (j + 1) * baselines.CURVE_KNOTS, c]
+                curve = w[1 + j * maps.CURVE_KNOTS:1 + (j + 1) * maps.CURVE_KNOTS, c]
                 out[:, c] += np.interp(codes[:, j], knots, curve)
     return np.clip(out, 0, 1)
 
@@ -265,7 +266,7 @@ def test_training_crops_carry_the_maps_estimate_of_the_untransformed_crop(tiny):
     samples = training_data.TrainSamples(ds, "train", 16, seed=3)
     assert len(samples[0]) == 2  # no prior: RAW and RGB only
     kind = "linear+local"
-    weights = torch.zeros(baselines.n_terms(kind), 4, dtype=torch.float64)
+    weights = torch.zeros(maps.n_terms(kind), 4, dtype=torch.float64)
     weights[0] = 0.1
     weights[1:4] = 0.5 * torch.eye(3, 4, dtype=torch.float64)  # R -> R, G -> G1, B -> G2
     weights[4 + 3 * 1, 3] = 2.0  # B: the R difference to the neighbour above-centre ...

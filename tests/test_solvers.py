@@ -7,7 +7,9 @@ import torch
 
 from rawdiffusion import solvers
 from rawdiffusion.diffusion import T, Diffusion, ddim_timesteps
-from rawdiffusion.solvers import SAMPLERS, make_scheduler, sample_x0
+from rawdiffusion.sampling import sample_x0
+from rawdiffusion.settings import SAMPLERS
+from rawdiffusion.solvers import make_scheduler
 
 # The linear schedule, computed independently in float64.
 ALPHA_BAR = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))
@@ -154,7 +156,7 @@ def test_the_solvers_work_after_colour_science_has_stood_in_for_matplotlib():
     """colour-science puts a stand-in `matplotlib` without __spec__ in sys.modules when the
     real one is absent; diffusers' import-time package check raised ValueError on it."""
     code = ("import torch; from rawdiffusion.io import colour_science; colour_science(); "
-            "from rawdiffusion.solvers import sample_x0; "
+            "from rawdiffusion.sampling import sample_x0; "
             "x = sample_x0(lambda x, t: torch.zeros_like(x), torch.randn(1, 4, 8, 8), 3, 'unipc'); "
             "print(float(x.abs().max()))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

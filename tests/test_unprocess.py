@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rawdiffusion import unprocess as upi
+from rawdiffusion.camera import Camera
 
 # A made-up camera in the checkpoint's `camera` format, with a plausible DNG ColorMatrix.
 CAMERA = {
@@ -12,7 +13,7 @@ CAMERA = {
     "color_matrix": [[0.70, -0.15, -0.05], [-0.45, 1.25, 0.20], [-0.08, 0.18, 0.60]],
 }
 
-PARAMS = {"generic": upi.generic_params(), "camera": upi.camera_params(CAMERA)}
+PARAMS = {"generic": upi.generic_params(), "camera": upi.camera_params(Camera(**CAMERA))}
 
 
 def process(packed: np.ndarray, params: upi.UnprocessParams) -> np.ndarray:
@@ -121,7 +122,7 @@ def test_safe_gains_plain_below_inflection_relaxed_above():
 
 
 def test_camera_params_from_metadata():
-    p = upi.camera_params({**CAMERA, "wb": [4.0, 2.0, 3.0]})  # green gain not 1
+    p = upi.camera_params(Camera(**{**CAMERA, "wb": [4.0, 2.0, 3.0]}))  # green gain not 1
     assert (p.rgb_gain, p.red_gain, p.blue_gain) == (1.0, 2.0, 1.5)
     np.testing.assert_array_equal(np.array(p.xyz_to_cam), CAMERA["color_matrix"])
 
@@ -129,9 +130,9 @@ def test_camera_params_from_metadata():
 @pytest.mark.parametrize("missing", ["color_matrix", "wb"])
 def test_camera_params_refuses_incomplete_camera(missing):
     with pytest.raises(ValueError, match="Acme X1 has none: use --kind upi"):
-        upi.camera_params({**CAMERA, missing: None})
+        upi.camera_params(Camera(**{**CAMERA, missing: None}))
     with pytest.raises(ValueError, match="Acme X1"):
-        upi.camera_params({k: v for k, v in CAMERA.items() if k != missing})
+        upi.camera_params(Camera(**{k: v for k, v in CAMERA.items() if k != missing}))
 
 
 def test_output_shape_dtype_range():

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from ..errors import UserError
 from ..jobs import run_jobs
@@ -53,8 +54,6 @@ class Item:
 def visible_boxes(annotation: dict) -> list[list]:
     """Boxes [category_id, x0, y0, x1, y1] (label pixels) of the visible part of every person,
     rider, bicycle and car of a Cityscapes polygon annotation."""
-    from PIL import Image, ImageDraw
-
     width, height = int(annotation["imgWidth"]), int(annotation["imgHeight"])
     canvas = Image.new("I", (width, height), 0)  # 0: unlabelled; object k is drawn as k
     draw = ImageDraw.Draw(canvas)

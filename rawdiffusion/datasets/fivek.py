@@ -31,6 +31,8 @@ import functools
 import os
 from pathlib import Path
 
+import tifffile
+
 from ..errors import UserError
 from ..io import RawFormatError, tifffile_quiet
 from ..jobs import run_jobs
@@ -60,8 +62,6 @@ def find_dngs(root) -> list[Path]:
 
 def camera_model(path: str) -> str:
     """The EXIF Model tag (272) of a TIFF-based RAW file's first IFD, without decoding pixels."""
-    import tifffile
-
     try:
         with tifffile_quiet(), tifffile.TiffFile(path) as tif:
             tag = tif.pages[0].tags.get(272)

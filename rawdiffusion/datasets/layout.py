@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import traceback
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..atomic import atomic_output
 from ..errors import UserError
-from ..io import RawFormatError
+from ..images import read_rgb
+from ..io import RawFormatError, load_npy
+from .errors import DatasetError, SampleError
 
 FORMAT = "rawdiffusion-dataset/1"
 DESCRIPTION = "dataset.json"
@@ -54,11 +59,7 @@ class ImageFailed(RawFormatError):
 def bad_file_errors() -> tuple[type[Exception], ...]:
     """What a truncated or corrupt input can raise besides OSError and ValueError (which the job
     runner reports as they are): the decoders' own errors and impossible sizes."""
-    import struct
-    import zlib
-
-    import rawpy
-    from PIL import Image
+    import rawpy  # imported when used: half a second, which only prepare's workers need
 
     return (EOFError, MemoryError, OverflowError, SyntaxError, struct.error, zlib.error,
             rawpy.LibRawError, Image.DecompressionBombError)
@@ -125,8 +126,6 @@ def finish(root, name: str, kind: str, made_by: dict, splits: dict[str, list[str
 def read_description(path) -> dict:
     """ROOT/dataset.json, checked for what readers index: kind, splits, images with their split
     and samples. Anything else (another tool's JSON, a cut file) is a DatasetError."""
-    from .errors import DatasetError
-
     try:
         description = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError) as e:  # decoding, syntax, nesting too deep
@@ -160,9 +159,6 @@ def description_problem(d: dict) -> str | None:
 
 def read_raw_sample(path, remake: str) -> np.ndarray:
     """raw/<id>.npy: (4, h, w) uint16, or a SampleError naming the file, ending in `remake`."""
-    from ..io import load_npy
-    from .errors import SampleError
-
     try:
         raw = load_npy(path)
     except (OSError, ValueError, EOFError) as e:  # a cut file: "Failed to read all data", "EOF"
@@ -177,9 +173,6 @@ def read_raw_sample(path, remake: str) -> np.ndarray:
 
 def read_rgb_sample(path, remake: str) -> np.ndarray:
     """rgb/<id>.png: (h, w, 3) uint8, or a SampleError naming the file, ending in `remake`."""
-    from ..images import read_rgb
-    from .errors import SampleError
-
     try:
         return read_rgb(path)
     except (OSError, ValueError) as e:  # images.PhotoError names the file already
@@ -222,8 +215,6 @@ class PreparedDataset:
         """The sample ids of split `name` (<root>/<name>.txt); FileNotFoundError for a split
         the dataset does not have, DatasetError when dataset.json lists it but its file is
         gone."""
-        from .errors import DatasetError
-
         path = self.root / f"{name}.txt"
         if not path.is_file():
             known = self.description["splits"]
@@ -251,8 +242,6 @@ class PreparedDataset:
             raw = read_raw_sample(self.data_root / "raw" / f"{sample_id}.npy", remake)
         rgb = read_rgb_sample(self.data_root / "rgb" / f"{sample_id}.png", remake)
         if raw is not None and raw.shape[1:] != rgb.shape[:2]:
-            from .errors import SampleError
-
             raise SampleError(self.data_root / "raw" / f"{sample_id}.npy",
                               f"{raw.shape[2]}x{raw.shape[1]} pixels, but its guide "
                               f"rgb/{sample_id}.png is {rgb.shape[1]}x{rgb.shape[0]}{remake}")

@@ -21,7 +21,8 @@ from .. import bayer, files
 from ..atomic import atomic_output
 from ..errors import UserError
 from ..images import halve_area, resize_area, write_png
-from ..io import read_raw, render_srgb
+from ..io import RAW_SUFFIXES, read_raw, render_srgb
+from ..sidecar import sidecar_path
 from ..jobs import Failure, run_jobs
 from . import layout
 from .errors import DatasetError
@@ -146,8 +147,6 @@ def prepare_paired(splits: dict[str, list[Task]], out, name: str, made_by: dict,
 def raw_named_entries(folder) -> list[Path]:
     """Entries directly in `folder` named like RAW files (a RAW suffix, or a JSON sidecar beside
     them), whatever they are, sorted."""
-    from ..io import RAW_SUFFIXES, sidecar_path
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")

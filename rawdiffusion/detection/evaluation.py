@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_output
-from ..convert import make_folder
+from ..atomic import atomic_output, make_folder
 from ..cpus import default_workers, set_threads
 from ..datasets.coco import CATEGORIES
 from ..datasets.errors import DatasetError

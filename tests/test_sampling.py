@@ -9,7 +9,7 @@ from torch import nn
 
 from rawdiffusion.diffusion import Diffusion
 from rawdiffusion.model import build_model
-from rawdiffusion.tiling import (
+from rawdiffusion.sampling import (
     generate,
     generate_tiled,
     guide_tensor,

@@ -1,8 +1,12 @@
-"""Sampling the packed RAW of one RGB guide of any size with a trained network: DDIM with the
-guidance computed once, in overlapping tiles when the image is larger than a tile.
+"""Sampling the packed RAW of RGB guides of any size with a trained network: the one sampler
+dispatch, the guidance computed once, and overlapping tiles, batched, when an image is larger
+than a tile.
 
-The guidance features and every SPADE gamma/beta depend on the RGB image alone, so they are
-computed once and reused at every denoising step (the reference recomputed them at each).
+`sample_x0` is the one place a sampler is chosen: "ddim" is Diffusion.sample (Song et al. 2021,
+eta = 0, diffusion.py), "dpmpp2m" and "unipc" diffusers' multistep solvers (solvers.py); every
+other function samples through it. The guidance features and every SPADE gamma/beta depend on
+the RGB image alone, so `generate` computes them once and reuses them at every denoising step
+(the reference recomputed them at each).
 
 Tiling (`generate_tiled`) runs each overlapping tile through the whole DDIM trajectory on its
 own (so the cached guidance is one tile's, and memory follows the tile size, not the image),
@@ -18,28 +22,59 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .diffusion import T, Diffusion
+from . import solvers
+from .diffusion import Diffusion
+from .errors import SettingError
+from .settings import T, check_steps, check_tiling
 
 
 def guide_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 3, H, W) float32 in [-1, 1]."""
-    x = torch.tensor(rgb, device=device).permute(2, 0, 1)[None]  # a copy: rgb may be read-only
-    return x.float() / 127.5 - 1
+    # a copy: rgb may be read-only
+    return codes_to_guide(torch.tensor(rgb, device=device).permute(2, 0, 1)[None])
+
+
+def codes_to_guide(codes: torch.Tensor) -> torch.Tensor:
+    """8-bit sRGB codes (B, 3, H, W), any dtype -> the network's guide, float32 in [-1, 1]
+    (prior.guide_codes inverts it)."""
+    return codes.float() / 127.5 - 1
 
 
 @torch.no_grad()
-def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
+def sample_x0(model_fn, noise: torch.Tensor, steps: int, sampler: str = "ddim", callback=None,
+              diffusion: Diffusion | None = None) -> torch.Tensor:
+    """A deterministic sample from x_T = `noise` with one of settings.SAMPLERS: the one
+    sampler dispatch.
+
+    model_fn(x_t, t) -> x0_hat: x_t (B, C, H, W) float32, t (B,) ints, the original timesteps
+    in [0, T); x0_hat is clipped to [-1, 1] before the sampler uses it. noise: x_T, (B, C, H,
+    W). steps: the number of model calls (every sampler calls the model exactly `steps` times;
+    settings.check_steps). callback(dict(i, t, x, x0)) runs at model call i = 0 .. steps - 1
+    with t the timestep, x = x_t and x0 the clipped x0_hat. sampler: "ddim", DDIM with eta = 0
+    (diffusion.Diffusion.sample, over `diffusion`'s schedule, default a new Diffusion on
+    noise's device), or "dpmpp2m" / "unipc" (solvers.solve; their timesteps: solvers.py).
+    Returns x0: (B, C, H, W) float32 in [-1, 1] on noise's device.
+    Raises errors.SettingError (a ValueError) naming the sampler or the step count.
+    """
+    check_steps(steps, sampler)
+    if sampler == "ddim":
+        diffusion = Diffusion().to(noise.device) if diffusion is None else diffusion
+        return diffusion.sample(model_fn, noise.shape, steps, noise=noise, callback=callback)
+    return solvers.solve(model_fn, noise, steps, sampler, callback=callback)
+
+
+@torch.no_grad()
+def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None,
              generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
              cache_guidance: bool = True, callback=None, sampler: str = "ddim") -> torch.Tensor:
-    """Sample packed RAW for an RGB guide with DDIM (or another of config.SAMPLERS).
+    """Sample packed RAW for an RGB guide (sample_x0) with the guidance computed once.
 
     rgb: (B, 3, H, W) in [-1, 1], H and W multiples of `model.multiple`.
-    steps: DDIM steps; None for a network trained with model.objective=direct, which predicts
-    x0 in one forward pass from x = 0 at t = T - 1 (diffusion.direct_loss).
+    steps: sampling steps; None for a network trained with model.objective=direct, which
+    predicts x0 in one forward pass from x = 0 at t = T - 1 (diffusion.direct_loss).
+    noise: x_T (B, 4, H, W); None: drawn from `generator` on the schedule's device.
     cache_guidance: compute the guidance once (True) or at every step as the reference did
-    (False; kept to measure and test the difference). sampler: "ddim" (Diffusion.sample with
-    eta = 0, deterministic, which tiling needs) or a multistep solver (solvers.sample_x0).
-    Other arguments as Diffusion.sample.
+    (False; kept to measure and test the difference). Other arguments as sample_x0.
     Returns x0: (B, 4, H, W) in [-1, 1].
     """
     shape = (rgb.shape[0], 4, *rgb.shape[-2:])
@@ -51,14 +86,17 @@ def generate(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None =
         model_fn = lambda x, t: model(x, t, guidance=guidance)  # noqa: E731
     else:
         model_fn = lambda x, t: model(x, t, rgb=rgb)  # noqa: E731
-    if sampler == "ddim":
-        return diffusion.sample(model_fn, shape, steps, generator=generator, noise=noise,
-                                callback=callback)
-    from .solvers import sample_x0
-
     if noise is None:
         noise = torch.randn(shape, device=diffusion.alpha_bar.device, generator=generator)
-    return sample_x0(model_fn, noise, steps, sampler, callback=callback)
+    return sample_x0(model_fn, noise, steps, sampler, callback, diffusion)
+
+
+def check_tile(tile: int, multiple: int) -> None:
+    """A tile side a network of `multiple` (UNet.multiple) can sample: a multiple of it, at
+    least twice it; SettingError naming `tile` otherwise."""
+    if tile % multiple or tile < 2 * multiple:
+        raise SettingError("tile", f"this network needs a multiple of {multiple}, at least "
+                                   f"{2 * multiple}", tile)
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -84,7 +122,7 @@ def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None = 24,
+def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | None,
                    generator: torch.Generator | None = None, tile: int = 256, overlap: int = 64,
                    callback=None) -> torch.Tensor:
     """`generate` for a large image by overlapping tiles (see the module docstring), one tile
@@ -106,7 +144,7 @@ def generate_tiled(model, diffusion: Diffusion, rgb: torch.Tensor, steps: int | 
 
 @torch.no_grad()
 def generate_batched(model, diffusion: Diffusion, rgbs: list[torch.Tensor],
-                     noises: list[torch.Tensor], steps: int | None = 24, tile: int = 256,
+                     noises: list[torch.Tensor], steps: int | None, tile: int = 256,
                      overlap: int = 64, batch_size: int = 1, callback=None,
                      sampler: str = "ddim") -> list[torch.Tensor]:
     """`generate_tiled` for many images at once: the tiles of all of them, up to `batch_size`
@@ -117,15 +155,11 @@ def generate_batched(model, diffusion: Diffusion, rgbs: list[torch.Tensor],
     rgbs: [(1, 3, H_i, W_i)] in [-1, 1], sides multiples of `model.multiple`; noises: their
     x_T, [(1, 4, H_i, W_i)]. sampler: as `generate`. Other arguments as generate_tiled;
     callback(dict(tiles=k, ...)) runs at each step of each forward pass of k tiles.
-    Returns [x0 (1, 4, H_i, W_i) in [-1, 1]].
+    Returns [x0 (1, 4, H_i, W_i) in [-1, 1]]. Raises errors.SettingError (a ValueError) naming
+    `tile`, `overlap` or `batch_size` when they cannot work (check_tile, settings.check_tiling).
     """
-    m = model.multiple
-    if tile % m or tile < 2 * m:
-        raise ValueError(f"tile size must be a multiple of {m} and at least {2 * m}, got {tile}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile), got {overlap}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_tile(tile, model.multiple)
+    check_tiling(tile, overlap, batch_size)
     outs = [torch.zeros((1, 4, *rgb.shape[-2:]), device=rgb.device) for rgb in rgbs]
     weights = [torch.zeros((1, 1, *rgb.shape[-2:]), device=rgb.device) for rgb in rgbs]
     by_size: dict[tuple[int, int], list] = {}  # tile size -> [(image, y, x)]

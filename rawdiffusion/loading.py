@@ -1,0 +1,79 @@
+"""`rawdiffusion.load`: a generator from a trained checkpoint or a baseline file, its settings
+and the file validated before any work.
+
+    import rawdiffusion as rd
+    gen = rd.load()                      # the shipped model; or rd.load("run/checkpoint.pt")
+    raw = gen(photo)                     # an (H, W, 3) uint8 array, a Pillow image or a path
+    raw.write_dng("out.dng")
+
+What `rawdiffusion convert --checkpoint FILE` and `sample.py checkpoint=FILE` generate with;
+the defaults are settings.DEFAULTS, convert's.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .baselines import is_baseline_file, load_baseline
+from .checkpoint import CheckpointError, checkpoint_camera, file_digest, load_model, objective_of
+from .diffusion import Diffusion
+from .generator import Generator, RawGenerator
+from .sampling import check_tile
+from .settings import DEFAULTS, Settings
+
+# A small model trained on the GoPro DNGs of ../shared/data/raw/dng (README, "The shipped
+# checkpoint", says how it was made), inside the package.
+SHIPPED = "gopro_small.pt"
+
+
+def shipped_checkpoint() -> Path:
+    """The checkpoint inside the installed package."""
+    return Path(str(resources.files("rawdiffusion") / "assets" / SHIPPED))
+
+
+def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.sampler,
+         device=None, dtype: torch.dtype = torch.float32, tile: int = DEFAULTS.tile,
+         overlap: int = DEFAULTS.overlap, batch_size: int = DEFAULTS.batch_size) -> Generator:
+    """The generator of a trained checkpoint (.pt) or a baseline file (.json, `rawdiffusion
+    baseline fit`); path None: the checkpoint shipped in the package (shipped_checkpoint).
+
+    steps: sampling steps (a one-pass network, model.objective=direct, and a baseline take
+    none); sampler: "ddim", "dpmpp2m" or "unipc"; device: where the network runs (default:
+    the GPU when there is one, else the CPU); dtype: torch.float32, or torch.bfloat16 for bf16
+    autocast of the network (the colour prior stays float64), or their names; tile, overlap: the tiles, in
+    packed pixels, of guides larger than a tile; batch_size: tiles per forward pass. Defaults:
+    settings.DEFAULTS, the same as `rawdiffusion convert`'s.
+    Raises errors.SettingError naming the argument that cannot work, before reading the file;
+    checkpoint.CheckpointError or baselines.BaselineError naming the file and what is wrong
+    with it; FileNotFoundError when there is none.
+    """
+    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
+    settings = Settings(steps=steps, sampler=sampler, tile=tile, overlap=overlap,
+                        batch_size=batch_size, dtype=name)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return open_generator(shipped_checkpoint() if path is None else path, settings,
+                          torch.device(device))
+
+
+def open_generator(path, settings: Settings, device: torch.device) -> Generator:
+    """`load` with its settings checked (settings.Settings): a checkpoint's RawGenerator, or a
+    baseline file's baselines.Baseline. The checkpoint is validated before any work
+    (checkpoint.load_checkpoint) and must name its camera, as what it generates is written as
+    that camera's RAW; its network must take the tile size (sampling.check_tile)."""
+    if Path(path).is_file() and is_baseline_file(path):
+        return load_baseline(path, device)
+    net, state = load_model(path, device=device)
+    camera = checkpoint_camera(state)
+    if camera is None:
+        raise CheckpointError(path, "camera: none recorded (a checkpoint that generates needs "
+                                    "the Bayer order and levels of the RAW it writes)")
+    check_tile(settings.tile, net.multiple)
+    steps = None if objective_of(state) == "direct" else settings.steps
+    return RawGenerator(net, Diffusion().to(device), camera, file_digest(path), steps=steps,
+                        tile=settings.tile, overlap=settings.overlap, device=device,
+                        batch_size=settings.batch_size, sampler=settings.sampler,
+                        bf16=settings.dtype == "bfloat16")

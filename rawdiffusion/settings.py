@@ -1,0 +1,95 @@
+"""What a generator samples with: the samplers, the step counts each takes, and the defaults
+of every setting, each validated here and nowhere else.
+
+One place for the defaults that `rawdiffusion convert`, the demo and `rawdiffusion.load` share:
+one DDIM step (the fewest within 0.05 dB of ddim24 on the shipped model's steps-against-quality
+curve, benchmarks/steps.py; the paper's evaluation, sample.py, keeps ddim24), tiles of 256
+packed pixels overlapping by 64, one tile per forward pass (benchmarks/generation_speed.py),
+noise seed 0, float32. No torch here: the command line reads this module to build its options.
+
+A setting that cannot work raises errors.SettingError naming the argument ("steps=0: ..."),
+which each front end words with its own option (convert's --steps, sample.py's
+diffusion_val.timestep_respacing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import SettingError
+
+T = 1000  # the diffusion's steps (diffusion.Diffusion's schedule); here for the step counts
+SAMPLERS = ("ddim", "dpmpp2m", "unipc")  # diffusion.Diffusion.sample, and solvers.py's two
+DTYPES = ("float32", "bfloat16")  # bfloat16: the network under bf16 autocast
+
+
+def most_steps(sampler: str) -> int:
+    """The most steps a sampler takes: T, but T - 1 for unipc, whose linspace spacing over
+    [0, T - 1] repeats a timestep at T steps (a step of size 0: NaN)."""
+    return T - 1 if sampler == "unipc" else T
+
+
+def check_sampler(sampler: str) -> str:
+    """`sampler` if it is one of SAMPLERS; SettingError naming them otherwise."""
+    if sampler not in SAMPLERS:
+        raise SettingError("sampler", f"choose one of {', '.join(SAMPLERS)}", sampler)
+    return sampler
+
+
+def check_steps(steps: int, sampler: str = "ddim") -> int:
+    """`steps` if `sampler` takes that many (an int, 1 to most_steps(sampler)); SettingError
+    naming the sampler or the step count otherwise."""
+    check_sampler(sampler)
+    if isinstance(steps, bool) or not isinstance(steps, int) or \
+            not 1 <= steps <= most_steps(sampler):
+        raise SettingError("steps", f"the {sampler} sampler takes 1 to {most_steps(sampler)} "
+                                    "steps", steps)
+    return steps
+
+
+def check_count(name: str, value, least: int) -> int:
+    """`value` if it is an integer >= least; SettingError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SettingError(name, f"must be an integer >= {least}", value)
+    return value
+
+
+def check_tiling(tile: int, overlap: int, batch_size: int) -> None:
+    """Tiles of `tile` pixels a side (>= 1), overlapping by 0 <= overlap < tile, `batch_size`
+    (>= 1) to a forward pass; SettingError naming the one that cannot work."""
+    check_count("tile", tile, 1)
+    check_count("overlap", overlap, 0)
+    if overlap >= tile:
+        raise SettingError("overlap", f"must be below the tile size {tile}", overlap)
+    check_count("batch_size", batch_size, 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a generator samples, checked when made (SettingError naming the argument).
+
+    steps: sampling steps (check_steps; a one-pass network or a baseline ignores them);
+    sampler: one of SAMPLERS; tile: side of the tiles in packed pixels (each network also
+    needs a multiple of its own, sampling.check_tile); overlap: pixels shared by neighbouring
+    tiles, 0 <= overlap < tile; batch_size: tiles per forward pass, >= 1; seed: the noise seed,
+    >= 0; dtype: "float32" or "bfloat16" (bf16 autocast of the network; the colour prior stays
+    float64).
+    """
+
+    steps: int = 1
+    sampler: str = "ddim"
+    tile: int = 256
+    overlap: int = 64
+    batch_size: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        check_steps(self.steps, self.sampler)
+        check_tiling(self.tile, self.overlap, self.batch_size)
+        check_count("seed", self.seed, 0)
+        if self.dtype not in DTYPES:
+            raise SettingError("dtype", "choose torch.float32 or torch.bfloat16", self.dtype)
+
+
+DEFAULTS = Settings()
