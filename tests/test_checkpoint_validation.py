@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from rawdiffusion import evaluation, training
+from rawdiffusion import evaluation, hydra_cli, training
 from rawdiffusion.checkpoint import (CheckpointError, export_checkpoint, load_checkpoint,
                                      load_model, save_checkpoint)
 from rawdiffusion.cli import main
@@ -185,7 +185,7 @@ def test_train_and_sample_entry_points_report_one_line_and_exit_2(module, tmp_pa
     assert issubclass(CheckpointError, UserError) and issubclass(CheckpointError, ValueError)
     monkeypatch.setattr(module, "main", lambda cfg: load_checkpoint(bad))
     with pytest.raises(SystemExit) as info:
-        module._hydra_task(None)
+        hydra_cli._Task(module.__name__)(None)
     assert info.value.code == 2
     assert capsys.readouterr().err == (f"error: {bad}: not a readable checkpoint: a plain "
                                        "pickle, not a PyTorch zip archive (left unpickled)\n")

@@ -164,10 +164,12 @@ def test_info_on_a_name_that_is_not_utf8_prints_through_real_pipes(tmp_path):
 def baseline(tmp_path):
     import torch
 
-    from rawdiffusion.baselines import ColourMap, save_baseline
+    from rawdiffusion.baselines import save_baseline
+    from rawdiffusion.camera import Camera
+    from rawdiffusion.prior import ColourMap
 
     path = tmp_path / "linear.json"
-    save_baseline(path, "linear", CAMERA,
+    save_baseline(path, "linear", Camera(**CAMERA),
                   ColourMap("linear", torch.tensor(LINEAR_WEIGHTS, dtype=torch.float64)))
     return path
 

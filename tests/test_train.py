@@ -387,7 +387,7 @@ def test_an_exported_checkpoint_is_never_resumed_and_never_replaces_its_run(tiny
 
 @pytest.mark.parametrize("changes, message", [
     ({"diffusion_val__timestep_respacing": "ddim1001"},
-     r"diffusion_val.timestep_respacing=ddim1001: DDIM steps must be 1 to 1000, got 1001"),
+     r"diffusion_val.timestep_respacing=ddim1001: the ddim sampler takes 1 to 1000 steps"),
     ({"optim__max_steps": 30, "optim__decay_steps": 20},
      r"optim.max_steps=30 is past optim.decay_steps=20, where the learning rate reaches 0"),
     ({"optim__lr": -1.0}, r"^optim.lr=-1.0: must be in \(0, 1\] \(the paper's is 1e-4\)$"),
