@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io as bytes_io
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -283,8 +284,8 @@ BENCHMARK = (
     _recipe("median3", ops=[{"op": "median", "size": 3}]),
     _recipe("contrast+20", ops=[{"op": "contrast", "amount": 0.2}]),
     _recipe("saturation+25", ops=[{"op": "saturation", "amount": 0.25}]),
-    _recipe("exposure+1/3", ops=[{"op": "exposure", "ev": 1 / 3}]),
-    _recipe("exposure-1/3", ops=[{"op": "exposure", "ev": -1 / 3}]),
+    _recipe("exposure+0.33ev", ops=[{"op": "exposure", "ev": 1 / 3}]),
+    _recipe("exposure-0.33ev", ops=[{"op": "exposure", "ev": -1 / 3}]),
     _recipe("wb-warm", ops=[{"op": "white_balance", "gains": [1.15, 1.0, 0.87]}]),
     _recipe("camera-like", {"white_balance": "camera"},
             {"curve": "filmic", "exposure": 4.0, "white": 4.0},
@@ -380,3 +381,43 @@ def training_recipes(count: int, seed: int) -> list[dict]:
     """`count` recipes of the training distribution, drawn from np.random.default_rng(seed)."""
     rng = np.random.default_rng(seed)
     return [draw_recipe(rng) for _ in range(count)]
+
+
+def rendered_guides(dataset, split: str, recipes: list[dict], out) -> dict[str, dict]:
+    """Every sample of `split` of a prepared paired dataset (datasets.layout.PreparedDataset,
+    prepared with a grid of patches) as each recipe renders it: out/<recipe name>/<sample
+    id>.png, (h, w, 3) uint8 aligned with the sample's RAW. Each image's RAW file (its entry's
+    `source`) is read again and rendered at full resolution; images whose patches all exist are
+    skipped, so a rerun costs nothing. Returns {recipe name: {sample id: path}}.
+    RecipeError for a dataset not cut into a grid (NOD h416, RGB-only data) or whose source
+    files have changed size."""
+    from .images import write_png
+    from .io import read_raw
+
+    grid = (dataset.description.get("made_by") or {}).get("grid")
+    if dataset.kind != "paired" or not grid:
+        raise RecipeError(f"{dataset.root}: renderings need a paired dataset cut into a grid of "
+                          "patches (prepare folder, fivek, nod without --h416)")
+    names = [r["name"] for r in recipes]
+    if len(set(names)) < len(names):
+        raise RecipeError("two recipes share a name; their renderings would share files")
+    ids = set(dataset.split(split))
+    paths = {n: {} for n in names}
+    for entry in dataset.images.values():
+        samples = [s for s in entry["samples"] if s in ids]
+        if not samples:
+            continue
+        for n in names:
+            paths[n].update({s: Path(out) / n / f"{s}.png" for s in samples})
+        if all(paths[n][s].is_file() for n in names for s in samples):
+            continue
+        raw = read_raw(entry["source"])
+        for recipe, image in render_many(raw, recipes):
+            cut = patches(guide(image, raw), grid)
+            if len(cut) != len(entry["samples"]):
+                raise RecipeError(f"{entry['source']}: {len(cut)} patches, the dataset has "
+                                  f"{len(entry['samples'])}; prepare it again")
+            for sample_id, patch in zip(entry["samples"], cut):
+                if sample_id in ids:
+                    write_png(paths[recipe["name"]][sample_id], patch)
+    return paths
