@@ -39,7 +39,10 @@ saturated sRGB patches turned into the camera's DNG and rendered by LibRaw with 
 Renderings: the guide of each test patch is rendered from its RAW file by each recipe at full
 resolution, halved and cut as prepare does; psnr_gain is the 3-ch PSNR after one least-squares
 gain per packed channel (rawdiffusion.metrics.psnr_gain), which removes the exposure and
-illuminant that a photo cannot tell; the mean is over the non-canonical renderings.
+illuminant that a photo cannot tell; the mean is over the non-canonical renderings. Chart:
+rawdiffusion.chart's eight saturated patches, the largest CIELAB hue error of the DNG rendered
+back with the camera's metadata (cameras with their own colour matrix only) and the largest
+mean |G1 - G2| of a patch, in % of white.
 """
 
 from __future__ import annotations
@@ -382,6 +385,8 @@ def renderings_main(args) -> None:
 def _rendered(name: str, data: Path, methods: list, args) -> list[dict]:
     """One row per method and step count: its metrics from each benchmark rendering of the
     camera's test patches, and their mean over the non-canonical renderings."""
+    from rawdiffusion.chart import chart_report
+    from rawdiffusion.convert import load_generator
     from rawdiffusion.datasets.layout import PreparedDataset
     from rawdiffusion.renderings import BENCHMARK, CANONICAL, rendered_guides
 
@@ -398,8 +403,11 @@ def _rendered(name: str, data: Path, methods: list, args) -> list[dict]:
                                       args.work / "eval_renderings" / name / slug, args)
             others = [v for k, v in per.items() if k != CANONICAL["name"]]
             mean = {c: float(np.nanmean([v[c] for v in others])) for c in RENDERING_COLUMNS}
+            chart = chart_report(load_generator(path, args.device, steps=steps or 24,
+                                                tile=args.rendering_tile))
             rows.append({"camera": name, "method": label, "steps": steps,
-                         "canonical": per[CANONICAL["name"]], "mean": mean, "renderings": per})
+                         "canonical": per[CANONICAL["name"]], "mean": mean, "renderings": per,
+                         "chart": chart})
             print("  canonical psnr_gain {:.2f}, mean psnr {:.2f}, psnr_gain {:.2f}".format(
                 per[CANONICAL["name"]]["psnr_gain"], mean["psnr"], mean["psnr_gain"]), flush=True)
     return rows
@@ -470,19 +478,23 @@ def renderings_markdown(rows: list[dict]) -> str:
 
     f = lambda v: "-" if v is None or np.isnan(v) else f"{v:.2f}"  # noqa: E731
     lines = ["| camera | method | steps | canonical PSNR | canonical PSNR gains | canonical "
-             "angle | mean PSNR | mean PSNR gains | mean angle | worst PSNR gains (rendering) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "angle | mean PSNR | mean PSNR gains | mean angle | worst PSNR gains (rendering) | "
+             "chart: largest hue error (deg) | chart: largest G1/G2 disagreement (% of white) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     done = [r for r in rows if "note" not in r]
     for r in rows:
         if "note" in r:
-            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | |")
+            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | | | |")
             continue
         c, m = r["canonical"], r["mean"]
         worst = min(r["renderings"], key=lambda k: r["renderings"][k]["psnr_gain"])
+        hues = [abs(p["hue_error"]) for p in r["chart"] if p["hue_error"] is not None]
+        greens = max(100 * p["green_disagreement"] for p in r["chart"])
         lines.append(f"| {r['camera']} | {r['method']} | {r['steps'] or '-'} | {f(c['psnr'])} | "
                      f"{f(c['psnr_gain'])} | {f(c['angular_error'])} | {f(m['psnr'])} | "
                      f"{f(m['psnr_gain'])} | {f(m['angular_error'])} | "
-                     f"{f(r['renderings'][worst]['psnr_gain'])} ({worst}) |")
+                     f"{f(r['renderings'][worst]['psnr_gain'])} ({worst}) | "
+                     f"{f(max(hues)) if hues else '-'} | {greens:.1f} |")
     for camera in dict.fromkeys(r["camera"] for r in done):
         mine = [r for r in done if r["camera"] == camera]
         heads = [r["method"] + (f" ddim{r['steps']}" if r["steps"] else "") for r in mine]
