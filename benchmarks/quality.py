@@ -24,11 +24,14 @@ With --renderings, every method is also evaluated from each of the benchmark's r
 the test images (rawdiffusion.renderings.BENCHMARK: LibRaw with other settings, other tone
 curves and colour handling, JPEG, sharpening, denoising, edits), per rendering and as the mean
 over the non-canonical ones, into <out>/renderings.md and renderings.json. --renderings-only
-does only that, for the baselines of --kinds (fitted here), the shipped checkpoint and any
---checkpoint, without training: about 15 minutes on 2 cores for the default kinds and the
-shipped checkpoint at one step.
+does only that, for the baselines of --kinds (fitted here) and the --checkpoint ones (at
+--checkpoint-steps, default 1), without training. Measured on this project's 2 cores while
+other jobs kept them busy (load 6 to 8): rendering the test images 1.5 minutes, the default
+prior 2.7 (GoPro) + 1.5 (GRBG) minutes, the shipped checkpoint at one step 60 minutes (about
+10 on 2 free cores by its per-patch time, 3.4 s).
 
-    python benchmarks/quality.py --renderings-only [--kinds poly3+curves+local poly3 ...]
+    python benchmarks/quality.py --renderings-only [--kinds poly3+curves+local poly3 ...] \
+        [--checkpoint gopro "shipped checkpoint" rawdiffusion/assets/gopro_small.pt]
 
 Figures carry their protocol: normalised linear RAW in [0, 1]; PSNR/SSIM on R, (G1+G2)/2, B
 (3-ch, the paper's) and on the 4 packed channels (4-ch); angular error in degrees over pixels
@@ -64,7 +67,7 @@ SECOND_CAMERA = [f"infiniteisp_{s}_2592x1536_8bit_grbg" for s in
 BASELINES = ("upi", "upi-camera", "linear", "poly2", "poly3", "curves", "poly3+curves+local")
 COLUMNS = ("psnr", "ssim", "psnr_rggb", "ssim_rggb", "angular_error", "psnr_highlight")
 SHIPPED_CAMERA = "gopro"  # the shipped checkpoint was trained on the GoPro DNGs
-RENDERING_KINDS = ("poly3+curves+local", "poly3", "curves", "upi-camera")
+RENDERING_KINDS = ("poly3+curves+local",)  # the default colour prior
 RENDERING_COLUMNS = ("psnr", "psnr_gain", "angular_error", "green_disagreement")
 
 
@@ -254,8 +257,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="also evaluate every method from the benchmark's renderings of the "
                              "test images (renderings.md, renderings.json)")
     parser.add_argument("--renderings-only", action="store_true",
-                        help="only the renderings part: the baselines of --kinds, the shipped "
-                             "checkpoint and --checkpoint ones, no training")
+                        help="only the renderings part: the baselines of --kinds and the "
+                             "--checkpoint ones (at --checkpoint-steps, default 1), no training")
     parser.add_argument("--kinds", nargs="+", default=list(RENDERING_KINDS),
                         help="baseline kinds of --renderings-only")
     parser.add_argument("--rendering-tile", type=int, default=512,
@@ -323,7 +326,7 @@ def _given(name: str, args) -> list:
     those of --checkpoint."""
     from rawdiffusion.demo import shipped_checkpoint
 
-    steps = args.checkpoint_steps or ([1] if args.renderings_only else args.steps)
+    steps = args.checkpoint_steps or args.steps
     shipped = [("shipped checkpoint", shipped_checkpoint(), steps)]
     return (shipped if name == SHIPPED_CAMERA else []) + [(label, Path(path), steps)
                       for camera, label, path in args.checkpoint if camera == name]
@@ -368,8 +371,8 @@ def markdown(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- renderings
 
 def renderings_main(args) -> None:
-    """--renderings-only: prepare each camera, fit the --kinds baselines, and evaluate them, the
-    shipped checkpoint and --checkpoint ones on the benchmark's renderings."""
+    """--renderings-only: prepare each camera, fit the --kinds baselines, and evaluate them and
+    the --checkpoint ones on the benchmark's renderings."""
     commands, rendered, notes = [], [], []
     for name, raw_dir in cameras(args.work).items():
         if name not in args.cameras:
@@ -377,7 +380,9 @@ def renderings_main(args) -> None:
         data = args.work / name
         run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
                 "--workers", "2"), commands)
-        methods = _baselines(name, data, args.work, commands, notes, args.kinds) + _given(name, args)
+        steps = args.checkpoint_steps or [1]
+        methods = _baselines(name, data, args.work, commands, notes, args.kinds) + [
+            (label, Path(path), steps) for camera, label, path in args.checkpoint if camera == name]
         rendered += _rendered(name, data, methods, args)
     write_renderings(args, commands, rendered + notes)
 
