@@ -102,7 +102,7 @@ def sensor_patches(camera: str = "Nikon 5100 (NPL)", illuminant: str = "D65"):
     that white)). Surfaces: the 24 ColorChecker patches (N Ohta) and the 190 of RAW to ACES'
     training set. `camera`: a key of colour.MSDS_CAMERA_SENSITIVITIES. A sensor with one green
     filter records G1 = G2 for every surface; what differs between cameras is R, G, B."""
-    colour = colour_science()
+    colour = colour_science()  # colour-science is imported on first use (io.colour_science)
     from colour.characterisation import (read_training_data_rawtoaces_v1,
                                          training_data_sds_to_RGB, training_data_sds_to_XYZ)
 

@@ -26,6 +26,7 @@ the family where the family has several), which never returns a benchmark recipe
 
 from __future__ import annotations
 
+import hashlib
 import io as bytes_io
 import json
 from pathlib import Path
@@ -58,7 +59,7 @@ def postprocess_settings(recipe: dict) -> dict:
     """The rawpy.postprocess keyword arguments of a recipe's LibRaw stage ({} for the canonical
     settings). With a `tone` or a `converted` colour space LibRaw outputs 16-bit linear values
     (gamma (1, 1)), which the tone curve then encodes."""
-    import rawpy
+    import rawpy  # loads LibRaw: only when rendering, as io.py does
 
     settings = {**LIBRAW_DEFAULTS, **recipe.get("libraw", {})}
     unknown = set(settings) - set(LIBRAW_DEFAULTS)
@@ -365,8 +366,6 @@ def draw_recipe(rng: np.random.Generator) -> dict:
     probability, with other parameters than BENCHMARK's; a draw that equals a non-canonical
     benchmark recipe (recipe_key) is drawn again. The canonical rendering is not drawn: it is
     the prepared guide itself. Named "train-" + a short hash of what it does."""
-    import hashlib
-
     held_out = {recipe_key(r) for r in BENCHMARK}
     while True:
         libraw, tone = _draw_libraw(rng)
