@@ -20,12 +20,32 @@ sensor of Infinite-ISP as a second camera):
 and writes <out>/quality.md (a Markdown table), quality.json (the same, plus the commands)
 and quality.png (crops side by side: guide, target, methods, error maps).
 
+With --renderings, every method is also evaluated from each of the benchmark's renderings of
+the test images (rawdiffusion.renderings.BENCHMARK: LibRaw with other settings, other tone
+curves and colour handling, JPEG, sharpening, denoising, edits), per rendering and as the mean
+over the non-canonical ones, into <out>/renderings.md and renderings.json. --renderings-only
+does only that, for the baselines of --kinds (fitted here) and the --checkpoint ones (at
+--checkpoint-steps, default 1), without training. Measured on this project's 2 cores while
+other jobs kept them busy (load 6 to 8): rendering the test images 1.5 minutes, the default
+prior 2.7 (GoPro) + 1.5 (GRBG) minutes, the shipped checkpoint at one step 60 minutes (about
+10 on 2 free cores by its per-patch time, 3.4 s).
+
+    python benchmarks/quality.py --renderings-only [--kinds poly3+curves+local poly3 ...] \
+        [--checkpoint gopro "shipped checkpoint" rawdiffusion/assets/gopro_small.pt]
+
 Figures carry their protocol: normalised linear RAW in [0, 1]; PSNR/SSIM on R, (G1+G2)/2, B
 (3-ch, the paper's) and on the 4 packed channels (4-ch); angular error in degrees over pixels
 whose target exceeds 0.01 in every channel; highlight PSNR over the pixels where the guide is
 clipped (255 in any channel); saturated hue error: the largest CIELAB hue error over eight
 saturated sRGB patches turned into the camera's DNG and rendered by LibRaw with its metadata
 (cameras with their own colour matrix only). Seconds per image are wall time on --device.
+Renderings: the guide of each test patch is rendered from its RAW file by each recipe at full
+resolution, halved and cut as prepare does; psnr_gain is the 3-ch PSNR after one least-squares
+gain per packed channel (rawdiffusion.metrics.psnr_gain), which removes the exposure and
+illuminant that a photo cannot tell; the mean is over the non-canonical renderings. Chart:
+rawdiffusion.chart's eight saturated patches, the largest CIELAB hue error of the DNG rendered
+back with the camera's metadata (cameras with their own colour matrix only) and the largest
+mean |G1 - G2| of a patch, in % of white.
 """
 
 from __future__ import annotations
@@ -47,6 +67,8 @@ SECOND_CAMERA = [f"infiniteisp_{s}_2592x1536_8bit_grbg" for s in
 BASELINES = ("upi", "upi-camera", "linear", "poly2", "poly3", "curves", "poly3+curves+local")
 COLUMNS = ("psnr", "ssim", "psnr_rggb", "ssim_rggb", "angular_error", "psnr_highlight")
 SHIPPED_CAMERA = "gopro"  # the shipped checkpoint was trained on the GoPro DNGs
+RENDERING_KINDS = ("poly3+curves+local",)  # the default colour prior
+RENDERING_COLUMNS = ("psnr", "psnr_gain", "angular_error", "green_disagreement")
 
 
 def run(command: list[str], log: list) -> None:
@@ -143,44 +165,16 @@ def evaluate(path: Path, steps: int | None, data: Path, out: Path, device: str,
     return result
 
 
-SATURATED = {"red": (220, 30, 30), "orange": (240, 120, 20), "yellow": (230, 220, 30),
-             "green": (30, 200, 40), "cyan": (30, 210, 220), "blue": (30, 40, 220),
-             "magenta": (220, 40, 220), "purple": (120, 30, 180)}
+def saturated_hue_error(gen) -> float | None:
+    """How a generator treats colours that few training scenes contain: the largest CIELAB
+    hue error in degrees over rawdiffusion.chart's eight saturated patches, turned into the
+    camera's RAW, written as its DNG and rendered by LibRaw with the camera's own metadata (as
+    the training guides were). None for a camera without its own colour matrix (its DNGs
+    carry documented defaults, which say nothing)."""
+    from rawdiffusion.chart import chart_report
 
-
-def saturated_hue_error(gen, block: int = 32) -> float | None:
-    """How a generator treats colours that few training scenes contain: eight saturated sRGB
-    patches on grey are turned into the camera's RAW, written as its DNG and rendered by LibRaw
-    with the camera's own metadata (as the training guides were); returns the largest CIELAB
-    hue-angle difference in degrees between a patch and its rendering. None for a camera
-    without its own colour matrix (its DNGs carry documented defaults, which say nothing)."""
-    import tempfile
-
-    import rawpy
-
-    from rawdiffusion.images import halve_area
-    from rawdiffusion.io import colour_science, write_dng
-
-    camera = gen.camera
-    if camera.color_matrix is None:
-        return None
-    colour = colour_science()
-    guide = np.full((3 * block, block * len(SATURATED), 3), 128, np.uint8)
-    for i, c in enumerate(SATURATED.values()):
-        guide[block:2 * block, i * block:(i + 1) * block] = c
-    x = gen.generate_from_guide(guide, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        write_dng(Path(tmp) / "patches.dng", camera.raw(x))
-        with rawpy.imread(str(Path(tmp) / "patches.dng")) as r:
-            rendered = halve_area(r.postprocess(user_flip=0))
-    hue = lambda rgb: np.degrees(np.arctan2(*colour.XYZ_to_Lab(  # noqa: E731
-        colour.sRGB_to_XYZ(rgb))[..., [2, 1]].T))
-    errors = []
-    for i, c in enumerate(SATURATED.values()):
-        patch = rendered[block + 8:2 * block - 8, i * block + 8:(i + 1) * block - 8]
-        d = hue(patch.reshape(-1, 3).mean(0) / 255) - hue(np.array(c) / 255)
-        errors.append(abs((d + 180) % 360 - 180))
-    return float(max(errors))
+    errors = [r["hue_error"] for r in chart_report(gen)]
+    return None if None in errors else float(max(abs(e) for e in errors))
 
 
 # The trained models: (objective, model.prior, label). The one-pass control and the paper's
@@ -199,7 +193,9 @@ def main() -> None:
     from rawdiffusion.allocator import keep_freed_memory
 
     keep_freed_memory()
-    commands, rows = [], []
+    if args.renderings_only:
+        return renderings_main(args)
+    commands, rows, rendered = [], [], []
     train_steps, per_step = _train_steps(args)
     figure_inputs = {}
     for name, raw_dir in cameras(args.work).items():
@@ -213,6 +209,8 @@ def main() -> None:
                    + _given(name, args))
         rows += _evaluated(name, data, methods, args)
         figure_inputs[name] = (data, methods)
+        if args.renderings:
+            rendered += _rendered(name, data, methods, args)
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"protocol": __doc__.split("Figures carry their protocol: ")[1].strip(),
@@ -224,6 +222,8 @@ def main() -> None:
     figure(figure_inputs, args.out / "quality.png", args.device)
     print(markdown(rows))
     print(f"wrote {args.out / 'quality.md'}, quality.json, quality.png")
+    if args.renderings:
+        write_renderings(args, commands, rendered)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -254,6 +254,17 @@ def _parser() -> argparse.ArgumentParser:
                              "checkpoint and --checkpoint ones (default: --steps)")
     parser.add_argument("--fresh", action="store_true",
                         help="evaluate every method again instead of reusing earlier results")
+    parser.add_argument("--renderings", action="store_true",
+                        help="also evaluate every method from the benchmark's renderings of the "
+                             "test images (renderings.md, renderings.json)")
+    parser.add_argument("--renderings-only", action="store_true",
+                        help="only the renderings part: the baselines of --kinds and the "
+                             "--checkpoint ones (at --checkpoint-steps, default 1), no training")
+    parser.add_argument("--kinds", nargs="+", default=list(RENDERING_KINDS),
+                        help="baseline kinds of --renderings-only")
+    parser.add_argument("--rendering-tile", type=int, default=512,
+                        help="tile size of the networks on the renderings (512: a test patch "
+                             "in one tile, 2.7x faster than 256 on the GoPro patches)")
     return parser
 
 
@@ -270,11 +281,12 @@ def _train_steps(args) -> tuple[int, float | None]:
     return train_steps, per_step
 
 
-def _baselines(name: str, data: Path, work: Path, commands: list, rows: list) -> list:
+def _baselines(name: str, data: Path, work: Path, commands: list, rows: list,
+               kinds=BASELINES) -> list:
     """The fitted baselines of one camera as methods (label, path, [None]); a kind the camera
     cannot have (no colour matrix or white balance) becomes a row saying so."""
     methods = []
-    for kind in BASELINES:
+    for kind in kinds:
         path = work / "baselines" / name / f"{kind}.json"
         try:
             run(cli("baseline", "fit", data, "--kind", kind, "--out", path), commands)
@@ -354,6 +366,152 @@ def markdown(rows: list[dict]) -> str:
             f"{fmt(r['angular_error'], 2)} | {fmt(r['psnr_highlight'], 2)} | "
             f"{fmt(r.get('hue_error'), 0)} | {fmt(r['seconds_per_image'], 2)} | "
             f"{r['parameters']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- renderings
+
+def renderings_main(args) -> None:
+    """--renderings-only: prepare each camera, fit the --kinds baselines, and evaluate them and
+    the --checkpoint ones on the benchmark's renderings."""
+    commands, rendered, notes = [], [], []
+    for name, raw_dir in cameras(args.work).items():
+        if name not in args.cameras:
+            continue
+        data = args.work / name
+        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
+                "--workers", "2"), commands)
+        steps = args.checkpoint_steps or [1]
+        methods = _baselines(name, data, args.work, commands, notes, args.kinds) + [
+            (label, Path(path), steps) for camera, label, path in args.checkpoint if camera == name]
+        rendered += _rendered(name, data, methods, args)
+    write_renderings(args, commands, rendered + notes)
+
+
+def _rendered(name: str, data: Path, methods: list, args) -> list[dict]:
+    """One row per method and step count: its metrics from each benchmark rendering of the
+    camera's test patches, and their mean over the non-canonical renderings."""
+    from rawdiffusion.chart import chart_report
+    from rawdiffusion.loading import load
+    from rawdiffusion.datasets.layout import PreparedDataset
+    from rawdiffusion.renderings import BENCHMARK, CANONICAL, rendered_guides
+
+    dataset = PreparedDataset(data)
+    print(f"rendering {name}'s test images ({len(BENCHMARK)} recipes)", flush=True)
+    guides = rendered_guides(dataset, "test", list(BENCHMARK), args.work / "renderings" / name)
+    rows = []
+    for label, path, steps_list in methods:
+        for steps in steps_list:
+            tag = f"{label}, ddim{steps}" if steps else label
+            print(f"evaluating {name} on renderings: {tag}", flush=True)
+            slug = "".join(c if c.isalnum() or c in "-." else "_" for c in tag)
+            per = evaluate_renderings(path, steps, dataset, guides,
+                                      args.work / "eval_renderings" / name / slug, args)
+            others = [v for k, v in per.items() if k != CANONICAL["name"]]
+            mean = {c: float(np.nanmean([v[c] for v in others])) for c in RENDERING_COLUMNS}
+            chart = chart_report(load(path, device=args.device, steps=steps or 24,
+                                      tile=args.rendering_tile))
+            rows.append({"camera": name, "method": label, "steps": steps,
+                         "canonical": per[CANONICAL["name"]], "mean": mean, "renderings": per,
+                         "chart": chart})
+            print("  canonical psnr_gain {:.2f}, mean psnr {:.2f}, psnr_gain {:.2f}".format(
+                per[CANONICAL["name"]]["psnr_gain"], mean["psnr"], mean["psnr_gain"]), flush=True)
+    return rows
+
+
+def evaluate_renderings(path: Path, steps: int | None, dataset, guides: dict, out: Path,
+                        args) -> dict[str, dict]:
+    """{recipe name: metrics averaged over the test samples} of one generator, each sample
+    generated from its rendered guide with the seed evaluation.evaluate gives it. Kept in
+    out/<recipe>.json; a rerun reuses them unless --fresh or the generator changed."""
+    import torch
+    from PIL import Image
+
+    from rawdiffusion.bayer import normalise
+    from rawdiffusion.checkpoint import file_digest, same_checkpoint
+    from rawdiffusion.loading import load
+    from rawdiffusion.diffusion import derived_seed
+    from rawdiffusion.metrics import green_disagreement, raw_metrics
+
+    digest, gen, results = file_digest(path), None, {}
+    ids = dataset.split("test")
+    for recipe, paths in guides.items():
+        saved = out / f"{recipe}.json"
+        if saved.is_file() and not args.fresh:
+            result = json.loads(saved.read_text())
+            if same_checkpoint(result.pop("digest", None), digest):
+                results[recipe] = result
+                continue
+        gen = gen or load(path, device=args.device, steps=steps or 24, tile=args.rendering_tile)
+        values, start = {c: [] for c in RENDERING_COLUMNS}, time.perf_counter()
+        for k, sample_id in enumerate(ids):
+            sample = dataset.load(sample_id)
+            x = gen.generate_from_guide(np.asarray(Image.open(paths[sample_id]).convert("RGB")),
+                                        seed=derived_seed(0, k))
+            pred = torch.from_numpy(x)[None]
+            target = torch.from_numpy(normalise(sample.raw, sample.black, sample.white))[None]
+            m = raw_metrics(pred, target)
+            m["green_disagreement"] = green_disagreement(pred)
+            for c in RENDERING_COLUMNS:
+                values[c].append(m[c].item())
+        result = {c: float(np.nanmean(v)) for c, v in values.items()}
+        result["seconds_per_image"] = (time.perf_counter() - start) / len(ids)
+        out.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({**result, "digest": digest}) + "\n")
+        results[recipe] = result
+    return results
+
+
+def write_renderings(args, commands: list, rows: list[dict]) -> None:
+    """<out>/renderings.md and renderings.json."""
+    from rawdiffusion.renderings import BENCHMARK
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"protocol": __doc__.split("Renderings: ")[1].strip(), "device": args.device,
+            "rendering_tile": args.rendering_tile, "recipes": list(BENCHMARK),
+            "commands": commands, "rows": rows}
+    (args.out / "renderings.json").write_text(json.dumps(meta, indent=1) + "\n")
+    text = renderings_markdown(rows)
+    (args.out / "renderings.md").write_text(text)
+    print(text)
+    print(f"wrote {args.out / 'renderings.md'}, renderings.json")
+
+
+def renderings_markdown(rows: list[dict]) -> str:
+    """The summary table (canonical and mean over the other renderings) and, per camera, one
+    table of every rendering: PSNR / PSNR after per-channel gains / angular error."""
+    from rawdiffusion.renderings import BENCHMARK
+
+    f = lambda v: "-" if v is None or np.isnan(v) else f"{v:.2f}"  # noqa: E731
+    lines = ["| camera | method | steps | canonical PSNR | canonical PSNR gains | canonical "
+             "angle | mean PSNR | mean PSNR gains | mean angle | worst PSNR gains (rendering) | "
+             "chart: largest hue error (deg) | chart: largest G1/G2 disagreement (% of white) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    done = [r for r in rows if "note" not in r]
+    for r in rows:
+        if "note" in r:
+            lines.append(f"| {r['camera']} | {r['method']} | | {r['note']} | | | | | | | | |")
+            continue
+        c, m = r["canonical"], r["mean"]
+        worst = min(r["renderings"], key=lambda k: r["renderings"][k]["psnr_gain"])
+        hues = [abs(p["hue_error"]) for p in r["chart"] if p["hue_error"] is not None]
+        greens = max(100 * p["green_disagreement"] for p in r["chart"])
+        lines.append(f"| {r['camera']} | {r['method']} | {r['steps'] or '-'} | {f(c['psnr'])} | "
+                     f"{f(c['psnr_gain'])} | {f(c['angular_error'])} | {f(m['psnr'])} | "
+                     f"{f(m['psnr_gain'])} | {f(m['angular_error'])} | "
+                     f"{f(r['renderings'][worst]['psnr_gain'])} ({worst}) | "
+                     f"{f(max(hues)) if hues else '-'} | {greens:.1f} |")
+    for camera in dict.fromkeys(r["camera"] for r in done):
+        mine = [r for r in done if r["camera"] == camera]
+        heads = [r["method"] + (f" ddim{r['steps']}" if r["steps"] else "") for r in mine]
+        lines += ["", f"{camera}: PSNR / PSNR after per-channel gains / angular error (deg)", "",
+                  "| rendering | " + " | ".join(heads) + " |",
+                  "| --- |" + " --- |" * len(heads)]
+        for recipe in BENCHMARK:
+            cells = [r["renderings"][recipe["name"]] for r in mine]
+            lines.append(f"| {recipe['name']} | " + " | ".join(
+                f"{f(v['psnr'])} / {f(v['psnr_gain'])} / {f(v['angular_error'])}"
+                for v in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,11 @@ Two things PSNR hides are measured as well: colour (angular_error, the angle bet
 and true colour vectors, blind to brightness) and the clipped highlights of the sRGB guide,
 where the RAW has to be invented rather than inverted (psnr_highlight against psnr_rest).
 
+What a photo cannot tell is factored out by psnr_gain: the PSNR left once one gain per packed
+channel has been fitted to the target (absolute exposure and the scene illuminant are not in an
+sRGB photo). green_disagreement measures the two greens' difference, which real sensors keep
+near zero and which renders as a maze pattern where it is not.
+
 Every function returns one value per image, (B,), in float64; average them over a test set
 with mean_metrics, which skips NaN (an image without valid pixels or without highlights).
 """
@@ -143,6 +148,42 @@ def angular_error(pred: torch.Tensor, target: torch.Tensor,
     return angle.sum(dim=(1, 2)) / valid.sum(dim=(1, 2))  # 0 / 0: NaN
 
 
+def channel_gains(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The gain of each channel that brings `pred` closest to `target` in least squares:
+    (B, C, H, W) twice -> (B, C) float64, g_c = <p_c, t_c> / <p_c, p_c> (0 for a channel that is
+    0 everywhere in pred)."""
+    _check(pred, target)
+    p, t = pred.double().flatten(2), target.double().flatten(2)
+    energy = p.square().sum(dim=2)
+    return torch.where(energy > 0, (p * t).sum(dim=2) / energy.clamp_min(1e-300),
+                       torch.zeros_like(energy))
+
+
+def psnr_gain(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR after per-channel gains: pred, target packed (B, 4, H, W) in [0, 1] -> (B,) dB.
+
+    Each packed channel of `pred` (R, G1, G2, B) is first multiplied by its least-squares gain
+    towards the target (channel_gains), then the paper's PSNR is taken (greens averaged, peak
+    1; the gained prediction is not clipped). Four gains are what an sRGB photo cannot tell: the
+    absolute exposure (one common gain) and the scene illuminant (the white balance, one gain
+    per colour), which a user of `convert` may not know. What is left is the error in tone,
+    colour transform and detail. A prediction that differs from the target by per-channel gains
+    gives inf."""
+    gains = channel_gains(pred, target)
+    return psnr(rggb_to_rgb(pred.double() * gains[:, :, None, None]), rggb_to_rgb(target))
+
+
+def green_disagreement(x: torch.Tensor) -> torch.Tensor:
+    """Mean |G1 - G2| of packed RAW (B, 4, H, W) normalised to [0, 1] (white 1) -> (B,): how
+    much the two greens of each 2x2 Bayer tile differ, as a fraction of white. Both greens sit
+    behind the same colour filter, so a real sensor gives about the noise's level (and the
+    crosstalk's, about a percent); a generator that gives them different colour responses
+    makes a maze pattern once demosaiced."""
+    if x.ndim != 4 or x.shape[1] != 4:
+        raise ValueError(f"expected packed RAW (B, 4, H, W), got shape {tuple(x.shape)}")
+    return (x[:, 1].double() - x[:, 2].double()).abs().mean(dim=(1, 2))
+
+
 def highlight_mask(guide: torch.Tensor) -> torch.Tensor:
     """Where the 8-bit sRGB guide is clipped: guide (B, 3, H, W) with values in 0..255 (uint8
     or float; not [0, 1]) -> (B, 1, H, W) bool, True where any channel is >= 255.
@@ -161,7 +202,7 @@ def raw_metrics(pred: torch.Tensor, target: torch.Tensor,
 
     mse, psnr, ssim, pearson: the paper's protocol (greens averaged to three channels);
     psnr_rggb, ssim_rggb: on the four packed channels; angular_error: degrees, see
-    angular_error. With a guide also psnr_highlight and psnr_rest, the paper's PSNR over the
+    angular_error; psnr_gain: psnr after a gain per packed channel (psnr_gain). With a guide also psnr_highlight and psnr_rest, the paper's PSNR over the
     pixels where the guide is clipped (highlight_mask) and over the others (NaN for an image
     without such pixels), and highlight_fraction, the share of highlight pixels in [0, 1].
     Raises ValueError for a guide whose shape does not match (B, 3, H, W).
@@ -170,7 +211,8 @@ def raw_metrics(pred: torch.Tensor, target: torch.Tensor,
     p3, t3 = rggb_to_rgb(pred), rggb_to_rgb(target)
     out = {"mse": mse(p3, t3), "psnr": psnr(p3, t3), "ssim": ssim(p3, t3),
            "pearson": pearson(p3, t3), "psnr_rggb": psnr(pred, target),
-           "ssim_rggb": ssim(pred, target), "angular_error": angular_error(pred, target)}
+           "ssim_rggb": ssim(pred, target), "angular_error": angular_error(pred, target),
+           "psnr_gain": psnr_gain(pred, target)}
     if guide is not None:
         b, _, h, w = pred.shape
         if tuple(guide.shape) != (b, 3, h, w):

@@ -65,7 +65,7 @@ def test_raw_metrics_protocols():
     pred, target = pair(3)
     m = metrics.raw_metrics(pred.float(), target.float())
     assert set(m) == {"mse", "psnr", "ssim", "pearson", "psnr_rggb", "ssim_rggb",
-                      "angular_error"}
+                      "angular_error", "psnr_gain"}
     assert all(v.shape == (2,) and v.dtype == torch.float64 for v in m.values())
     p3, t3 = metrics.rggb_to_rgb(pred), metrics.rggb_to_rgb(target)
     ref_mse = ((p3 - t3) ** 2).mean(dim=(1, 2, 3))
