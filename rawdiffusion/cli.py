@@ -9,6 +9,7 @@ the command, its --help and `info` start without torch, Hydra or colour-science.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -78,59 +79,29 @@ def _print_failures(what: str, lines: list[str]) -> None:
             print(f"  {line}", file=sys.stderr)
 
 
-def _prepared_before(out) -> set[str]:
-    from .datasets.layout import prepared_images
-
-    return prepared_images(out)
-
-
-def cmd_prepare_folder(args) -> int:
-    from .datasets.paired import prepare_folder
-
-    before = _prepared_before(args.out)
-    description, failures = prepare_folder(
-        args.raw_dir, args.out, name=args.name, test_fraction=args.test_fraction,
-        split_seed=args.split_seed, grid=args.grid, workers=args.workers,
-        max_pixels=args.max_pixels)
-    return _report(description, failures, args.out, args.keep_going, before)
+# prepare's sources: (module, function, its first argument's option, the other options it takes
+# besides --out and --workers).
+PREPARERS = {
+    "folder": ("paired", "prepare_folder", "raw_dir",
+               ("name", "test_fraction", "split_seed", "grid", "max_pixels")),
+    "fivek": ("fivek", "prepare_fivek", "root",
+              ("camera", "test_fraction", "split_seed", "grid", "max_pixels")),
+    "nod": ("nod", "prepare_nod", "root", ("camera", "h416", "grid", "max_pixels")),
+    "cityscapes": ("cityscapes", "prepare_cityscapes", "root", ("splits",)),
+    "bdd": ("bdd", "prepare_bdd", "root", ("splits",)),
+}
 
 
-def cmd_prepare_fivek(args) -> int:
-    from .datasets.fivek import prepare_fivek
+def cmd_prepare(args) -> int:
+    """prepare folder|fivek|nod|cityscapes|bdd: the dataset (resumed where it was prepared
+    before), then its summary."""
+    from .datasets.layout import prepared_images  # here: the other commands start faster
 
-    before = _prepared_before(args.out)
-    description, failures = prepare_fivek(
-        args.root, args.out, camera=args.camera, test_fraction=args.test_fraction,
-        split_seed=args.split_seed, grid=args.grid, workers=args.workers,
-        max_pixels=args.max_pixels)
-    return _report(description, failures, args.out, args.keep_going, before)
-
-
-def cmd_prepare_nod(args) -> int:
-    from .datasets.nod import prepare_nod
-
-    before = _prepared_before(args.out)
-    description, failures = prepare_nod(args.root, args.out, camera=args.camera,
-                                        h416=args.h416, grid=args.grid, workers=args.workers,
-                                        max_pixels=args.max_pixels)
-    return _report(description, failures, args.out, args.keep_going, before)
-
-
-def cmd_prepare_cityscapes(args) -> int:
-    from .datasets.cityscapes import prepare_cityscapes
-
-    before = _prepared_before(args.out)
-    description, failures = prepare_cityscapes(args.root, args.out, splits=args.splits,
-                                               workers=args.workers)
-    return _report(description, failures, args.out, args.keep_going, before)
-
-
-def cmd_prepare_bdd(args) -> int:
-    from .datasets.bdd import prepare_bdd
-
-    before = _prepared_before(args.out)
-    description, failures = prepare_bdd(args.root, args.out, splits=args.splits,
-                                        workers=args.workers)
+    module, function, source, options = PREPARERS[args.dataset]
+    prepare = getattr(importlib.import_module(f".datasets.{module}", __package__), function)
+    before = prepared_images(args.out)
+    description, failures = prepare(getattr(args, source), args.out, workers=args.workers,
+                                    **{key: getattr(args, key) for key in options})
     return _report(description, failures, args.out, args.keep_going, before)
 
 
@@ -437,7 +408,7 @@ def _add_prepare(sub) -> None:
     _common_prepare(p, "output dataset folder")
     _split_options(p)
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare_folder)
+    p.set_defaults(func=cmd_prepare)
 
     p = psub.add_parser("fivek", help="MIT-Adobe FiveK DNGs of one camera (fivek_nikon, "
                                       "fivek_canon)")
@@ -446,7 +417,7 @@ def _add_prepare(sub) -> None:
     _common_prepare(p, "output dataset folder")
     _split_options(p)
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare_fivek)
+    p.set_defaults(func=cmd_prepare)
 
     p = psub.add_parser("nod", help="NOD night object detection RAW images (nod_nikon, "
                                     "nod_sony, and their h416 variants)")
@@ -457,18 +428,17 @@ def _add_prepare(sub) -> None:
     p.add_argument("--grid", type=_positive_int, default=3, help="patches per side (default 3)")
     _common_prepare(p, "output dataset folder")
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare_nod)
+    p.set_defaults(func=cmd_prepare)
 
-    for name, helptext, func in (
-            ("cityscapes", "Cityscapes RGB images (416x832) with boxes (cityscapes_h416)",
-             cmd_prepare_cityscapes),
-            ("bdd", "BDD100K RGB images (416x736) with boxes (bdd_h416)", cmd_prepare_bdd)):
+    for name, helptext in (
+            ("cityscapes", "Cityscapes RGB images (416x832) with boxes (cityscapes_h416)"),
+            ("bdd", "BDD100K RGB images (416x736) with boxes (bdd_h416)")):
         p = psub.add_parser(name, help=helptext)
         p.add_argument("--root", required=True, help=f"the {name} folder")
         p.add_argument("--splits", nargs="+", default=["train", "val"],
                        help="splits to prepare (default: train val)")
         _common_prepare(p, "output dataset folder")
-        p.set_defaults(func=func)
+        p.set_defaults(func=cmd_prepare)
 
     p = psub.add_parser("subsample", help="a few training images of a prepared dataset "
                                           "(the *_subsample datasets)")
