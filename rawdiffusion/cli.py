@@ -397,6 +397,7 @@ def _raw_max_pixels(p: argparse.ArgumentParser) -> None:
 
 def _add_prepare(sub) -> None:
     prep = sub.add_parser("prepare", help="turn RAW (or RGB) datasets into training folders")
+    prep.set_defaults(func=cmd_prepare)  # subsample sets its own
     psub = prep.add_subparsers(dest="dataset", required=True, metavar="SOURCE")
 
     p = psub.add_parser("folder", help="a folder of one camera's RAW files")
@@ -408,7 +409,6 @@ def _add_prepare(sub) -> None:
     _common_prepare(p, "output dataset folder")
     _split_options(p)
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare)
 
     p = psub.add_parser("fivek", help="MIT-Adobe FiveK DNGs of one camera (fivek_nikon, "
                                       "fivek_canon)")
@@ -417,7 +417,6 @@ def _add_prepare(sub) -> None:
     _common_prepare(p, "output dataset folder")
     _split_options(p)
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare)
 
     p = psub.add_parser("nod", help="NOD night object detection RAW images (nod_nikon, "
                                     "nod_sony, and their h416 variants)")
@@ -428,7 +427,6 @@ def _add_prepare(sub) -> None:
     p.add_argument("--grid", type=_positive_int, default=3, help="patches per side (default 3)")
     _common_prepare(p, "output dataset folder")
     _raw_max_pixels(p)
-    p.set_defaults(func=cmd_prepare)
 
     for name, helptext in (
             ("cityscapes", "Cityscapes RGB images (416x832) with boxes (cityscapes_h416)"),
@@ -438,8 +436,7 @@ def _add_prepare(sub) -> None:
         p.add_argument("--splits", nargs="+", default=["train", "val"],
                        help="splits to prepare (default: train val)")
         _common_prepare(p, "output dataset folder")
-        p.set_defaults(func=cmd_prepare)
-
+    
     p = psub.add_parser("subsample", help="a few training images of a prepared dataset "
                                           "(the *_subsample datasets)")
     p.add_argument("dataset", help="a prepared dataset folder")
