@@ -1,7 +1,9 @@
 """RGB -> RAW conversion with a checkpoint: outputs, resumption, sharding, clear errors."""
 
+import errno
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 from rawdiffusion.camera import Camera, CameraError
 from rawdiffusion.checkpoint import file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion, derived_seed
-from rawdiffusion import cli
+from rawdiffusion import atomic, cli
 from rawdiffusion.convert import ConversionFailed, convert
 from rawdiffusion.errors import UserError
 from rawdiffusion.generator import RawGenerator
@@ -501,3 +503,31 @@ def test_records_of_older_versions_without_digests_still_count_their_outputs(che
                                 for r in records))
     (out / "photo1.dng").write_bytes(b"")  # an empty output: cut, made again
     assert convert(sources, out, generator(checkpoint), 0, figure=True) == (1, 1)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc/self/fd")
+def test_a_full_disk_at_the_manifest_record_names_the_file(checkpoint, tmp_path, capsys,
+                                                          monkeypatch):
+    """The disk fills when convert appends a photo's record to its manifest part: one line
+    naming the part file and saying the disk is full (it said only '[Errno 28] No space left
+    on device'); a rerun with space converts the photo whose record was lost."""
+    sources = photos(tmp_path / "in", sizes=((32, 48),))
+    out = tmp_path / "out"
+    real_write = os.write
+
+    def full_at_the_manifest(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("manifest.part0.jsonl"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full_at_the_manifest)
+    args = ["convert", str(sources[0]), "--checkpoint", str(checkpoint), "--out", str(out),
+            "--cpu"]
+    assert cli.main(args) == 2
+    part = out / "manifest.part0.jsonl"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {part}: record not appended, the disk is full (no space left on the device "
+        f"of {out}); free space and rerun")
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    assert cli.main(args) == 0
+    assert "1 image(s) converted, 0 already done" in capsys.readouterr().out
