@@ -842,8 +842,12 @@ def read_packed(path) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- rendering
 
-def render_srgb(raw: RawImage) -> np.ndarray:
+def render_srgb(raw: RawImage, **settings) -> np.ndarray:
     """Render `raw` to 8-bit sRGB with rawpy's default settings: (H, W, 3) uint8.
+
+    `settings`: other `rawpy.postprocess` keyword arguments (e.g. no_auto_bright=True, the
+    figures' rendering: figures.py); none gives the canonical rendering that `prepare` makes
+    guides with.
 
     The file itself is rendered when LibRaw can open it (so camera-specific handling applies);
     sidecar dumps are rendered from a temporary DNG of theirs. One deviation from the defaults: the
@@ -858,7 +862,7 @@ def render_srgb(raw: RawImage) -> np.ndarray:
     try:
         if source and Path(source).is_file() and not sidecar_path(source).is_file():
             with c_stderr_to(said), libraw_open(source) as (r, name):
-                rgb = r.postprocess(user_flip=0)
+                rgb = r.postprocess(user_flip=0, **settings)
         else:
             try:
                 _check_dng_size(raw)
@@ -868,7 +872,7 @@ def render_srgb(raw: RawImage) -> np.ndarray:
                 _write_dng_file(Path(tmp) / "render.dng", raw)
                 name = str(Path(tmp) / "render.dng")
                 with c_stderr_to(said), rawpy.imread(name) as r:
-                    rgb = r.postprocess(user_flip=0)
+                    rgb = r.postprocess(user_flip=0, **settings)
     except rawpy.LibRawError as e:  # a file that changed since it was read, say
         raise RawFormatError(raw.path or raw.camera, f"LibRaw cannot render it "
                              f"({_libraw_message(e)}{_libraw_said(said, name)})") from None

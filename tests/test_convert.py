@@ -16,8 +16,10 @@ from rawdiffusion.diffusion import Diffusion, derived_seed
 from rawdiffusion import atomic, cli
 from rawdiffusion.convert import ConversionFailed, convert
 from rawdiffusion.errors import UserError
+from rawdiffusion.figures import GAP, PHOTO, RAW_DATA, RENDERED, label_band
 from rawdiffusion.generator import RawGenerator
 from rawdiffusion.processes import merge_manifests
+from rawdiffusion.images import halve_area
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
 
@@ -531,3 +533,20 @@ def test_a_full_disk_at_the_manifest_record_names_the_file(checkpoint, tmp_path,
     monkeypatch.setattr(atomic.os, "write", real_write)
     assert cli.main(args) == 0
     assert "1 image(s) converted, 0 already done" in capsys.readouterr().out
+
+
+def test_the_figure_shows_photo_rendering_and_raw_under_their_labels(checkpoint, tmp_path):
+    """<name>_compare.png: a band of labels, then the photo halved (unchanged), the DNG as
+    LibRaw renders it and the RAW preview, at the packed RAW's size; without a DNG (npy) the
+    rendering's column is left out."""
+    sources = photos(tmp_path / "in", sizes=((48, 64),))
+    convert(sources, tmp_path / "dng", generator(checkpoint), 0, figure=True)
+    convert(sources, tmp_path / "npy", generator(checkpoint), 0, fmt="npy", figure=True)
+    photo = halve_area(np.asarray(Image.open(sources[0])))
+    for fmt, labels in (("dng", [PHOTO, RENDERED, RAW_DATA]), ("npy", [PHOTO, RAW_DATA])):
+        figure = np.asarray(Image.open(tmp_path / fmt / "photo0_compare.png"))
+        band = label_band(labels, [32] * len(labels))
+        assert band.shape[0] > 24  # a label of several lines at this width
+        assert figure.shape == (band.shape[0] + 24, len(labels) * 32 + (len(labels) - 1) * GAP, 3)
+        np.testing.assert_array_equal(figure[:band.shape[0]], band)
+        np.testing.assert_array_equal(figure[band.shape[0]:, :32], photo)
