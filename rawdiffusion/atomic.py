@@ -2,7 +2,9 @@
 
 The package's outputs (RAW files, prepared samples, checkpoints, records, figures; not the
 logs, which are appended to) are written through `atomic_output`, so a killed or failing job
-never leaves a half-written file that a rerun would take for finished.
+never leaves a half-written file that a rerun would take for finished. The records of a
+resumable job are lines appended to a file (`append_line`): a line is whole or absent.
+A write that fails for want of space says so, naming the file (`no_space` words it).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def atomic_output(path):
         yield tmp
         os.replace(tmp, path)
     except BaseException as e:
-        full = _no_space(e, path.parent)
+        full = no_space(e, path.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if full:
@@ -65,8 +67,34 @@ def _reserve(path: Path) -> Path:
     return tmp
 
 
-def _no_space(error: BaseException, folder: Path) -> str | None:
-    """What to say when `error` of a writer means the disk is full, else None."""
+def append_line(path, line: str) -> None:
+    """Append `line` and a newline to the file `path` (made when absent), whole or not at all:
+    unbuffered writes, and when one fails the bytes already written are cut off again. Raises
+    OutputError '<path>: record not appended, the disk is full (...)' when it fails for want of
+    space (no_space), the OSError itself otherwise."""
+    path = Path(path)
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            full = no_space(e, path.parent)
+            if full:
+                raise OutputError(f"{path}: record not appended, {full}") from None
+            raise
+    finally:
+        os.close(fd)
+
+
+def no_space(error: BaseException, folder: Path) -> str | None:
+    """What to say when `error` of a writer in `folder` means the disk is full ("the disk is
+    full (...); free space and rerun"), else None."""
     if not isinstance(error, (OSError, RuntimeError)):
         return None
     code = getattr(error, "errno", None)

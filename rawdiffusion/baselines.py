@@ -1,7 +1,7 @@
 """Baselines: a camera's RAW from an sRGB guide without a network.
 
 What a user could get without RAW-Diffusion, so that every quality figure has something to beat
-(README, "Quality"). Each baseline is a deterministic generator with the interface of a
+(docs/quality.md). Each baseline is a deterministic generator with the interface of a
 checkpoint: `rawdiffusion baseline fit DATASET --kind KIND --out FILE` writes a small JSON file
 that `convert --checkpoint FILE` and `sample.py checkpoint=FILE` take in a checkpoint's place.
 

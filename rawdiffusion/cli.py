@@ -495,8 +495,8 @@ def _add_convert(sub) -> None:
                         "fit); default: the checkpoint shipped in the package (GoPro)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=_integer, default=DEFAULTS.steps,
-                   help=f"sampling steps, 1 to 1000 (default {DEFAULTS.steps}; see README, "
-                        "'Quality')")
+                   help=f"sampling steps, 1 to 1000 (default {DEFAULTS.steps}; see "
+                        "docs/quality.md, 'Steps and samplers')")
     p.add_argument("--sampler", default=DEFAULTS.sampler, metavar="{" + ",".join(SAMPLERS) + "}",
                    help=f"DDIM, DPM-Solver++ 2M or UniPC (default {DEFAULTS.sampler})")
     p.add_argument("--batch-size", type=_integer, default=DEFAULTS.batch_size,
@@ -518,10 +518,11 @@ def _add_convert(sub) -> None:
     p.add_argument("--overlap", type=_integer, default=DEFAULTS.overlap,
                    help=f"tile overlap (default {DEFAULTS.overlap})")
     p.add_argument("--figure", action="store_true",
-                   help="also write NAME_compare.png: photo | RAW preview | DNG rendered")
+                   help="also write NAME_compare.png, labelled: photo | the DNG as LibRaw renders "
+                        "it (auto-brightness off) | RAW preview")
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast of the network (off by default: not measured to pay "
-                        "yet, see README 'Benchmarks')")
+                        "yet, see docs/benchmarks.md)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is there")
     _threads_option(p)
     p.set_defaults(func=cmd_convert, options=GENERATOR_OPTIONS)

@@ -1,5 +1,6 @@
 """The Hydra schema of train.py and sample.py: typed sections in Hydra's ConfigStore, and the
-seed's datasets. Only the Hydra commands read it (hydra_cli.py composes it).
+named datasets of the paper's released code. Only the Hydra commands read it (hydra_cli.py
+composes it).
 
 `python train.py dataset=NAME general.seed=S [section.key=value ...]` composes `train` from
 the dataclasses below, `python sample.py ...` composes `sample`; `--cfg job` prints the result,
@@ -12,12 +13,13 @@ Data. Every named dataset is a folder under `general.data_root` (default: $RAWDI
 else ./data) made by one `rawdiffusion prepare ...` command, which the error names when the
 folder is missing. The `_subsample` names train on `dataset.train.max_items` images of their
 parent's folder (no extra preparation). Any other prepared folder is `dataset=folder
-dataset.root=PATH`. As in the seed, `dataset/train=NAME` and `dataset/val=NAME` pick the two
-parts separately.
+dataset.root=PATH`. As in the paper's released code, `dataset/train=NAME` and
+`dataset/val=NAME` pick the two parts separately.
 
 SLURM. `-m` (multirun) hands the jobs to Hydra's submitit launcher, preset for one GPU, as the
-seed's `python train.py dataset=fivek_nikon general.seed=0 "hydra.launcher.partition=P" -m`;
-a plain run never launches it. Jobs that hit the time limit are requeued and resume.
+released code's `python train.py dataset=fivek_nikon general.seed=0
+"hydra.launcher.partition=P" -m`; a plain run never launches it. Jobs that hit the time
+limit are requeued and resume.
 
 Resuming. A rerun resumes its run only with the same recipe (harness.recipe_changes): every
 field is part of it unless declared with `resumable(...)` (where things are, how often to log),
@@ -38,7 +40,8 @@ from .settings import DEFAULTS
 
 DATA_ROOT = "${oc.env:RAWDIFFUSION_DATA,data}"
 
-# The seed's prepared datasets: name -> the command that makes its folder (--out is added).
+# The prepared datasets of the paper's released code: name -> the command that makes its
+# folder (--out is added).
 SOURCES = {
     "fivek_nikon": "rawdiffusion prepare fivek --root FIVEK_DIR --camera nikon",
     "fivek_canon": "rawdiffusion prepare fivek --root FIVEK_DIR --camera canon",
@@ -151,7 +154,8 @@ class ModelConfig:
         None, "a colour prior whose estimate the network conditions on and corrects: none (the "
               "paper's model) or a colour map of prior.py (linear, poly2, poly3, curves, or "
               "sums with local, e.g. poly3+curves+local) fitted on the training split. null: "
-              "training.DEFAULT_PRIOR for dataset=folder, none for the seed's named datasets")
+              "training.DEFAULT_PRIOR for dataset=folder, none for the named datasets of the "
+              "paper's released code")
     channels: Optional[int] = setting(None, "base channels of the U-Net; null: the preset's")
     channel_mult: Optional[List[int]] = setting(None, "channels of each resolution, in "
                                                       "multiples of channels; null: the preset's")
@@ -355,10 +359,11 @@ def register() -> None:
     cs.store(group="dataset", name="folder", node=FolderDatasetConfig(
         train=TrainSplitConfig(root="${..root}", max_items=None),
         val=SplitConfig(root="${..root}")))
-    # One GPU for a day per job, as the seed's SLURM settings; a job that reaches the time
-    # limit is requeued and resumes from its last checkpoint. These values go over the submitit
-    # plugin's own `submitit_slurm` (its SlurmQueueConf), which Hydra stores when it finds its
-    # plugins, so registering imports nothing of the plugin; only `-m` launches it.
+    # One GPU for a day per job, as the SLURM settings of the paper's released code; a job that
+    # reaches the time limit is requeued and resumes from its last checkpoint. These values go
+    # over the submitit plugin's own `submitit_slurm` (its SlurmQueueConf), which Hydra stores
+    # when it finds its plugins, so registering imports nothing of the plugin; only `-m`
+    # launches it.
     cs.store(group="hydra/launcher", name="rawdiffusion_slurm", node={
         "defaults": ["submitit_slurm", "_self_"],
         "timeout_min": 1440, "gpus_per_node": 1, "tasks_per_node": 1, "cpus_per_task": 6,

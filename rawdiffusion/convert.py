@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .atomic import make_folder
 from .errors import UserError
 from .camera import Camera
+from .figures import PHOTO, RAW_DATA, RENDERED, labelled, render_for_comparison
 from .generation import Job, prediction_files, run, write_prediction
 from .generator import Generator
 from .images import PhotoError, halve_area, raw_preview, read_rgb, write_png
-from .io import MIN_DNG_SIDE, read_raw, render_srgb
+from .io import MIN_DNG_SIDE
 from .processes import read_manifest
 
 
@@ -151,14 +151,12 @@ def _figure_path(base: Path) -> Path:
 
 
 def _write_figure(base: Path, photo: np.ndarray, x: np.ndarray, dng: Path | None) -> None:
-    """photo | packed RAW preview | DNG rendered by LibRaw (when written), side by side at the
-    packed RAW's height."""
-    h = x.shape[1]
-    panels = [halve_area(photo)[:h], raw_preview(x)]
+    """photo | the DNG as LibRaw renders it (when written; figures.render_for_comparison) |
+    packed RAW preview, side by side at the packed RAW's height under their labels."""
+    cells, labels = [halve_area(photo)[:x.shape[1]]], [PHOTO]
     if dng is not None:
-        panels.append(halve_area(render_srgb(read_raw(dng))))
-    panels = [np.asarray(Image.fromarray(p).resize((p.shape[1] * h // p.shape[0], h)))
-              for p in panels]
-    gap = np.full((h, 8, 3), 32, np.uint8)
-    write_png(_figure_path(base), np.concatenate(sum(([p, gap] for p in panels), [])[:-1],
-                                                 axis=1))
+        cells.append(halve_area(render_for_comparison(dng)))
+        labels.append(RENDERED)
+    cells.append(raw_preview(x))
+    labels.append(RAW_DATA)
+    write_png(_figure_path(base), labelled(cells, labels))

@@ -1,10 +1,10 @@
 """`rawdiffusion demo`: the main job, on CPU, in a few minutes, with nothing to download.
 
 Converts four photos that scikit-image ships into the RAW of the camera of the checkpoint
-shipped with the package (a small model trained on the GoPro DNGs of ../shared/data/raw/dng;
-README.md, "The shipped checkpoint", says how it was made): for each photo a DNG, a RAW preview
-and a side-by-side figure (photo | RAW preview | the DNG as LibRaw renders it), then one
-overview of all four.
+shipped with the package (a small model trained on three GoPro DNGs; docs/training.md, "How
+the shipped model was made", says how): for each photo a DNG, a RAW preview and a labelled
+side-by-side figure (photo | the DNG as LibRaw renders it | the RAW data; figures.py), then one
+overview of all four under the same labels.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import numpy as np
 
 from .allocator import keep_freed_memory
 from .convert import convert
+from .figures import PHOTO, RAW_DATA, RENDERED, render_for_comparison, table
 from .images import read_rgb, write_png
 from .loading import load, shipped_checkpoint
 from .processes import merge_manifests
 from .settings import DEFAULTS
 
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")
+OVERVIEW_HEIGHT = 200  # pixels of each image in overview.png
 
 
 def run_demo(out, checkpoint=None, steps: int = DEFAULTS.steps) -> int:
@@ -41,13 +43,16 @@ def run_demo(out, checkpoint=None, steps: int = DEFAULTS.steps) -> int:
         # (and a rerun skips what is done); a temporary copy only from a zipped scikit-image.
         sources = [files.enter_context(resources.as_file(photos / name)) for name in PHOTOS]
         done, skipped = convert(sources, out, gen, seed=0, figure=True)
+        write_png(out / "overview.png", overview(sources, out))
     merge_manifests(out)
-    figures = [read_rgb(out / f"{Path(n).stem}_compare.png") for n in PHOTOS]
-    width = max(f.shape[1] for f in figures)
-    rows = [np.pad(f, ((0, 8), (0, width - f.shape[1]), (0, 0)), constant_values=32)
-            for f in figures]
-    write_png(out / "overview.png", np.concatenate(rows)[:-8])
     print(f"converted {done} photo(s) ({skipped} already done) into {out}: <name>.dng, "
           f"<name>.png (RAW preview), <name>_compare.png; overview {out / 'overview.png'}")
     return 0
 
+
+def overview(sources: list[Path], out: Path) -> np.ndarray:
+    """One row per photo of `sources` (photo | its DNG in `out` as LibRaw renders it | the RAW
+    preview), each OVERVIEW_HEIGHT pixels high, under the figures' column labels."""
+    rows = [[read_rgb(source), render_for_comparison(out / f"{source.stem}.dng"),
+             read_rgb(out / f"{source.stem}.png")] for source in sources]
+    return table(rows, [PHOTO, RENDERED, RAW_DATA], OVERVIEW_HEIGHT)

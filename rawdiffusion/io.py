@@ -846,8 +846,9 @@ def render_srgb(raw: RawImage, **settings) -> np.ndarray:
     """Render `raw` to 8-bit sRGB with rawpy's default settings: (H, W, 3) uint8.
 
     `settings`: other `rawpy.postprocess` keyword arguments (white balance, demosaic, gamma,
-    output colour space, output_bps=16 for uint16, ...), for renderings.py; none gives the
-    canonical rendering that `prepare` makes guides with.
+    output colour space, output_bps=16 for uint16, no_auto_bright=True ...): renderings.py's
+    recipes and figures.py's comparison rendering; none gives the canonical rendering that
+    `prepare` makes guides with.
 
     The file itself is rendered when LibRaw can open it (so camera-specific handling applies);
     sidecar dumps are rendered from a temporary DNG of theirs. One deviation from the defaults: the

@@ -24,8 +24,8 @@ from .generator import Generator, RawGenerator
 from .sampling import check_tile
 from .settings import DEFAULTS, Settings
 
-# A small model trained on the GoPro DNGs of ../shared/data/raw/dng (README, "The shipped
-# checkpoint", says how it was made), inside the package.
+# A small model trained on three GoPro DNGs (docs/training.md, "How the shipped model was
+# made"; its model card: README.md, "The shipped model"), inside the package.
 SHIPPED = "gopro_small.pt"
 
 

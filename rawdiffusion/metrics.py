@@ -1,4 +1,5 @@
-"""The paper's RAW metrics, batched in torch (REFERENCE.md, "Evaluation protocol").
+"""The paper's RAW metrics, batched in torch (the evaluation protocol of Reinders et al.,
+WACV 2025).
 
 Inputs are normalised linear RAW, packed (B, 4, H, W) in R, G1, G2, B order with values in
 [0, 1]: no white balance, no gamma. The paper's protocol first reduces the packed image to three

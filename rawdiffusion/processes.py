@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from .allocator import keep_freed_memory
-from .atomic import atomic_output
+from .atomic import append_line, atomic_output
 from .errors import UserError
 
 
@@ -70,9 +70,9 @@ def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append one JSON line to a process's part file (manifest or results)."""
-    with open(path, "a") as f:  # one short line per write: whole or absent after a kill
-        f.write(json.dumps(record) + "\n")
+    """Append one JSON line to a process's part file (manifest or results), whole or not at
+    all (atomic.append_line: a full disk is named as such, with the file)."""
+    append_line(path, json.dumps(record))
 
 
 def record_written(writing: list, part: Path, bar) -> int:

@@ -57,7 +57,7 @@ from .training_data import NOISE, VAL_SEED, Draws, TrainSamples, val_batches
 log = logging.getLogger(__name__)
 
 # model.prior of dataset=folder runs when none is given (config.ModelConfig): chosen by the
-# quality benchmark on two cameras (README, "Quality").
+# quality benchmark on two cameras (docs/quality.md).
 DEFAULT_PRIOR = "poly3+curves+local"
 
 
@@ -66,7 +66,8 @@ DEFAULT_PRIOR = "poly3+curves+local"
 def resolve_prior(cfg: DictConfig, state: dict | None) -> str:
     """model.prior as given; when it is not (None): the run's own for a run being resumed
     (`state`, its checkpoint; runs from before the option have none), else DEFAULT_PRIOR for
-    dataset=folder and "none" (the paper's model) for the seed's named datasets. Stored
+    dataset=folder and "none" (the paper's model) for the named datasets of the paper's
+    released code. Stored
     resolved in the checkpoint."""
     if cfg.model.prior is not None:
         try:  # the groups of a map in their canonical order: "local+curves" is "curves+local"

@@ -104,3 +104,37 @@ def test_other_failures_pass_through_unchanged_and_leave_nothing(error, tmp_path
         raise error
     assert info.value is error
     assert os.listdir(tmp_path) == []
+
+
+def test_a_record_appended_on_a_full_disk_names_the_file_and_is_cut_off(tmp_path, monkeypatch):
+    """A record line (a manifest or results part) that the disk takes only in part: the error
+    names the file and says the disk is full, and the bytes written are cut off again, so
+    that the next record starts a line of its own."""
+    path = tmp_path / "manifest.part0.jsonl"
+    atomic.append_line(path, '{"a": 1}')
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if len(data) > 4:
+            return real_write(fd, data[:4])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "write", half_then_full)
+    with pytest.raises(OutputError) as info:
+        atomic.append_line(path, '{"b": 2}')
+    assert str(info.value) == (f"{path}: record not appended, the disk is full (no space left "
+                               f"on the device of {tmp_path}); free space and rerun")
+    assert path.read_text() == '{"a": 1}\n'
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    atomic.append_line(path, '{"c": 3}')
+    assert path.read_text() == '{"a": 1}\n{"c": 3}\n'
+
+
+def test_an_append_failing_otherwise_keeps_its_own_error(tmp_path, monkeypatch):
+    def denied(fd, data):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(atomic.os, "write", denied)
+    with pytest.raises(OSError) as info:
+        atomic.append_line(tmp_path / "x.jsonl", "{}")
+    assert not isinstance(info.value, OutputError) and info.value.errno == errno.EIO

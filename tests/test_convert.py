@@ -1,7 +1,9 @@
 """RGB -> RAW conversion with a checkpoint: outputs, resumption, sharding, clear errors."""
 
+import errno
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,11 +13,13 @@ from PIL import Image
 from rawdiffusion.camera import Camera, CameraError
 from rawdiffusion.checkpoint import file_digest, load_model, save_checkpoint
 from rawdiffusion.diffusion import Diffusion, derived_seed
-from rawdiffusion import cli
+from rawdiffusion import atomic, cli
 from rawdiffusion.convert import ConversionFailed, convert
 from rawdiffusion.errors import UserError
+from rawdiffusion.figures import GAP, PHOTO, RAW_DATA, RENDERED, label_band
 from rawdiffusion.generator import RawGenerator
 from rawdiffusion.processes import merge_manifests
+from rawdiffusion.images import halve_area
 from rawdiffusion.io import read_packed, read_raw
 from rawdiffusion.model import build_model
 
@@ -501,3 +505,48 @@ def test_records_of_older_versions_without_digests_still_count_their_outputs(che
                                 for r in records))
     (out / "photo1.dng").write_bytes(b"")  # an empty output: cut, made again
     assert convert(sources, out, generator(checkpoint), 0, figure=True) == (1, 1)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc/self/fd")
+def test_a_full_disk_at_the_manifest_record_names_the_file(checkpoint, tmp_path, capsys,
+                                                          monkeypatch):
+    """The disk fills when convert appends a photo's record to its manifest part: one line
+    naming the part file and saying the disk is full (it said only '[Errno 28] No space left
+    on device'); a rerun with space converts the photo whose record was lost."""
+    sources = photos(tmp_path / "in", sizes=((32, 48),))
+    out = tmp_path / "out"
+    real_write = os.write
+
+    def full_at_the_manifest(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("manifest.part0.jsonl"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(atomic.os, "write", full_at_the_manifest)
+    args = ["convert", str(sources[0]), "--checkpoint", str(checkpoint), "--out", str(out),
+            "--cpu"]
+    assert cli.main(args) == 2
+    part = out / "manifest.part0.jsonl"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {part}: record not appended, the disk is full (no space left on the device "
+        f"of {out}); free space and rerun")
+    monkeypatch.setattr(atomic.os, "write", real_write)
+    assert cli.main(args) == 0
+    assert "1 image(s) converted, 0 already done" in capsys.readouterr().out
+
+
+def test_the_figure_shows_photo_rendering_and_raw_under_their_labels(checkpoint, tmp_path):
+    """<name>_compare.png: a band of labels, then the photo halved (unchanged), the DNG as
+    LibRaw renders it and the RAW preview, at the packed RAW's size; without a DNG (npy) the
+    rendering's column is left out."""
+    sources = photos(tmp_path / "in", sizes=((48, 64),))
+    convert(sources, tmp_path / "dng", generator(checkpoint), 0, figure=True)
+    convert(sources, tmp_path / "npy", generator(checkpoint), 0, fmt="npy", figure=True)
+    photo = halve_area(np.asarray(Image.open(sources[0])))
+    for fmt, labels in (("dng", [PHOTO, RENDERED, RAW_DATA]), ("npy", [PHOTO, RAW_DATA])):
+        figure = np.asarray(Image.open(tmp_path / fmt / "photo0_compare.png"))
+        band = label_band(labels, [32] * len(labels))
+        assert band.shape[0] > 24  # a label of several lines at this width
+        assert figure.shape == (band.shape[0] + 24, len(labels) * 32 + (len(labels) - 1) * GAP, 3)
+        np.testing.assert_array_equal(figure[:band.shape[0]], band)
+        np.testing.assert_array_equal(figure[band.shape[0]:, :32], photo)

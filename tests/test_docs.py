@@ -3,7 +3,8 @@
 Every relative link and image resolves to a file of the repository (and a `#section` anchor to a
 heading of its target, slugged as GitHub slugs headings); every docs page is reachable from the
 README; the README's Python example runs verbatim; the README stays a front page (<= 250 lines);
-and no page leans on words or files an outside reader cannot place.
+every Python block of docs/python.md runs as it stands; and no page leans on words or files an
+outside reader cannot place.
 """
 
 import re
@@ -169,3 +170,36 @@ def test_readme_python_example_runs_verbatim(tmp_path, monkeypatch):
     assert (tmp_path / "out.dng").is_file()
     with rawpy.imread(str(tmp_path / "out.dng")) as dng:
         assert dng.raw_image_visible.shape == (64, 96)
+
+
+def python_blocks(page: Path) -> list[str]:
+    """The fenced ```python blocks of a page, in order."""
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"),
+                      re.MULTILINE | re.DOTALL)
+
+
+def test_every_python_block_of_the_python_page_runs(tmp_path, monkeypatch, capsys):
+    # As the page says: one block after the other in one session, from a folder that is not
+    # the checkout, `photo` a 64 x 96 crop of scikit-image's cat; what the blocks print and
+    # write is what their comments say.
+    blocks = python_blocks(ROOT / "docs" / "python.md")
+    assert len(blocks) == 8 and "rd.load()" in blocks[0]
+    assert blocks[0] == readme_python_example()  # the page's three lines are the README's
+    photo = np.ascontiguousarray(skimage_data.chelsea()[:256:4, :384:4])
+    monkeypatch.chdir(tmp_path)
+    scope = {"photo": photo}
+    for n, block in enumerate(blocks, 1):
+        exec(compile(block, f"docs/python.md, python block {n}", "exec"), scope)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "GoPro FUSION RGGB"
+    assert printed[1:3] == ["(64, 96) uint16", "(4, 32, 48) float32"]
+    assert printed[4].startswith("torch.Size([2, 4, 128, 192])")
+    assert printed[5] == "(4, 32, 48)"
+    assert printed[6] == "steps | steps=0: the ddim sampler takes 1 to 1000 steps"
+    assert printed[7].startswith("Settings(steps=1, sampler='ddim', tile=256, overlap=64, ")
+    assert tuple(scope["raw_x"].shape) == (1, 4, 32, 48)  # sampling.generate's, normalised
+    assert float(scope["raw_x"].min()) >= 0 and float(scope["raw_x"].max()) <= 1
+    for name in ("out.dng", "cat.dng", "copy.dng"):
+        with rawpy.imread(str(tmp_path / name)) as dng:
+            assert dng.raw_image_visible.shape == (64, 96)
+    np.testing.assert_array_equal(scope["raw"].mosaic, scope["io"].read_raw("copy.dng").mosaic)

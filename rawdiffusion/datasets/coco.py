@@ -1,5 +1,6 @@
-"""Detection datasets: COCO boxes for person, bicycle and car (REFERENCE.md, "Object detection"),
-shared by nod.py, cityscapes.py and bdd.py, and the RGB-only sample writer of the last two.
+"""Detection datasets: COCO boxes for person, bicycle and car (the paper's detection
+experiment), shared by nod.py, cityscapes.py and bdd.py, and the RGB-only sample writer of the
+last two.
 
 Boxes are `[category_id, x0, y0, x1, y1]` in continuous pixel coordinates of the image they
 belong to: (x0, y0) the top-left corner, (x1, y1) the bottom-right corner, so a box over pixel

@@ -1,4 +1,4 @@
-"""Turning RAW files into paired RAW/RGB samples (REFERENCE.md, "Data representation").
+"""Turning RAW files into paired RAW/RGB samples, as the paper's released code prepares them.
 
 Per image: read the mosaic, pack it to (4, H/2, W/2), render the RGB guide with rawpy's default
 settings and halve it with area interpolation so it matches the packed size, then cut samples:

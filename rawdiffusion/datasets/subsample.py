@@ -1,5 +1,5 @@
 """A few training images of a prepared dataset (the reference's *_subsample datasets: 25 or 100
-training images, REFERENCE.md "Small data").
+training images, the paper's few-image experiments).
 
 The subsample is a folder with dataset.json and split files only; its "parent" names the source
 dataset, whose raw/ and rgb/ it reads (layout.py). Training images are drawn as the reference

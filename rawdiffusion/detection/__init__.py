@@ -1,1 +1,1 @@
-"""RAW-domain object detection (REFERENCE.md, "Object detection")."""
+"""RAW-domain object detection: the last experiment of the RAW-Diffusion paper."""

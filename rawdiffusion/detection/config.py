@@ -2,10 +2,10 @@
 
 `rawdiffusion detect train data=nod_nikon [key=value ...]` composes `detect_train` from the
 dataclasses below; `rawdiffusion detect train --cfg job` prints the result. The defaults are
-the reference's recipe (REFERENCE.md, "Object detection"): Faster R-CNN R50-FPN, input 640 x
-416, 48 epochs of SGD (lr 0.02, Nesterov momentum 0.9, weight decay 1e-4 except on norms and
-biases), 500 warm-up iterations from 0.001 x lr, lr x 0.1 at epochs 32 and 44, batch 8, on 100
-real RAW images of the NOD h416 train split, validated on its test split every epoch.
+the recipe of the paper's released code (its detection experiment): Faster R-CNN R50-FPN,
+input 640 x 416, 48 epochs of SGD (lr 0.02, Nesterov momentum 0.9, weight decay 1e-4 except on
+norms and biases), 500 warm-up iterations from 0.001 x lr, lr x 0.1 at epochs 32 and 44, batch
+8, on 100 real RAW images of the NOD h416 train split, validated on its test split every epoch.
 
 Data. `data=nod_nikon` (or nod_sony) names the real camera: its training split
 (`data.real`) and its test split (`data.val`), both in the folder `rawdiffusion prepare nod

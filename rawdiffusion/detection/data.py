@@ -7,7 +7,7 @@ normalisation, the f-mixing of the two sources and the batches of an epoch.
 - `load_image`: an item -> float32 (C, H, W) in [0, 1]: C = 4 packed R, G1, G2, B, or C = 3 RGB.
 - `ChannelStats` (`channel_statistics`): per channel mean and standard deviation of the training
   data, weighted by how often each source is drawn; `to_detector` normalises with them and
-  reduces RAW to 3 channels by averaging the greens (REFERENCE.md, "Object detection").
+  reduces RAW to 3 channels by averaging the greens (as the paper's detector does).
 - `Mixture`: the training Dataset, indexed by draw number. Draw i of epoch e is real with
   probability f (the paper's mixing; f = 1: every real image once per epoch, in a permutation
   seeded by (seed, e)) and otherwise a generated image drawn uniformly; then flipped
@@ -43,7 +43,7 @@ from ..io import RawFormatError, read_packed, read_raw
 
 log = logging.getLogger(__name__)
 
-PRED_SUFFIXES = (".dng", ".h5", ".npy")  # convert.SUFFIX: what sample.py's pred/ holds
+PRED_SUFFIXES = (".dng", ".h5", ".npy")  # generation.SUFFIX: what sample.py's pred/ holds
 ORDER, DRAW, STATS, REPLACE = 0, 1, 2, 3  # purposes of the derived random streams
 REPLACEMENTS = 8  # other images tried in place of one that cannot be read
 
