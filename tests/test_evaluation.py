@@ -192,7 +192,8 @@ def test_convert_cli_and_export(data, tmp_path, capsys):
 def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_shipped_one():
     cfg = OmegaConf.create({"general": {"out": "runs", "seed": 3},
                             "dataset": {"val": {"root": "/data/gopro", "split": "test"}},
-                            "diffusion_val": {"timestep_respacing": "ddim6"}, "sampler": "ddim"})
+                            "diffusion_val": {"timestep_respacing": "ddim6"}, "sampler": "ddim",
+                            "noise": {"iso": None, "exposure": 0.0}})
     assert samples_dir(cfg, Path("runs/gopro-s3/checkpoint.pt")) == \
         Path("runs/gopro-s3/samples/gopro-test-ddim6-s3")
     assert samples_dir(OmegaConf.merge(cfg, {"sampler": "unipc"}),
@@ -201,6 +202,12 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
     # The installed package may be read-only, and must not collect outputs.
     assert samples_dir(cfg, shipped_checkpoint()) == \
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
+    # Noisy predictions go beside the clean ones, not over them.
+    for noise, name in (({"iso": 1600}, "-iso1600"), ({"iso": "draw"}, "-isodraw"),
+                        ({"iso": 400, "exposure": -2.5}, "-iso400-ev-2.5")):
+        assert samples_dir(OmegaConf.merge(cfg, {"noise": noise}),
+                           Path("runs/gopro-s3/checkpoint.pt")) == \
+            Path(f"runs/gopro-s3/samples/gopro-test-ddim6-s3{name}")
 
 
 def test_sample_py_system_bf16_reaches_the_generator(data, tmp_path, monkeypatch):
