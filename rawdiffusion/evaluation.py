@@ -182,7 +182,7 @@ def _generator(cfg, checkpoint, device, steps: int) -> Generator:
     except SettingError as e:
         if e.name not in ("iso", "exposure"):
             raise
-        raise SetupError(f"noise.{e.name}={e.value}: {e.reason}") from None
+        raise SetupError(f"noise.{e.name}={cfg.noise[e.name]}: {e.reason}") from None
 
 
 def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
