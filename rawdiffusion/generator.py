@@ -60,8 +60,8 @@ class Generator:
         image file (read as `convert` reads it: images.read_rgb) -> the camera's RawImage,
         mosaic (H // 2 * 2, W // 2 * 2) uint16, with the camera's levels and colour metadata
         (`.write_dng(path)`, `.packed`); with sensor noise (`iso`: `recorded`), also its ISO
-        and the NoiseProfile of that noise. SettingError naming `photo` or `seed` when they cannot
-        be used; images.PhotoError naming the file for an unreadable one."""
+        and the NoiseProfile of that noise. SettingError naming `photo` or `seed` when they
+        cannot be used; images.PhotoError naming the file for an unreadable one."""
         check_count("seed", seed, 0)
         guide = halve_area(photo_array(photo))
         image_seed = derived_seed(seed, 0)
@@ -119,8 +119,8 @@ class Generator:
                              callback=None) -> list[np.ndarray]:
         """Already-halved RGB guides [(h, w, 3) uint8] -> [packed RAW (4, h, w) float32 in
         [0, 1]]: the clean mean, without sensor noise (`recorded` adds it), guide i's diffusion
-        noise from seeds[i]; a network samples their tiles `batch_size` to
-        a forward pass (each result as for its guide alone, up to float rounding).
+        noise from seeds[i]; a network samples their tiles `batch_size` to a forward pass
+        (each result as for its guide alone, up to float rounding).
         callback(dict(tiles=k, i=..., t=..., ...)) runs at each step of each forward pass of
         k tiles. ValueError for a guide of another shape or dtype, or a seed too few or many."""
         if len(seeds) != len(guides):

@@ -197,8 +197,9 @@ def test_sample_py_noise_writes_noisy_predictions_and_leaves_the_metrics_clean(d
              "read_fixed": [0.0] * 4, "isos": [100.0, 800.0]}
     save_checkpoint(tmp_path / "noisy.pt", {**state, "camera": {**state["camera"],
                                                                 "noise": noise}})
-    args = ["dataset=folder", f"dataset.root={data / 'tiny'}", f"checkpoint={tmp_path / 'noisy.pt'}",
-            "save_pred=true", "diffusion_val.timestep_respacing=ddim2"]
+    args = ["dataset=folder", f"dataset.root={data / 'tiny'}",
+            f"checkpoint={tmp_path / 'noisy.pt'}", "save_pred=true",
+            "diffusion_val.timestep_respacing=ddim2"]
     assert sample(*args, f"out={tmp_path / 'clean'}", cwd=tmp_path).returncode == 0
     proc = sample(*args, f"out={tmp_path / 'noisy'}", "noise.iso=draw", "noise.exposure=-1",
                   cwd=tmp_path)

@@ -356,7 +356,7 @@ def test_no_iso_writes_the_clean_mean_as_before(noisy_checkpoint, tmp_path):
     assert (record["iso"], record["exposure"]) == (None, 0.0)
 
 
-def test_the_dng_carries_the_iso_and_the_noise_profile_of_the_noise_it_holds(tmp_path):
+def test_the_dng_carries_the_iso_and_the_noise_profile_of_the_noise_it_holds(tmp_path, capsys):
     """A smooth photo through unprocessing (no network): the DNG's NoiseProfile is the model's
     (S, O) at the ISO, read back exactly, and the noise the same estimator finds in the DNG's
     pixels has that S."""
@@ -375,6 +375,11 @@ def test_the_dng_carries_the_iso_and_the_noise_profile_of_the_noise_it_holds(tmp
     np.testing.assert_allclose(s, 4 * 5e-5) and np.testing.assert_allclose(o, 16 * 2e-7 + 1e-7)
     found = measure(raw)
     np.testing.assert_allclose(found.shot, shot, rtol=0.15)
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "out" / "smooth.dng")]) == 0  # and info says so
+    info = json.loads(capsys.readouterr().out)
+    assert (info["iso"], info["exposure_time"]) == (400, None)
+    assert info["noise_profile"] == [list(p) for p in dng_noise_profile(shot, read)]
 
 
 def test_exposure_clips_at_white_as_the_sensor_does(noisy_checkpoint, tmp_path):
