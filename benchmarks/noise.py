@@ -8,18 +8,22 @@ and what adding noise costs, in one command.
     0.001 to 1, hard-edged shapes, fine stripes) with real Poisson-Gaussian noise of known S and
     O, quantised to 12- or 14-bit codes; the estimator (noise.measure) per channel, against the
     truth, for several noise levels and seeds.
-(b) Real against generated: `rawdiffusion prepare folder` on ../shared/data/raw/dng (the
-    GoPro DNGs; the test split is the Fusion back image). The noise model is calibrated
-    (noise.calibrate) from the training images of the checkpoint's camera (make and model;
-    other models are measured and listed, not used). Each test patch's guide goes through
-    `load_generator(checkpoint, steps=1).generate(guide, seed)`, the clean result through
-    `add_noise` at the image's ISO (EXIF); then the same estimator runs on the real patches and
-    on the generated ones (the same image area), per channel. Also listed: the estimator on
-    the clean generated patches, on the ablation that draws the whole model on top of them
-    (add_noise draws only what they lack), and the DNG NoiseProfile tags. The second camera of
-    ../shared (the 5 MP GRBG sensor's dumps) has no ISO: it is not calibrated.
-(c) Cost: per test patch, and for the whole test image, a 1-step generation and add_noise on
-    its result, timed side by side in this run, on --device.
+(b) Real against generated, through the commands: `rawdiffusion prepare folder` on
+    ../shared/data/raw/dng (the GoPro DNGs; the test split is the Fusion back image), which
+    records each image's ISO, exposure, DNG NoiseProfile and measured noise. The noise model
+    is the one the checkpoint stores with its camera (the shipped one: `rawdiffusion export
+    --noise` of such a dataset, from the training images of its make and model; the HERO6 is
+    another sensor and only listed), checked against a calibration from this dataset as
+    training would make it. Each test patch's guide, as a photo, goes through `rawdiffusion
+    convert --steps 1` without and with `--iso` at the image's ISO (EXIF); then the same
+    estimator runs on the real patches and on the written DNGs (the same image area), per
+    channel. Also listed: the estimator on the clean DNGs, on the ablation that draws the whole
+    model on top of them (convert adds only what they lack), the NoiseProfile the DNGs carry,
+    and the real file's DNG tag. The second camera of ../shared (the 5 MP GRBG sensor's dumps)
+    has no ISO: it is not calibrated.
+(c) Cost: for one test patch and for the whole test image, a 1-step generation and the noise
+    added to its result (Generator.recorded, what convert's writers run), timed side by side
+    in this process on --device.
 (d) The noise's character on the real files (row noise, spatial correlation, tails) against
     synthetic Poisson-Gaussian noise, to see whether the model needs more than it has.
 
@@ -133,45 +137,40 @@ def prepare(work: Path, log: list) -> Path:
     return data
 
 
-def calibration(data: Path, camera: dict) -> tuple[object, list[dict]]:
-    """The noise model of the training images of `camera`'s make and model, and every image's
-    own measurement and DNG tag (all splits, all models), for the table."""
-    from rawdiffusion.io import read_raw
-    from rawdiffusion.noise import calibrate, measure, profile_channels
+def files_table(data: Path, camera) -> list[dict]:
+    """Every image's ISO, exposure, measured noise and DNG tag as `prepare` recorded them in
+    dataset.json (noise.entry_noise), and whether it calibrates the camera's model (training
+    split, the camera's make and model: Camera.from_training_images)."""
+    from rawdiffusion.noise import profile_channels
 
     description = json.loads((data / "dataset.json").read_text())
-    files, rows = [], []
+    rows = []
     for name, entry in sorted(description["images"].items()):
-        raw = read_raw(entry["source"])
-        found = measure(raw)
-        tag = profile_channels(raw.noise_profile) if raw.noise_profile else None
-        same = (raw.make, raw.model) == (camera.get("make"), camera.get("model"))
-        used = same and entry["split"] == "train"
-        if used:
-            files.append(found)
-        rows.append({"image": name, "camera": raw.camera, "split": entry["split"],
-                     "iso": raw.iso, "exposure_time": raw.exposure_time, "calibrates": used,
-                     "shot": found.shot.tolist(), "read": found.read.tolist(),
+        tag = profile_channels(entry["noise_profile"]) if entry["noise_profile"] else None
+        same = (entry["make"], entry["model"]) == (camera.make, camera.model)
+        rows.append({"image": name, "camera": f"{entry['make']} {entry['model']}",
+                     "split": entry["split"], "iso": entry["iso"],
+                     "exposure_time": entry["exposure_time"],
+                     "calibrates": same and entry["split"] == "train",
+                     "shot": entry["noise"]["shot"], "read": entry["noise"]["read"],
                      "tag_shot": None if tag is None else tag[0].tolist(),
                      "tag_read": None if tag is None else tag[1].tolist()})
-    return calibrate(files), rows
+    return rows
 
 
-def test_patches(data: Path) -> list[dict]:
-    """The test split's images with their patches: ids, real codes, guides, levels, ISO."""
+def test_images(data: Path) -> list[dict]:
+    """The test split's images: ids, ISO, levels, real patch codes and guides."""
     from PIL import Image
-
-    from rawdiffusion.io import read_raw
 
     description = json.loads((data / "dataset.json").read_text())
     images = []
     for name, entry in sorted(description["images"].items()):
         if entry["split"] != "test":
             continue
-        black = np.asarray(entry["black_level"], dtype=np.float64)  # per packed channel
         images.append({
-            "image": name, "iso": read_raw(entry["source"]).iso, "source": entry["source"],
-            "black": black, "white": float(entry["white_level"]), "ids": entry["samples"],
+            "image": name, "iso": entry["iso"], "source": entry["source"],
+            "black": np.asarray(entry["black_level"], dtype=np.float64),  # per packed channel
+            "white": float(entry["white_level"]), "ids": entry["samples"],
             "real": [np.load(data / "raw" / f"{s}.npy") for s in entry["samples"]],
             "guides": [np.asarray(Image.open(data / "rgb" / f"{s}.png").convert("RGB"))
                        for s in entry["samples"]]})
@@ -181,6 +180,33 @@ def test_patches(data: Path) -> list[dict]:
 def normalised(codes: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
     black = black.reshape(4, 1, 1)
     return (codes.astype(np.float64) - black) / (white - black)
+
+
+def photos_of(image: dict, folder: Path) -> list[Path]:
+    """The patches' guides as photos convert takes: each pixel 2 x 2, so that convert's
+    halving (images.halve_area) gives the guide back exactly."""
+    from rawdiffusion.images import halve_area, write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for sample_id, guide in zip(image["ids"], image["guides"]):
+        photo = guide.repeat(2, axis=0).repeat(2, axis=1)
+        assert np.array_equal(halve_area(photo), guide)
+        write_png(folder / f"{sample_id}.png", photo)
+        paths.append(folder / f"{sample_id}.png")
+    return paths
+
+
+def convert(photos: list[Path], out: Path, args, log: list, iso: float | None) -> None:
+    """`rawdiffusion convert` of the photos at 1 step, seed 0 (with --iso when given), as a
+    user runs it."""
+    options = ["--out", str(out), "--checkpoint", str(args.checkpoint), "--steps", "1",
+               "--seed", "0", "--workers", "0", *(["--cpu"] if args.device == "cpu" else []),
+               *(["--iso", f"{iso:g}"] if iso is not None else [])]
+    log.append(f"rawdiffusion convert {photos[0].parent}/*.png " + " ".join(options))
+    print("$ " + log[-1], flush=True)
+    subprocess.run([sys.executable, "-m", "rawdiffusion.cli", "convert", *map(str, photos),
+                    *options], check=True, cwd=REPO)
 
 
 def timed(fn, device: str):
@@ -195,56 +221,73 @@ def timed(fn, device: str):
     return result, time.perf_counter() - start
 
 
-def real_and_generated(image: dict, gen, model, device: str) -> dict:
-    """(b) and the per-patch part of (c) for one test image: the estimator on its real patches,
-    on the generated ones at its ISO, and on the clean generated ones; the times."""
+def real_and_generated(image: dict, model, args, log: list) -> dict:
+    """(b) and part of (c) for one test image: its patches converted by `rawdiffusion convert`
+    without and with --iso <its ISO>; the estimator on the real patches, on the DNGs written
+    with noise and on the clean ones; the ablation that draws the whole model on top of the
+    clean ones (sensor._sensor, the draw without the top-up); the NoiseProfile the noisy DNGs
+    carry."""
     import torch
 
     from rawdiffusion.diffusion import derived_seed
-    from rawdiffusion.noise import _sensor, add_noise, noise_generators
+    from rawdiffusion.io import read_raw
+    from rawdiffusion.noise import normalised_packed
     from rawdiffusion.noise_levels import estimate_noise
+    from rawdiffusion.sensor import _sensor, noise_generators
 
-    black, white, iso = image["black"], image["white"], image["iso"]
-    gen.generate(image["guides"][0], 0)  # warm-up: the first call pays one-time costs
-    real, noisy, clean, whole, times = [], [], [], [], []
-    for i, (guide, codes) in enumerate(zip(image["guides"], image["real"])):
-        x, t_generate = timed(lambda: gen.generate(guide, derived_seed(0, i)), device)
-        mean = torch.from_numpy(x)[None].to(device)
-        y, t_noise = timed(lambda: add_noise(mean, model, iso, 0.0, black, white,
-                                             noise_generators(0, [i], device)), device)
-        real.append(normalised(codes, black, white))
-        noisy.append(y[0].cpu().double().numpy())
-        # the ablation: the whole model drawn on top of what the clean image already has
-        whole.append(_sensor(mean[0], *model.at(iso), black, white,
-                             noise_generators(0, [i], device)[0]).cpu().double().numpy())
-        clean.append(x.astype(np.float64))
-        times.append((t_generate, t_noise))
+    work = args.work / image["image"]
+    photos = photos_of(image, work / "photos")
+    convert(photos, work / "clean", args, log, None)
+    convert(photos, work / "noisy", args, log, image["iso"])
+    black, white = image["black"], image["white"]
+    written = {kind: [read_raw(work / kind / f"{s}.dng") for s in image["ids"]]
+               for kind in ("clean", "noisy")}
+    clean = [normalised_packed(raw)[0] for raw in written["clean"]]
+    whole = [_sensor(torch.from_numpy(x).float().clamp(0, 1), *model.at(image["iso"]), black,
+                     white, noise_generators([derived_seed(0, i)])[0]).double().numpy()
+             for i, x in enumerate(clean)]
     lo = -black / (white - black)
-    found = {"real": estimate_noise(real, lo), "generated": estimate_noise(noisy, lo),
+    found = {"real": estimate_noise([normalised(c, black, white) for c in image["real"]], lo),
+             "generated": estimate_noise([normalised_packed(r)[0] for r in written["noisy"]],
+                                         lo),
              "whole": estimate_noise(whole, lo)}
     try:
         found["clean"] = estimate_noise(clean, lo)
     except ValueError as e:  # no smooth block with any variation at all
         print(f"clean generated patches: {e}")
-    return {"found": found, "times": np.array(times)}
+    profiles = {r.noise_profile for r in written["noisy"]}
+    isos = {r.iso for r in written["noisy"]}
+    return {"found": found, "profiles": profiles, "isos": isos, "clean": clean}
 
 
-def whole_image_cost(image: dict, gen, model, device: str) -> dict:
-    """(c) for the whole test image: its guide as `prepare` renders it (LibRaw, halved), a
-    1-step generation and add_noise on the result."""
+def cost(image: dict, clean: list[np.ndarray], args) -> dict:
+    """(c) in this process, side by side: a 1-step generation (the generator convert opens) and
+    its `recorded` (exposure, noise at the ISO: what convert's writer adds), for one patch (the
+    noise step's median over all patches) and for the whole test image (its guide as `prepare`
+    renders it)."""
     import torch
 
+    from rawdiffusion.diffusion import derived_seed
     from rawdiffusion.images import halve_area
     from rawdiffusion.io import read_raw, render_srgb
-    from rawdiffusion.noise import add_noise, noise_generators
+    from rawdiffusion.loading import open_generator
+    from rawdiffusion.settings import Settings
 
+    gen = open_generator(args.checkpoint, Settings(steps=1, iso=image["iso"]),
+                         torch.device(args.device))
+    seed = derived_seed(0, 0)
+    gen.generate_from_guides([image["guides"][0]], [seed])  # warm-up: one-time costs
+    _, patch_generate = timed(lambda: gen.generate_from_guides([image["guides"][0]], [seed]),
+                              args.device)
+    patch_noise = np.median([timed(lambda: gen.recorded(torch.from_numpy(x).float(), seed),
+                                   args.device)[1] for x in clean])
     guide = halve_area(render_srgb(read_raw(image["source"])))
-    x, t_generate = timed(lambda: gen.generate(guide, 0), device)
-    mean = torch.from_numpy(x)[None].to(device)
-    _, t_noise = timed(lambda: add_noise(mean, model, image["iso"], 0.0, image["black"],
-                                         image["white"], noise_generators(0, [0], device)),
-                       device)
-    return {"size": list(x.shape[1:]), "generate_s": t_generate, "noise_s": t_noise}
+    x, whole_generate = timed(lambda: gen.generate_from_guides([guide], [seed])[0], args.device)
+    _, whole_noise = timed(lambda: gen.recorded(torch.from_numpy(x), seed), args.device)
+    return {"patch": {"size": list(image["guides"][0].shape[:2]), "generate_s": patch_generate,
+                      "noise_s": float(patch_noise), "share": patch_noise / patch_generate},
+            "whole": {"size": list(x.shape[1:]), "generate_s": whole_generate,
+                      "noise_s": whole_noise, "share": whole_noise / whole_generate}}
 
 
 def comparison_rows(found: dict, model, iso: float, tag) -> list[dict]:
@@ -340,6 +383,32 @@ def character_table(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def test_image_table(image: dict) -> list[str]:
+    """(b)'s table of one test image, and whether it passes."""
+    lines = [f"### Test image {image['image']} at ISO {image['iso']:g}: real against "
+             "generated (its 9 test patches)", "",
+             "| channel | real S | generated S | generated / real | real O | generated O "
+             "| clean generated S | whole model added: S | its / real | model S | model O "
+             "| tag S | tag O |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in image["rows"]:
+        lines.append(f"| {r['channel']} | {e(r['real_shot'])} | {e(r['generated_shot'])} "
+                     f"| {r['ratio']:.2f} | {e(r['real_read'])} | {e(r['generated_read'])} "
+                     f"| {e(r['clean_shot'])} | {e(r['whole_model_shot'])} "
+                     f"| {r['whole_model_ratio']:.2f} "
+                     f"| {e(r['model_shot'])} | {e(r['model_read'])} "
+                     f"| {e(r['tag_shot'])} | {e(r['tag_read'])} |")
+    ok = all(abs(r["ratio"] - 1) <= 0.25 for r in image["rows"])
+    lines += ["", f"Generated S within 25 % of the real RAW's in every channel: "
+              f"{'yes' if ok else 'no'}. The 9 DNGs written with --iso carry ISO "
+              f"{', '.join(f'{i:g}' for i in image['written_isos'])} and the NoiseProfile "
+              + "; ".join(", ".join(f"({s:.3g}, {o:.3g})" for s, o in p)
+                          for p in image["written_profiles"])
+              + " (R, G, B): exactly the model's (S, O) at that ISO, G the mean of G1 and "
+              f"G2: {'yes' if image['profile_is_model'] else 'NO'}. Plot: noise.png.", ""]
+    return lines
+
+
 def markdown(result: dict) -> str:
     lines = ["# Sensor noise: calibration, real against generated, cost", "",
              "Made by `benchmarks/noise.py` (read its docstring for the protocol):", "",
@@ -359,71 +428,62 @@ def markdown(result: dict) -> str:
                      f"{', '.join(e(v) for v in f['shot'])} | "
                      f"{', '.join(e(v) for v in f['read'])} | {tag[0]} | {tag[1]} |")
     model = result["model"]
-    lines += ["", f"The noise model (the checkpoint's camera, {result['camera']}): "
-              f"`{json.dumps(model)}`", ""]
+    lines += ["", f"The noise model the checkpoint stores with its camera ({result['camera']}): "
+              f"`{json.dumps(model)}`; calibrated again from this prepared dataset's training "
+              f"images of that camera (Camera.from_training_images, as training does): "
+              f"{'the same' if result['model_reproduced'] else 'DIFFERENT'}.", ""]
     for image in result["test_images"]:
-        lines += [f"### Test image {image['image']} at ISO {image['iso']:g}: real against "
-                  "generated (its 9 test patches)", "",
-                  "| channel | real S | generated S | generated / real | real O | generated O "
-                  "| clean generated S | whole model added: S | its / real | model S | model O "
-                  "| tag S | tag O |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for r in image["rows"]:
-            lines.append(f"| {r['channel']} | {e(r['real_shot'])} | {e(r['generated_shot'])} "
-                         f"| {r['ratio']:.2f} | {e(r['real_read'])} | {e(r['generated_read'])} "
-                         f"| {e(r['clean_shot'])} | {e(r['whole_model_shot'])} "
-                         f"| {r['whole_model_ratio']:.2f} "
-                         f"| {e(r['model_shot'])} | {e(r['model_read'])} "
-                         f"| {e(r['tag_shot'])} | {e(r['tag_read'])} |")
-        ok = all(abs(r["ratio"] - 1) <= 0.25 for r in image["rows"])
-        lines += ["", f"Generated S within 25 % of the real RAW's in every channel: "
-                  f"{'yes' if ok else 'no'}. Plot: noise.png.", ""]
+        lines += test_image_table(image)
     cost = result["cost"]
     lines += ["## (c) Cost of adding noise against a 1-step generation", "",
-              "add_noise includes measuring what the clean image already has (the estimator, on "
-              "the CPU). The machine's load average (1 min) was "
-              f"{cost['load'][0]:.1f} before and {cost['load'][1]:.1f} after the timings, on "
-              f"{cost['cores']} cores: both columns were timed under the same load.", "",
-              "| what | packed size | 1-step generation (s) | add_noise (s) | noise / generation |",
+              "Side by side in one process, under the same load: a 1-step generation "
+              "(Generator.generate_from_guides) and the noise convert's writer threads add to "
+              "its result (Generator.recorded: measuring what the clean image already has with "
+              "the estimator, Poisson and Gaussian draws, quantisation; on the CPU). The "
+              "machine's load average (1 min) was "
+              f"{cost['load'][0]:.1f} before and {cost['load'][1]:.1f} after, on "
+              f"{cost['cores']} cores.", "",
+              "| what | packed size | 1-step generation (s) | noise (s) | noise / generation |",
               "| --- | --- | --- | --- | --- |",
-              f"| test patches (median of {cost['patches']['count']}) | "
-              f"{cost['patches']['size']} | {cost['patches']['generate_s']:.3f} | "
-              f"{cost['patches']['noise_s']:.4f} | {cost['patches']['share']:.2%} |",
-              f"| whole test image | {cost['whole']['size']} | {cost['whole']['generate_s']:.2f} "
-              f"| {cost['whole']['noise_s']:.3f} | {cost['whole']['share']:.2%} |", ""]
+              f"| one test patch (noise: median of 9) | {cost['patch']['size']} | "
+              f"{cost['patch']['generate_s']:.2f} | {cost['patch']['noise_s']:.3f} | "
+              f"{cost['patch']['share']:.2%} |",
+              f"| whole test image | {cost['whole']['size']} | {cost['whole']['generate_s']:.1f} "
+              f"| {cost['whole']['noise_s']:.2f} | {cost['whole']['share']:.2%} |", "",
+              "In `rawdiffusion convert` the noise is drawn by the writer threads while the next "
+              "image is generated.", ""]
     return "\n".join(lines + character_table(result["character"]))
 
 
-def compare(image: dict, gen, model, camera: str, args, result: dict) -> None:
+def compare(image: dict, model, camera: str, args, result: dict) -> None:
     """(b) and (c) for one test image, into `result`; the plot and the cost for the first."""
+    from rawdiffusion.noise import dng_noise_profile, profile_channels
     from rawdiffusion.io import read_raw
-    from rawdiffusion.noise import profile_channels
 
     profile = read_raw(image["source"]).noise_profile
     tag = profile_channels(profile) if profile else None
-    load_before = os.getloadavg()[0]
-    measured = real_and_generated(image, gen, model, args.device)
+    measured = real_and_generated(image, model, args, result["commands"])
     rows = comparison_rows(measured["found"], model, image["iso"], tag)
-    result["test_images"].append({"image": image["image"], "iso": image["iso"], "rows": rows})
+    result["test_images"].append({
+        "image": image["image"], "iso": image["iso"], "rows": rows,
+        "written_isos": sorted(measured["isos"]),
+        "written_profiles": [list(p) for p in measured["profiles"]],
+        "profile_is_model": measured["profiles"] == {dng_noise_profile(*model.at(image["iso"]))}})
     if len(result["test_images"]) > 1:
         return
     plot(args.out / "noise.png", measured["found"], model, image["iso"], tag,
          f"{image['image']} ({camera}), ISO {image['iso']:g}: noise variance of the real RAW "
-         "and of the generated RAW with noise, same estimator, same 9 patches")
-    times = np.median(measured["times"], axis=0)
-    whole = whole_image_cost(image, gen, model, args.device)
-    result["cost"] = {
-        "patches": {"count": len(measured["times"]), "size": list(image["real"][0].shape[1:]),
-                    "generate_s": float(times[0]), "noise_s": float(times[1]),
-                    "share": float(times[1] / times[0])},
-        "whole": {**whole, "share": whole["noise_s"] / whole["generate_s"]},
-        "load": [load_before, os.getloadavg()[0]], "cores": os.cpu_count()}
+         "and of `rawdiffusion convert --iso`'s DNGs, same estimator, same 9 patches")
+    load_before = os.getloadavg()[0]
+    result["cost"] = {**cost(image, measured["clean"], args),
+                      "load": [load_before, os.getloadavg()[0]], "cores": os.cpu_count()}
 
 
 def main() -> None:
     import torch
 
-    from rawdiffusion.convert import load_generator
+    from rawdiffusion.camera import Camera
+    from rawdiffusion.checkpoint import checkpoint_camera, load_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/noise-bench"))
@@ -436,18 +496,22 @@ def main() -> None:
     commands = ["python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])]
     rows_a = recovery()
     data = prepare(args.work, commands)
-    gen = load_generator(args.checkpoint, args.device, steps=1)
-    camera = " ".join(s for s in (gen.camera.get("make"), gen.camera.get("model")) if s)
-    model, files = calibration(data, gen.camera)
+    camera = checkpoint_camera(load_checkpoint(args.checkpoint))
+    model = camera.noise
+    if model is None:
+        raise SystemExit(f"{args.checkpoint}: no noise model (rawdiffusion export --noise)")
+    images = json.loads((data / "dataset.json").read_text())["images"]
+    again = camera.with_noise_of({i: e for i, e in images.items() if e["split"] == "train"})
     result = {"commands": commands, "device": args.device, "threads": torch.get_num_threads(),
-              "recovery": rows_a, "files": files, "camera": camera, "model": model.to_dict(),
+              "recovery": rows_a, "files": files_table(data, camera), "camera": camera.name,
+              "model": model.to_dict(), "model_reproduced": again.noise == model,
               "character": characters(data), "test_images": []}
-    for image in test_patches(data):
+    for image in test_images(data):
         if image["iso"] is None:
             print(f"{image['image']}: no ISO in its metadata, left out")
             continue
-        compare(image, gen, model, camera, args, result)
-    (args.out / "noise.json").write_text(json.dumps(result, indent=1) + "\n")
+        compare(image, model, camera.name, args, result)
+    (args.out / "noise.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     (args.out / "noise.md").write_text(markdown(result))
     print(markdown(result))
 

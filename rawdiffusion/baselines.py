@@ -41,8 +41,8 @@ class BaselineError(UserError, ValueError):
 def save_baseline(path, kind: str, camera: Camera, colour_map: ColourMap | None = None,
                   params=None, fit: dict | None = None) -> None:
     """Write a baseline file (JSON, atomically): format, kind, the camera whose DNGs it writes
-    (Camera.to_dict, as checkpoints store it), and the map's weights or the unprocessing
-    parameters."""
+    (Camera.to_dict, as checkpoints store it, with its noise model when it has one), and the
+    map's weights or the unprocessing parameters."""
     data = {"format": FORMAT, "kind": kind, "camera": camera.to_dict()}
     if colour_map is not None:
         data["weights"] = colour_map.weights.tolist()
@@ -79,6 +79,8 @@ class Baseline(Generator):
     steps: None = None
     sampler: None = None
     batch_size: int = 1  # guides handed over at once; a baseline's cost is per pixel
+    iso: float | str | None = None  # sensor noise (settings.Settings)
+    exposure: float = 0.0
 
     def __post_init__(self):
         if self.colour_map is not None:
@@ -135,7 +137,8 @@ def load_baseline(path, device="cpu") -> Baseline:
 
 def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     """`rawdiffusion baseline fit`: fit (maps) or set up (unprocessing) a baseline of `kind`
-    for the camera of `split` of a prepared dataset, and write it to `out`. Returns the file's
+    for the camera of `split` of a prepared dataset, and write it to `out`, with the camera's
+    noise model calibrated from the split (Camera.from_training_images). Returns the file's
     contents but the weights."""
     if kind not in UPI:
         try:
@@ -154,7 +157,7 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     images = {i: e for i, e in dataset.images.items() if e.get("split") == split}
     if not images:
         raise BaselineError(f"{dataset.root}: no images in the {split!r} split")
-    camera = Camera.from_images(images)
+    camera = Camera.from_training_images(images)
     colour_map = params = fit = None
     if kind not in UPI:
         colour_map, fit = fit_colour_map(dataset, split, kind)

@@ -102,10 +102,12 @@ def normalise(packed: np.ndarray, black: np.ndarray, white: float) -> np.ndarray
 
 
 def denormalise(x: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
-    """(4, h, w) in [0, 1] -> raw numbers, uint16 (values outside [0, 1] are clipped first)."""
+    """(4, h, w) normalised -> raw numbers x (white - black_c) + black_c, rounded, clipped to
+    [0, white], uint16: [0, 1] gives black to white; values below 0 (sensor noise under
+    black, sensor.add_noise) keep their codes down to code 0, as real RAW has them."""
     black = np.asarray(black, dtype=np.float64).reshape(4, 1, 1)
-    raw = np.clip(x, 0.0, 1.0) * (white - black) + black
-    return np.round(raw).astype(np.uint16)
+    raw = np.asarray(x, dtype=np.float64) * (white - black) + black
+    return np.clip(np.round(raw), 0, white).astype(np.uint16)
 
 
 # ----------------------------------------------------------------------------- dihedral group

@@ -23,6 +23,7 @@ from . import bayer
 from .bayer import CFA_ORDERS, level_problem
 from .errors import UserError
 from .io import RawImage
+from .noise import NoiseModel, calibrate_entries, dng_noise_profile
 from .schemas import Gain, schema_problem, three_gains
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -41,9 +42,12 @@ class Camera(BaseModel):
     B; white_level: the saturation level; 0 <= black < white <= 65535 (bayer.level_problem).
     wb: as-shot gains (R, G, B), or None. color_matrix / illuminant and color_matrix2 /
     illuminant2: the DNG colour calibrations (XYZ -> camera, EXIF LightSource code; 0 or None:
-    unknown), or None. make, model: as the RAW files named them. Frozen: a camera does not
-    change once made. Raises pydantic's ValidationError when made directly with a bad value;
-    `from_dict` says it in one line (CameraError).
+    unknown), or None. make, model: as the RAW files named them. noise: the sensor's noise model
+    (noise.NoiseModel, calibrated from the training images: `from_training_images`), or None
+    (files made before noise calibration, or from RAW without an ISO, have none; their dicts
+    have no "noise" key). Frozen: a camera does not change once made. Raises pydantic's
+    ValidationError when made directly with a bad value; `from_dict` says it in one line
+    (CameraError).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -57,6 +61,7 @@ class Camera(BaseModel):
     illuminant: int | None = None
     color_matrix2: Matrix | None = None
     illuminant2: int | None = None
+    noise: NoiseModel | None = None
 
     @model_validator(mode="after")
     def _levels_possible(self) -> Camera:
@@ -118,18 +123,47 @@ class Camera(BaseModel):
             illuminant2=illuminant("illuminant2") if second else None,
         )
 
+    @classmethod
+    def from_training_images(cls, images: dict) -> Camera:
+        """`from_images` with its noise model (`with_noise_of`): what training and `baseline
+        fit` store."""
+        return cls.from_images(images).with_noise_of(images)
+
+    def with_noise_of(self, images: dict) -> Camera:
+        """This camera with the noise model calibrated from the dataset entries `images`
+        (dataset.json "images") of its make and model (noise.calibrate_entries: the ISO and
+        noise that `prepare` measured on each), or with none, and a warning that says why, when
+        none of them has both."""
+        mine = [e for e in images.values()
+                if (str(e.get("make", "")), str(e.get("model", ""))) == (self.make, self.model)]
+        return self.with_noise(calibrate_entries(mine, self.name or "the camera"))
+
+    def with_noise(self, noise: NoiseModel | None) -> Camera:
+        """This camera with the noise model `noise` (None: without one)."""
+        stored = {k: v for k, v in self.to_dict().items() if k != "noise"}
+        return Camera.model_validate(stored if noise is None else
+                                     {**stored, "noise": noise.to_dict()})
+
     @property
     def name(self) -> str:
         """Make and model, as a person names the camera."""
         return " ".join(s for s in (self.make, self.model) if s)
 
-    def raw(self, x: np.ndarray) -> RawImage:
-        """Packed RAW x (4, h, w) in [0, 1] (R, G1, G2, B) -> a RawImage of this camera,
-        mosaic (2h, 2w) uint16: x * (white - black_c) + black_c, rounded (bayer.denormalise).
+    def raw(self, x: np.ndarray, iso: float | None = None) -> RawImage:
+        """Packed RAW x (4, h, w) (R, G1, G2, B) -> a RawImage of this camera, mosaic (2h, 2w)
+        uint16: x * (white - black_c) + black_c, rounded and clipped to [0, white]
+        (bayer.denormalise): x in [0, 1], or below 0 for the codes under black of an image with
+        sensor noise (sensor.add_noise).
+
+        iso: the ISO x was recorded at with this camera's noise model (None: a clean image):
+        the image carries it, and the model's (S, O) at it as its NoiseProfile (R, G, B; G the
+        mean of G1 and G2: noise.dng_noise_profile). ValueError for an iso without a model.
 
         The colour calibrations go to the image as they are, with their illuminants; a camera
         stored before illuminants were kept has one "color_matrix" and no "illuminant": its
         illuminant is unknown (EXIF LightSource 0), never assumed to be D65."""
+        if iso is not None and self.noise is None:
+            raise ValueError(f"ISO {iso:g} given, but the camera {self.name!r} has no noise model")
         black = np.asarray(self.black_level, dtype=np.float64)  # per packed channel
         mosaic = bayer.unpack(bayer.denormalise(x, black, self.white_level), self.cfa)
         # RawImage keeps black levels per tile position: invert packed_levels' reordering.
@@ -143,4 +177,6 @@ class Camera(BaseModel):
                         illuminant=self.illuminant or 0,
                         color_matrix2=None if matrix is None or matrix2 is None
                         else np.asarray(matrix2),
-                        illuminant2=self.illuminant2 or 0, make=self.make, model=self.model)
+                        illuminant2=self.illuminant2 or 0, make=self.make, model=self.model,
+                        iso=iso, noise_profile=None if iso is None else
+                        dng_noise_profile(*self.noise.at(iso)))

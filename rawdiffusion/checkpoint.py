@@ -4,7 +4,8 @@ A checkpoint is a dict of tensors and plain values, loadable with torch.load(wei
 format, step, config (the training configuration as a dict), model_config (UNet arguments),
 model and ema state dicts, optimizer state, and camera: the Bayer order, levels, white balance,
 colour matrix, make and model of the training data, so that generated RAW can be written as
-that camera's DNG without the dataset.
+that camera's DNG without the dataset, and its sensor's noise model when the training images
+gave one (camera.Camera.noise).
 """
 
 from __future__ import annotations
@@ -232,15 +233,26 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     return net.for_sampling(), state
 
 
-def export_checkpoint(path, out) -> int:
+def export_checkpoint(path, out, noise_images: dict | None = None) -> int:
     """Write a checkpoint for sharing: the weights sampling uses (EMA when the run kept them) in
-    float16, the configs and camera; no optimiser state. Returns the file's size in bytes."""
+    float16, the configs and camera; no optimiser state. noise_images: dataset entries
+    (dataset.json "images") from which to calibrate the camera's noise model
+    (Camera.with_noise_of), stored in place of the one it had; UserError when they give none.
+    Returns the file's size in bytes."""
     state = load_checkpoint(path)
+    camera = checkpoint_camera(state)
+    if noise_images is not None:
+        if camera is None:
+            raise CheckpointError(path, "camera: none recorded, so no noise model to calibrate")
+        camera = camera.with_noise_of(noise_images)
+        if camera.noise is None:
+            raise UserError(f"{path}: no noise model of its camera ({camera.name}) could be "
+                            "calibrated from the dataset's training images (see the warning)")
     weights = state["ema"] if state.get("ema") is not None else state["model"]
     # The colour prior's fitted map stays in float64: its terms cancel to 1e-4 precision.
     half = {k: v.half() if v.is_floating_point() and not k.startswith("prior.") else v
             for k, v in weights.items()}
     save_checkpoint(out, checkpoint_state(state["step"], state["config"],
                                           state["model_config"], half, ema=None,
-                                          camera=checkpoint_camera(state)))
+                                          camera=camera))
     return Path(out).stat().st_size

@@ -162,7 +162,8 @@ def cmd_convert(args) -> int:
 
     settings = Settings(steps=args.steps, sampler=args.sampler, tile=args.tile,
                         overlap=args.overlap, batch_size=args.batch_size, seed=args.seed,
-                        dtype="bfloat16" if args.bf16 else "float32")
+                        dtype="bfloat16" if args.bf16 else "float32", iso=args.iso,
+                        exposure=args.exposure)
     sources, unusable = _image_files(args.inputs)
     for line in unusable:  # said before the work, as prepare says its skipped entries
         print(f"skipped {line}", file=sys.stderr)
@@ -204,6 +205,17 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _iso(text: str) -> float | str:
+    """argparse type of --iso: "draw", or a number (settings.Settings checks that it is above
+    0)."""
+    if text == "draw":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or draw, got {text!r}") from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -259,7 +271,7 @@ def cmd_baseline_fit(args) -> int:
     camera = result["camera"]
     fit = result["fit"]
     summary = (f"{result['kind']} baseline for {camera['make']} {camera['model']} "
-               f"({camera['cfa']})")
+               f"({camera['cfa']}, {_noise_words(camera)})")
     if "psnr_rggb_fit" in fit:
         summary += (f", fitted on {fit['pixels']} pixels of {fit['samples']} {args.split} "
                     f"samples (PSNR of the fit over all of them, 4 channels: "
@@ -268,10 +280,20 @@ def cmd_baseline_fit(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from .checkpoint import export_checkpoint
+def _noise_words(camera: dict) -> str:
+    """How a summary names a stored camera's noise model."""
+    noise = camera.get("noise")
+    if not noise:
+        return "no noise model"
+    lo, hi = min(noise["isos"]), max(noise["isos"])
+    return (f"noise model of {len(noise['isos'])} image(s) at ISO "
+            f"{lo:g}" + (f" to {hi:g}" if hi > lo else ""))
 
+
+def cmd_export(args) -> int:
     from .baselines import is_baseline_file
+    from .checkpoint import export_checkpoint, load_checkpoint
+    from .datasets.layout import PreparedDataset
 
     if Path(args.checkpoint).is_file() and is_baseline_file(args.checkpoint):
         raise UserError(f"{args.checkpoint}: a baseline file, already small and shareable as it "
@@ -279,8 +301,13 @@ def cmd_export(args) -> int:
     if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):  # no raise on a loop
         raise UserError(f"--out {args.out}: the checkpoint itself; an export keeps no optimiser "
                         "state, so the run could not resume: choose another file")
-    size = export_checkpoint(args.checkpoint, args.out)
-    print(f"wrote {args.out} ({size / 2**20:.1f} MiB)")
+    noise_images = None
+    if args.noise is not None:  # the training split's entries, as training calibrates from
+        dataset = PreparedDataset(args.noise)
+        noise_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
+    size = export_checkpoint(args.checkpoint, args.out, noise_images)
+    camera = load_checkpoint(args.out)["camera"]
+    print(f"wrote {args.out} ({size / 2**20:.1f} MiB, {_noise_words(camera)})")
     return 0
 
 
@@ -483,7 +510,7 @@ def _add_detect(sub) -> None:
 # the command line.
 GENERATOR_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "tile": "--tile",
                      "overlap": "--overlap", "batch_size": "--batch-size", "seed": "--seed",
-                     "dtype": "--bf16"}
+                     "dtype": "--bf16", "iso": "--iso", "exposure": "--exposure"}
 
 
 def _add_convert(sub) -> None:
@@ -517,6 +544,14 @@ def _add_convert(sub) -> None:
                    help=f"tile side in packed pixels for large images (default {DEFAULTS.tile})")
     p.add_argument("--overlap", type=_integer, default=DEFAULTS.overlap,
                    help=f"tile overlap (default {DEFAULTS.overlap})")
+    p.add_argument("--iso", type=_iso, metavar="{N,draw}",
+                   help="add the camera's sensor noise at ISO N (its noise model, calibrated "
+                        "from the training RAW; written as the DNG's ISO and NoiseProfile), or "
+                        "at an ISO drawn per photo from the training images' (seeded); default: "
+                        "none, the clean mean")
+    p.add_argument("--exposure", type=float, default=DEFAULTS.exposure, metavar="EV",
+                   help="scale the clean signal by 2^EV before the noise, clipped at white as "
+                        "the sensor clips (negative: low light; default 0)")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png, labelled: photo | the DNG as LibRaw renders "
                         "it (auto-brightness off) | RAW preview")
@@ -560,6 +595,10 @@ def _add_export_and_demo(sub) -> None:
                                       "float16, no optimiser state")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
+    p.add_argument("--noise", metavar="DATASET",
+                   help="store the camera's noise model calibrated from this prepared dataset's "
+                        "training images of the checkpoint's camera (make and model), as "
+                        "training does; the weights are written as they are")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: convert photos that scikit-image ships "

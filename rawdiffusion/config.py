@@ -243,6 +243,19 @@ class SampleSystemConfig(SystemConfig):
 
 
 @dataclass
+class NoiseConfig:
+    """Sensor noise of the predictions (sample.py): the checkpoint's camera's noise model at an
+    ISO (noise.py). The metrics stay those of the clean output."""
+
+    iso: Any = setting(DEFAULTS.iso, "ISO of the noise added to the written predictions: a "
+                                     "number, or draw (one per sample, seeded, from the "
+                                     "training images' ISOs); null: none, the clean mean")
+    exposure: float = setting(DEFAULTS.exposure, "EV by which the clean signal is scaled "
+                                                 "(x 2^EV, clipped at white) before the noise; "
+                                                 "-2: a quarter of the light")
+
+
+@dataclass
 class LogConfig:
     """How often training records."""
 
@@ -330,7 +343,9 @@ class SampleConfig:
                                  "system.workers processes); the outputs do not depend on it, "
                                  "up to float rounding")
     out: Optional[str] = setting(None, "the output folder; null: "
-                                       "<run>/samples/<val dataset>-<split>-<respacing>-s<seed>")
+                                       "<run>/samples/<val dataset>-<split>-<respacing>-s<seed>"
+                                       "[-iso<N>][-ev<E>]")
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
     hydra: Any = field(default_factory=lambda: hydra_settings("sample", "rawdiffusion sample"))
 
 

@@ -30,7 +30,7 @@ from .camera import Camera
 from .cpus import default_workers, set_threads
 from .datasets.layout import PreparedDataset
 from .diffusion import derived_seed
-from .errors import SetupError
+from .errors import SettingError, SetupError
 from .generation import (FORMATS, Job, made_with, prediction_files, run, same_generation,
                          write_prediction)
 from .generator import Generator
@@ -56,12 +56,17 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     are generated; finished samples are recorded in results.part<rank>.jsonl and skipped when
     rerun, if the same generation made them (another checkpoint or baseline, step count,
     sampler or seed sampled into the same folder redoes them) and their predictions are
-    intact. A sample that cannot be read ends the run with its one line.
+    intact. A sample that cannot be read ends the run with its one line. With sensor noise
+    (the generator's ISO or exposure, generator.Generator.recorded) the predictions are written
+    as recorded, with their ISO in the records; the metrics stay those of the clean output.
     """
     rgb_only = rgb_only or dataset.kind == "rgb"
     if rgb_only and not save_pred:
         raise SetupError("rgb_only=true computes no metrics: add save_pred=true to keep the "
                          "generated RAW")
+    if not gen.clean and not save_pred:
+        raise SetupError("noise.iso and noise.exposure shape the written predictions only (the "
+                         "metrics are the clean output's): add save_pred=true")
     ids = dataset.split(split)
     make_folder(out, f"output folder {out}")
     run(_Samples(ids, out, dataset, split, gen.camera, save_pred, fmt, rgb_only), gen, seed,
@@ -109,11 +114,11 @@ class _Samples(Job):
         return prediction_files(self.out / "pred" / self.keys[index], self.fmt) \
             if self.save_pred else []
 
-    def write(self, index: int, sample, x) -> dict:
+    def write(self, index: int, sample, x, iso: float | None) -> dict:
         if self.save_pred:
-            camera = self.camera if self.rgb_only else Camera.from_images({sample.id:
-                                                                           sample.image})
-            write_prediction(self.out / "pred" / sample.id, x, camera, self.fmt)
+            camera = self.camera if self.rgb_only else Camera.from_images(
+                {sample.id: sample.image}).with_noise(self.camera.noise)
+            write_prediction(self.out / "pred" / sample.id, x, camera, self.fmt, iso)
         return {}
 
     def record(self, index: int, sample, x) -> dict:
@@ -166,12 +171,27 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
 
 # ----------------------------------------------------------------------------- sample.py
 
+def _generator(cfg, checkpoint, device, steps: int) -> Generator:
+    """The generator of sample.py's settings; a noise setting that cannot work is said with its
+    key (noise.iso, noise.exposure)."""
+    try:
+        return load(checkpoint, device=device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
+                    batch_size=cfg.batch_size, sampler=cfg.sampler,
+                    dtype=torch.bfloat16 if cfg.system.bf16 else torch.float32,
+                    iso=cfg.noise.iso, exposure=cfg.noise.exposure)
+    except SettingError as e:
+        if e.name not in ("iso", "exposure"):
+            raise
+        raise SetupError(f"noise.{e.name}={cfg.noise[e.name]}: {e.reason}") from None
+
+
 def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     """<run>/samples/<val>-<split>-<respacing>-s<seed>, the run being the checkpoint's folder;
     for a checkpoint shipped inside the package, <general.out>/<its name> instead, and for a
     baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
     does not sample in steps): "onepass" instead of the respacing; another sampler than DDIM
-    is named after it (ddim4-unipc)."""
+    is named after it (ddim4-unipc); sensor noise (noise.iso, noise.exposure) adds -iso<N>
+    (-isodraw) and -ev<E>, so that clean and noisy predictions are kept side by side."""
     run = checkpoint.parent
     if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
         run = Path(cfg.general.out) / checkpoint.stem
@@ -180,8 +200,11 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     method = "onepass" if steps is None else cfg.diffusion_val.timestep_respacing
     if steps is not None and cfg.sampler != "ddim":
         method += f"-{cfg.sampler}"
+    iso, exposure = cfg.noise.iso, cfg.noise.exposure
+    noise = (f"-iso{iso if iso == 'draw' else format(iso, 'g')}" if iso is not None else "") \
+        + (f"-ev{exposure:g}" if exposure else "")
     return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
-                              f"{method}-s{cfg.general.seed}")
+                              f"{method}-s{cfg.general.seed}{noise}")
 
 
 def main(cfg) -> dict:
@@ -203,9 +226,7 @@ def main(cfg) -> dict:
             raise SetupError(f"no checkpoint at {checkpoint}: train this configuration first "
                              "(python train.py with the same overrides) or give checkpoint=PATH")
     with processes() as device:
-        gen = load(checkpoint, device=device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
-                   batch_size=cfg.batch_size, sampler=cfg.sampler,
-                   dtype=torch.bfloat16 if cfg.system.bf16 else torch.float32)
+        gen = _generator(cfg, checkpoint, device, steps)
         out = Path(cfg.out) if cfg.out else samples_dir(cfg, Path(checkpoint), gen.steps)
         summary = evaluate(val, cfg.dataset.val.split, gen, out, cfg.general.seed,
                            save_pred=cfg.save_pred, fmt=cfg.pred_format, rgb_only=cfg.rgb_only,

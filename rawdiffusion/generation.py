@@ -5,12 +5,15 @@ one, which files it writes and what its record holds; `run` does the rest:
 
 - sharding: each process of a torchrun launch takes every world-th item;
 - resumption: an item is skipped when its record says it was made as the generator would make
-  it now (same checkpoint, steps, sampler and noise seed: `same_generation`) and its files are
-  intact (`intact`); each finished item appends one JSON line to this process's part file,
-  <stem>.part<rank>.jsonl, after its files are written, with each file's size and SHA-256;
+  it now (same checkpoint, steps, sampler, noise seed, ISO and exposure: `same_generation`)
+  and its files are intact (`intact`); each finished item appends one JSON line to this
+  process's part file, <stem>.part<rank>.jsonl, after its files are written, with each file's
+  size and SHA-256;
 - read-ahead: `workers` processes read and decode the items (generator.Generator.batch_size
   at a time), dying with this one (jobs.die_with_parent);
-- write-behind: two threads write a batch's files while the next batch is generated;
+- write-behind: two threads write a batch's files while the next batch is generated, after
+  giving each its sensor noise when the generator has an ISO or exposure
+  (generator.Generator.recorded);
 - progress: a bar over the items and one over the denoising steps of the batch's tiles;
 - bad items (jobs.attempt): skipped and reported, or, for a job that must have every item,
   the end of the job with their one line.
@@ -77,13 +80,15 @@ class Job:
         """The files item `index` writes: what must be intact for it to count as done."""
         raise NotImplementedError
 
-    def write(self, index: int, item, x: np.ndarray) -> dict:
-        """Write item `index`'s files from its packed RAW x (4, h, w) in [0, 1] (in a writer
-        thread); returns what its record adds (e.g. the paths)."""
+    def write(self, index: int, item, x: np.ndarray, iso: float | None) -> dict:
+        """Write item `index`'s files from its packed RAW x (4, h, w) as recorded (in [0, 1], or
+        with sensor noise down to -black / (white - black)) at `iso` (None: clean), in a writer
+        thread; returns what its record adds (e.g. the paths)."""
         raise NotImplementedError
 
     def record(self, index: int, item, x: np.ndarray) -> dict:
-        """What item `index`'s record holds besides the key, the generation and the files."""
+        """What item `index`'s record holds besides the key, the generation and the files; x:
+        its clean packed RAW, as generated."""
         return {}
 
     def name(self, index: int, item) -> str:
@@ -126,9 +131,9 @@ def run(job: Job, gen: Generator, seed: int, workers: int = 0) -> Outcome:
             xs = generate_with_progress(gen, [guide for _, _, guide in items], seeds,
                                         job.name(*items[0][:2]), rank == 0)
             outcome.done += record_written(writing, part, bar)
-            writing = [(writers.submit(_write, job, i, item, x),
+            writing = [(writers.submit(_write, job, i, item, x, gen, s),
                         {job.key: job.keys[i], **made_with(gen), "seed": s,
-                         **job.record(i, item, x)})
+                         **recorded_as(gen, s), **job.record(i, item, x)})
                        for (i, item, _), s, x in zip(items, seeds, xs)]
         outcome.done += record_written(writing, part, bar)
     return outcome
@@ -146,9 +151,12 @@ def _good(job: Job, batch: list, outcome: Outcome, bar) -> list:
     return [(index, *read) for index, read, failed in batch if failed is None]
 
 
-def _write(job: Job, index: int, item, x: np.ndarray) -> dict:
-    """Item `index`'s files and their sizes and digests, for its record."""
-    extra = job.write(index, item, x) or {}
+def _write(job: Job, index: int, item, x: np.ndarray, gen: Generator, seed: int) -> dict:
+    """Item `index`'s files, from its clean x with the sensor noise of seed `seed`
+    (gen.recorded), and their sizes and digests, for its record."""
+    if not gen.clean:
+        x = gen.recorded(torch.from_numpy(x), seed).numpy()
+    extra = job.write(index, item, x, gen.iso_for(seed)) or {}
     written = {path.relative_to(job.out).as_posix(): {"bytes": path.stat().st_size,
                                                        "sha256": file_digest(path)}
                for path in job.files(index)}
@@ -200,15 +208,25 @@ def made_with(gen: Generator) -> dict:
             "sampler": getattr(gen, "sampler", None) if gen.steps else None}
 
 
+def recorded_as(gen: Generator, seed: int) -> dict:
+    """What a record says about the sensor noise of the item of seed `seed`: its ISO (None:
+    none; drawn for "draw": gen.iso_for) and the exposure in EV."""
+    return {"iso": gen.iso_for(seed), "exposure": gen.exposure}
+
+
 def same_generation(record: dict | None, gen: Generator, seed: int) -> bool:
     """Whether a manifest or results record was made as `gen` would make it now with the noise
-    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler and seed.
-    Keys that records of older versions lack are taken to agree."""
+    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler, seed, ISO
+    and exposure. Keys that records of older versions lack are taken to agree; those of
+    versions before sensor noise were made without it (no ISO, 0 EV)."""
     if not record or not same_checkpoint(record.get("checkpoint"), gen.digest):
         return False
     now = {**made_with(gen), "seed": seed}
     del now["checkpoint"]
-    return all(record.get(key, value) == value for key, value in now.items())
+    noise = recorded_as(gen, seed)
+    return (all(record.get(key, value) == value for key, value in now.items())
+            and record.get("iso") == noise["iso"]
+            and record.get("exposure", 0.0) == noise["exposure"])
 
 
 def intact(record: dict, files: list[Path], out: Path) -> bool:
@@ -229,13 +247,18 @@ def intact(record: dict, files: list[Path], out: Path) -> bool:
     return True
 
 
-def write_prediction(base: Path, x: np.ndarray, camera: Camera, fmt: str) -> list[Path]:
-    """Write packed RAW x (4, h, w) in [0, 1] as <base>.dng (`camera`'s)|.h5|.npy plus a
-    <base>.png preview (greens averaged, gamma 1/5); the preview is written last. Returns the
-    paths (prediction_files)."""
+def write_prediction(base: Path, x: np.ndarray, camera: Camera, fmt: str,
+                     iso: float | None = None) -> list[Path]:
+    """Write packed RAW x (4, h, w) as <base>.dng (`camera`'s)|.h5|.npy plus a <base>.png
+    preview (greens averaged, gamma 1/5); the preview is written last. x: in [0, 1], or with
+    sensor noise recorded at `iso` (generator.Generator.recorded) down to -black / (white -
+    black): the DNG keeps those codes under black, and carries the ISO and the NoiseProfile
+    of the camera's noise model at it (Camera.raw); HDF5 and .npy hold x in [0, 1] (the
+    reference's layout, without a black level): below 0 is clipped to 0. Returns the paths
+    (prediction_files)."""
     out, preview = prediction_files(base, fmt)
     if fmt == "dng":
-        write_dng(out, camera.raw(x))
+        write_dng(out, camera.raw(x, iso))
     elif fmt == "hdf5":
         write_hdf5(out, x)
     else:

@@ -12,6 +12,12 @@ W // 2) (images.halve_area), the packed RAW (4, H // 2, W // 2) has the guide's 
 mosaic is H x W (an odd side loses its last row or column). Seeds. Photo i of a batch draws its
 noise from diffusion.derived_seed(seed, i), as the i-th photo of `rawdiffusion convert --seed
 seed` does: `gen(photo, seed=s)` is what convert writes for that photo alone.
+
+Sensor noise. A generator made with an ISO (rawdiffusion.load(iso=...), convert --iso) records
+what it generates as the camera would: the clean mean at its exposure, with the camera's noise
+at that ISO (`recorded`: sensor.add_noise, drawn on the CPU from the image's own seed), and
+`gen(photo)` carries the ISO and the NoiseProfile of that noise. generate_from_guides gives the
+clean mean always (sample.py scores it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SettingError, UserError
 from .images import check_guide, halve_area, image_rgb, read_rgb
 from .io import RawImage
+from .sensor import add_noise, drawn_iso, noise_generators
 from .sampling import (codes_to_guide, generate_batched, pad_to_multiple, padded_size,
                        tile_count)
 from .settings import DEFAULTS, check_count
@@ -36,7 +43,8 @@ from .settings import DEFAULTS, check_count
 class Generator:
     """Photos -> RAW of one camera (see the module docstring). Subclasses set `camera`,
     `digest` (SHA-256 of the file they were loaded from), `device`, `steps` (None: no steps),
-    `sampler`, `batch_size` (guides handed over at once) and give `_packed`."""
+    `sampler`, `batch_size` (guides handed over at once), `iso` and `exposure` (the sensor
+    noise: settings.Settings) and give `_packed`."""
 
     camera: Camera
     digest: str
@@ -44,36 +52,75 @@ class Generator:
     steps: int | None
     sampler: str | None
     batch_size: int
+    iso: float | str | None = None
+    exposure: float = 0.0
 
     def __call__(self, photo, seed: int = 0) -> RawImage:
         """photo: an (H, W, 3) uint8 array of sRGB codes, a Pillow image, or the path of an
         image file (read as `convert` reads it: images.read_rgb) -> the camera's RawImage,
         mosaic (H // 2 * 2, W // 2 * 2) uint16, with the camera's levels and colour metadata
-        (`.write_dng(path)`, `.packed`). SettingError naming `photo` or `seed` when they cannot
-        be used; images.PhotoError naming the file for an unreadable one."""
+        (`.write_dng(path)`, `.packed`); with sensor noise (`iso`: `recorded`), also its ISO
+        and the NoiseProfile of that noise. SettingError naming `photo` or `seed` when they
+        cannot be used; images.PhotoError naming the file for an unreadable one."""
         check_count("seed", seed, 0)
         guide = halve_area(photo_array(photo))
-        return self.camera.raw(self.generate_from_guides([guide], [derived_seed(seed, 0)])[0])
+        image_seed = derived_seed(seed, 0)
+        x = self.generate_from_guides([guide], [image_seed])[0]
+        if not self.clean:
+            x = self.recorded(torch.from_numpy(x), image_seed).numpy()
+        return self.camera.raw(x, self.iso_for(image_seed))
 
     @torch.no_grad()
     def generate(self, batch: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """batch: (B, 3, H, W) photos, uint8 sRGB codes or float in [0, 1] (quantised to 8-bit
         codes, as the photos the model learnt from), moved to the generator's device ->
-        packed RAW (B, 4, H // 2, W // 2) float32 in [0, 1] (R, G1, G2, B, normalised by the
-        camera's levels) on that device. Image i draws its noise from derived_seed(seed, i),
-        as convert's i-th photo: image 0 is `gen(photo, seed).packed` but for that RawImage's
-        rounding to whole raw numbers. SettingError naming `batch` or `seed` when they cannot
-        be used."""
+        packed RAW (B, 4, H // 2, W // 2) float32 (R, G1, G2, B, normalised by the camera's
+        levels) on that device: in [0, 1], or with sensor noise (`iso`) the recorded codes
+        normalised, down to -black / (white - black) (`recorded`). Image i draws its noise from
+        derived_seed(seed, i), as convert's i-th photo: image 0 is `gen(photo, seed).packed`
+        but for that RawImage's rounding to whole raw numbers. SettingError naming `batch` or
+        `seed` when they cannot be used."""
         check_count("seed", seed, 0)
         guides = halve_batch(batch.to(self.device))
         seeds = [derived_seed(seed, i) for i in range(len(guides))]
-        return torch.cat(self._packed(list(guides.split(1)), seeds))
+        xs = self._packed(list(guides.split(1)), seeds)
+        if not self.clean:
+            xs = [self.recorded(x[0], s)[None].to(self.device) for x, s in zip(xs, seeds)]
+        return torch.cat(xs)
+
+    @property
+    def clean(self) -> bool:
+        """Whether what it records is the clean mean as generated: no ISO, 0 EV."""
+        return self.iso is None and self.exposure == 0
+
+    def iso_for(self, seed: int) -> float | None:
+        """The ISO at which the image of seed `seed` (derived_seed(run seed, its index)) is
+        recorded: `iso`; for "draw" one drawn from the camera's calibration ISOs
+        (sensor.drawn_iso); None without noise."""
+        if self.iso == "draw":
+            return drawn_iso(self.camera.noise, seed)
+        return None if self.iso is None else float(self.iso)
+
+    def recorded(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """What the camera records of a clean packed RAW x (4, h, w) in [0, 1] (any device):
+        the signal x 2^exposure, clipped at white, with the camera's sensor noise at
+        iso_for(seed) (sensor.add_noise: what the image lacks of the noise model's level,
+        quantised to the camera's codes; drawn on the CPU from sensor.noise_generators([seed]),
+        so that it does not depend on the batch, the process or the device) -> (4, h, w)
+        float32 on the CPU, normalised codes in [-black / (white - black), 1]; without an ISO
+        the exposed signal alone. What convert and sample.py write."""
+        iso = self.iso_for(seed)
+        out = add_noise(x.detach().cpu().float()[None], self.camera.noise, iso, self.exposure,
+                        np.asarray(self.camera.black_level), self.camera.white_level,
+                        noise_generators([seed] if iso is not None else []))
+        return out[0]
 
     def generate_from_guides(self, guides: list[np.ndarray], seeds: list[int],
                              callback=None) -> list[np.ndarray]:
         """Already-halved RGB guides [(h, w, 3) uint8] -> [packed RAW (4, h, w) float32 in
-        [0, 1]], guide i's noise from seeds[i]; a network samples their tiles `batch_size` to
-        a forward pass (each result as for its guide alone, up to float rounding).
+        [0, 1]]: the clean mean, without sensor noise (`recorded` adds it), guide i's diffusion
+        noise from seeds[i]; a network samples their tiles `batch_size` to a forward pass
+        (each result as for its guide alone, up to float rounding).
         callback(dict(tiles=k, i=..., t=..., ...)) runs at each step of each forward pass of
         k tiles. ValueError for a guide of another shape or dtype, or a seed too few or many."""
         if len(seeds) != len(guides):
@@ -116,6 +163,8 @@ class RawGenerator(Generator):
     batch_size: int = DEFAULTS.batch_size  # tiles per forward pass, of one guide or several
     sampler: str = DEFAULTS.sampler
     bf16: bool = False    # bf16 autocast of the network (the colour prior stays float64)
+    iso: float | str | None = DEFAULTS.iso  # sensor noise (settings.Settings)
+    exposure: float = DEFAULTS.exposure
 
     def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
         size = padded_size(guide_shape[:2], self.net.multiple)

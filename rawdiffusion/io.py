@@ -296,7 +296,8 @@ def _read_dump(path: Path, limit: int) -> RawImage:
         raise RawFormatError(path, problem)
     return RawImage(mosaic=mosaic, cfa=meta.cfa_pattern, black_level=meta.black_level,
                     white_level=meta.white_level, wb=meta.wb, make=meta.make or "",
-                    model=meta.model or "", path=str(path))
+                    model=meta.model or "", path=str(path), iso=meta.iso,
+                    exposure_time=meta.exposure_time)
 
 
 @contextlib.contextmanager

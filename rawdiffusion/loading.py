@@ -12,6 +12,7 @@ the defaults are settings.DEFAULTS, convert's.
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from .baselines import is_baseline_file, load_baseline
 from .checkpoint import CheckpointError, checkpoint_camera, file_digest, load_model, objective_of
 from .diffusion import Diffusion
+from .errors import SettingError
 from .generator import Generator, RawGenerator
 from .sampling import check_tile
 from .settings import DEFAULTS, Settings
@@ -36,7 +38,8 @@ def shipped_checkpoint() -> Path:
 
 def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.sampler,
          device=None, dtype: torch.dtype = torch.float32, tile: int = DEFAULTS.tile,
-         overlap: int = DEFAULTS.overlap, batch_size: int = DEFAULTS.batch_size) -> Generator:
+         overlap: int = DEFAULTS.overlap, batch_size: int = DEFAULTS.batch_size,
+         iso: float | str | None = DEFAULTS.iso, exposure: float = DEFAULTS.exposure) -> Generator:
     """The generator of a trained checkpoint (.pt) or a baseline file (.json, `rawdiffusion
     baseline fit`); path None: the checkpoint shipped in the package (shipped_checkpoint).
 
@@ -44,15 +47,18 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     none); sampler: "ddim", "dpmpp2m" or "unipc"; device: where the network runs (default:
     the GPU when there is one, else the CPU); dtype: torch.float32, or torch.bfloat16 for bf16
     autocast of the network (the colour prior stays float64), or their names; tile, overlap: the tiles, in
-    packed pixels, of guides larger than a tile; batch_size: tiles per forward pass. Defaults:
-    settings.DEFAULTS, the same as `rawdiffusion convert`'s.
+    packed pixels, of guides larger than a tile; batch_size: tiles per forward pass; iso: the
+    ISO whose sensor noise the camera's noise model adds to every image (a number, or "draw":
+    one per image drawn from the training images' ISOs; None: none, the clean mean);
+    exposure: EV by which the clean signal is scaled (x 2^EV, clipped at white) before the
+    noise. Defaults: settings.DEFAULTS, the same as `rawdiffusion convert`'s.
     Raises errors.SettingError naming the argument that cannot work, before reading the file;
     checkpoint.CheckpointError or baselines.BaselineError naming the file and what is wrong
     with it; FileNotFoundError when there is none.
     """
     name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
     settings = Settings(steps=steps, sampler=sampler, tile=tile, overlap=overlap,
-                        batch_size=batch_size, dtype=name)
+                        batch_size=batch_size, dtype=name, iso=iso, exposure=exposure)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return open_generator(shipped_checkpoint() if path is None else path, settings,
@@ -63,17 +69,30 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     """`load` with its settings checked (settings.Settings): a checkpoint's RawGenerator, or a
     baseline file's baselines.Baseline. The checkpoint is validated before any work
     (checkpoint.load_checkpoint) and must name its camera, as what it generates is written as
-    that camera's RAW; its network must take the tile size (sampling.check_tile)."""
+    that camera's RAW; its network must take the tile size (sampling.check_tile); an ISO needs
+    the camera's noise model (SettingError naming `iso` otherwise)."""
     if Path(path).is_file() and is_baseline_file(path):
-        return load_baseline(path, device)
-    net, state = load_model(path, device=device)
-    camera = checkpoint_camera(state)
-    if camera is None:
-        raise CheckpointError(path, "camera: none recorded (a checkpoint that generates needs "
-                                    "the Bayer order and levels of the RAW it writes)")
-    check_tile(settings.tile, net.multiple)
-    steps = None if objective_of(state) == "direct" else settings.steps
-    return RawGenerator(net, Diffusion().to(device), camera, file_digest(path), steps=steps,
-                        tile=settings.tile, overlap=settings.overlap, device=device,
-                        batch_size=settings.batch_size, sampler=settings.sampler,
-                        bf16=settings.dtype == "bfloat16")
+        gen = load_baseline(path, device)
+    else:
+        net, state = load_model(path, device=device)
+        camera = checkpoint_camera(state)
+        if camera is None:
+            raise CheckpointError(path, "camera: none recorded (a checkpoint that generates "
+                                        "needs the Bayer order and levels of the RAW it writes)")
+        check_tile(settings.tile, net.multiple)
+        steps = None if objective_of(state) == "direct" else settings.steps
+        gen = RawGenerator(net, Diffusion().to(device), camera, file_digest(path), steps=steps,
+                           tile=settings.tile, overlap=settings.overlap, device=device,
+                           batch_size=settings.batch_size, sampler=settings.sampler,
+                           bf16=settings.dtype == "bfloat16")
+    if settings.iso is not None and gen.camera.noise is None:
+        raise SettingError("iso", f"{path} holds no noise model of its camera "
+                                  f"({gen.camera.name or 'unnamed'}): files made before noise "
+                                  "calibration, or from RAW without an ISO, have none; add one "
+                                  "to a checkpoint with `rawdiffusion export CHECKPOINT --noise "
+                                  "DATASET --out FILE`, or fit a baseline again (DATASET "
+                                  "prepared by this version from the camera's RAW files)")
+    if settings.iso not in (None, "draw"):
+        gen.camera.noise.at(settings.iso)  # the warning of an ISO outside the calibrated range,
+        # once, before any work
+    return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure)

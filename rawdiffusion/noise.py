@@ -1,5 +1,4 @@
-"""A camera's sensor noise: the model, its calibration from the camera's own RAW files, and noise
-drawn at an ISO and exposure onto a generated (clean) RAW.
+"""A camera's sensor noise: the model, and its calibration from the camera's own RAW files.
 
 The model (Foi et al. 2008, "Practical Poissonian-Gaussian noise modeling and fitting for
 single-image raw-data", IEEE TIP 17(10)): per packed CFA channel c (R, G1, G2, B), a
@@ -26,14 +25,9 @@ Outside the calibrated ISOs the model extrapolates along these lines and logs a 
 says so (a camera calibrated at ISO 100 only is still asked for low-light ISOs: refusing would
 make it useless for what noise is added for); an ISO that is not a positive number is refused.
 
-Generation (`add_noise`) gives a clean image the camera's noise level function at an ISO: Poisson
-shot noise and Gaussian read noise, quantised to the file's codes. It adds what the image lacks:
-a generator's output already carries noise-like detail from its guide (on the GoPro test image,
-22 to 40 % of the real RAW's S, benchmarks/results/noise.md), and adding the whole model on top
-of it overshot the real RAW's S by 24 to 35 %. What is there is measured on the
-image itself with the same estimator. O is the noise of the codes as measured: it includes the
-quantisation's 1/12 code^2, so the Gaussian read part is drawn with O less that, and quantising
-adds it back.
+Drawing the noise onto generated RAW: sensor.py. Preparing a dataset records each image's ISO
+and measured noise (`entry_noise`), from which training and `baseline fit` calibrate the model
+of the camera (`calibrate_entries`), stored with it (camera.Camera.noise).
 """
 
 from __future__ import annotations
@@ -45,20 +39,16 @@ from dataclasses import dataclass
 from typing import Annotated, Sequence
 
 import numpy as np
-import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scipy import optimize
 
 from . import bayer
-from .diffusion import derived_seed
 from .errors import UserError
 from .io import RawImage
 from .schemas import schema_problem
 from .noise_levels import estimate_noise
 
 log = logging.getLogger(__name__)
-
-SENSOR_NOISE = 3  # derived_seed's purpose key of the sensor noise (training_data.py has 0..2)
 
 
 class NoiseError(UserError, ValueError):
@@ -70,29 +60,26 @@ Iso = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Channels = tuple[Variance, Variance, Variance, Variance]
 
 
-class _Record(BaseModel):
-    """NoiseModel.to_dict's schema, so that a bad stored value is reported with its key."""
+class NoiseModel(BaseModel):
+    """A camera's noise per packed channel (R, G1, G2, B), in normalised units (module
+    docstring): shot = S at the reference ISO `iso`, read_gained = O's part before the gain at
+    `iso`, read_fixed = O's part after it; isos: the ISO of each calibration file, ascending
+    (their range is the calibrated range, and a draw of ISOs follows them). A declared schema,
+    validated when made (pydantic's ValidationError) and frozen; a Camera holds it
+    (camera.Camera.noise), and checkpoints and baseline files store it in the camera's dict
+    under "noise" (`to_dict`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     iso: Iso
     shot: Channels
     read_gained: Channels
     read_fixed: Channels
     isos: Annotated[tuple[Iso, ...], Field(min_length=1)]
 
-
-@dataclass(frozen=True)
-class NoiseModel:
-    """A camera's noise per packed channel (R, G1, G2, B), in normalised units (module
-    docstring): shot = S at the reference ISO `iso`, read_gained = O's part before the gain at
-    `iso`, read_fixed = O's part after it; isos: the ISO of each calibration file, ascending
-    (their range is the calibrated range, and a draw of ISOs follows them)."""
-
-    iso: float
-    shot: tuple[float, float, float, float]
-    read_gained: tuple[float, float, float, float]
-    read_fixed: tuple[float, float, float, float]
-    isos: tuple[float, ...]
+    @field_validator("isos")
+    @classmethod
+    def _ascending(cls, isos: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(sorted(isos))
 
     @property
     def iso_range(self) -> tuple[float, float]:
@@ -111,21 +98,16 @@ class NoiseModel:
                 np.asarray(self.read_gained) * gain ** 2 + np.asarray(self.read_fixed))
 
     def to_dict(self) -> dict:
-        """Plain values (checkpoints and baseline files store it beside the camera)."""
-        return {"iso": float(self.iso), "shot": [float(v) for v in self.shot],
-                "read_gained": [float(v) for v in self.read_gained],
-                "read_fixed": [float(v) for v in self.read_fixed],
-                "isos": [float(v) for v in self.isos]}
+        """Plain values, as checkpoints and baseline files store it."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict) -> NoiseModel:
         """The model of `to_dict`'s dict. NoiseError naming the key of a bad value."""
         try:
-            r = _Record.model_validate(data)
+            return cls.model_validate(data)
         except ValidationError as e:
             raise NoiseError(f"noise model: {schema_problem(e, prefix='noise.')}") from None
-        return cls(iso=r.iso, shot=r.shot, read_gained=r.read_gained, read_fixed=r.read_fixed,
-                   isos=tuple(sorted(r.isos)))
 
 
 @functools.cache  # once per ISO and range in a process, not once per image
@@ -213,92 +195,46 @@ def _read_parts(gain: np.ndarray, read: np.ndarray) -> tuple[float, float]:
     return float(parts[0]), float(parts[1])
 
 
-# ----------------------------------------------------------------------------- sampling
-
-def noise_generators(seed: int, indices: Sequence[int], device="cpu") -> list[torch.Generator]:
-    """One torch.Generator per image, seeded with derived_seed(seed, index, SENSOR_NOISE): an
-    image's noise depends on the run's seed and its index only, not on the batch or on how a
-    job is sharded (on one device type: CPU and CUDA streams differ)."""
-    return [torch.Generator(device).manual_seed(derived_seed(seed, int(i), SENSOR_NOISE))
-            for i in indices]
-
-
-def expose(x: torch.Tensor, exposure: float) -> torch.Tensor:
-    """The clean signal at `exposure` EV: x 2^EV clipped at white (1). x: (B, 4, h, w) in
-    [0, 1]; exposure 0 returns x itself. NoiseError for an exposure that is not finite."""
-    if not math.isfinite(exposure):
-        raise NoiseError(f"exposure {exposure!r} EV: not a finite number")
-    return x if exposure == 0 else (x * 2.0 ** exposure).clamp(max=1.0)
-
-
-def add_noise(x: torch.Tensor, model: NoiseModel | None, iso: float | None, exposure: float,
-              black: np.ndarray, white: float,
-              generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """What the sensor would have recorded of the clean mean `x` at `iso` and `exposure` EV.
-
-    x: (B, 4, h, w) float in [0, 1], the clean normalised RAW (packed R, G1, G2, B). Per image,
-    the signal x 2^EV is given the camera's noise level function at the ISO, (S, O) =
-    model.at(iso): what its signal lacks of it (S - S_present, O - O_present, at least 0,
-    where S_present and O_present are what noise_levels.estimate_noise measures on the signal
-    itself: a generator's output already carries some noise-like detail from its guide) is
-    drawn per sample, as Poisson counts (x 2^EV / S' of them, times S') plus Gaussian read noise
-    (O' less the quantisation's 1/12 code^2); the result is quantised to the integer codes
-    round(black + value (white - black)) and clipped to [0, white]: codes under black are kept
-    down to 0, as real RAW has them. Where the signal reaches white the sensor is saturated and
-    the code is white. black: (4,) per packed channel; white: the white level. generators: one
-    per image (noise_generators), so that an image's noise does not depend on its batch.
-    Returns (B, 4, h, w) float32: the codes normalised, (code - black) / (white - black), in
-    [-black / (white - black), 1]. With iso None: no noise, expose(x, exposure) (x itself at
-    0 EV). NoiseError for iso without a model, a bad ISO or exposure; ValueError for a
-    generator count that is not B.
-    """
-    signal = expose(x, exposure)
-    if iso is None:
-        return signal
-    if model is None:
-        raise NoiseError(f"ISO {iso:g} asked for, but there is no noise model (the checkpoint's "
-                         "training RAW had no ISO in their metadata)")
-    if len(generators) != x.shape[0]:
-        raise ValueError(f"{x.shape[0]} images but {len(generators)} generators: one per image")
-    shot, read = model.at(iso)
-    black = np.asarray(black, dtype=np.float64)
-    out = torch.empty(signal.shape, dtype=torch.float32, device=x.device)
-    for i, generator in enumerate(generators):
-        mean = signal[i].float().clamp(min=0)
-        present_shot, present_read = present_noise(mean, -black / (white - black))
-        out[i] = _sensor(mean, np.maximum(shot - present_shot, 0.0),
-                         np.maximum(read - present_read, 0.0), black, white, generator)
-    return out
-
-
-def present_noise(mean: torch.Tensor, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(S, O) per channel, (4,) each, of the noise-like detail a clean image (4, h, w) already
-    has, as noise_levels.estimate_noise measures it; 0 where it finds no smooth area."""
+def entry_noise(raw: RawImage) -> dict:
+    """What `prepare` records of a RAW file's noise in its dataset entry: "iso" and
+    "exposure_time" (s) from its metadata, "noise_profile" (its DNG NoiseProfile pairs (S, O))
+    and "noise": {"shot": (4,), "read": (4,)} measured on the whole mosaic (`measure`), each
+    None when unknown (a channel without a smooth area is not measured)."""
     try:
-        found = estimate_noise([mean.detach().double().cpu().numpy()], lo)
-    except ValueError:  # no smooth area (a constant image, say): nothing to measure
-        return np.zeros(4), np.zeros(4)
-    return found.shot, found.read
+        found = measure(raw)
+        noise = {"shot": found.shot.tolist(), "read": found.read.tolist()}
+    except ValueError:
+        noise = None
+    profile = None if raw.noise_profile is None else [list(p) for p in raw.noise_profile]
+    return {"iso": raw.iso, "exposure_time": raw.exposure_time, "noise_profile": profile,
+            "noise": noise}
 
 
-def _sensor(mean: torch.Tensor, shot: np.ndarray, read: np.ndarray, black: np.ndarray,
-            white: float, generator: torch.Generator) -> torch.Tensor:
-    """Poisson-Gaussian noise of (4,) shot and read variances drawn onto one image's signal
-    (4, h, w), quantised and clipped as `add_noise` says; returns the codes normalised."""
-    span = white - black
-    quantisation = 1 / (12 * span ** 2)  # of one code, in normalised units
-    s, sd, b, w = (_per_channel(v, mean.device) for v in
-                   (shot, np.sqrt(np.maximum(read - quantisation, 0.0)), black, span))
-    rate = torch.where(s > 0, mean / s.clamp(min=1e-30), torch.zeros_like(mean))
-    value = torch.where(s > 0, torch.poisson(rate, generator=generator) * s, mean)
-    value = value + sd * torch.randn(mean.shape, generator=generator, device=mean.device)
-    codes = torch.round(b + value * w).clamp(0, white)
-    return (torch.where(mean >= 1, torch.full_like(codes, float(white)), codes) - b) / w
-
-
-def _per_channel(values: np.ndarray, device) -> torch.Tensor:
-    """(4,) numbers -> a (4, 1, 1) float32 tensor on `device`, to broadcast over (4, h, w)."""
-    return torch.tensor(np.asarray(values, dtype=np.float32), device=device).view(4, 1, 1)
+def calibrate_entries(entries: Sequence[dict], camera: str) -> NoiseModel | None:
+    """The noise model of one camera from its prepared images' dataset entries (`entry_noise`'s
+    keys): `calibrate` over those with an ISO and a measurement. None when there is none, with
+    one warning that says why and how to get one; entries left out beside used ones are
+    counted in one line. `camera` names the camera in these lines."""
+    files = [FileNoise(path=e.get("source", ""), iso=e["iso"],
+                       exposure_time=e.get("exposure_time"), shot=np.asarray(e["noise"]["shot"]),
+                       read=np.asarray(e["noise"]["read"]))
+             for e in entries if e.get("iso") and e.get("noise")]
+    earlier = sum("noise" not in e for e in entries)
+    no_iso = sum("noise" in e and not e.get("iso") for e in entries)
+    counts = ((earlier, "prepared by a version before noise calibration (run the same "
+                        "`rawdiffusion prepare` command again: it adds their ISO and noise)"),
+              (no_iso, "without an ISO in their metadata (headerless dumps: give \"iso\" in "
+                       "their JSON sidecars)"),
+              (len(entries) - len(files) - earlier - no_iso, "without a smooth area to measure"))
+    why = ", ".join(f"{n} {what}" for n, what in counts if n)
+    if not files:
+        log.warning("%s: no noise model (`--iso` and noise.iso need one): of its %d training "
+                    "image(s), %s", camera, len(entries), why or "none")
+        return None
+    if why:
+        log.info("%s: noise calibrated from %d training image(s); left out: %s", camera,
+                 len(files), why)
+    return calibrate(files)
 
 
 def dng_noise_profile(shot: np.ndarray, read: np.ndarray) -> tuple[tuple[float, float], ...]:

@@ -5,7 +5,8 @@ One place for the defaults that `rawdiffusion convert`, the demo and `rawdiffusi
 one DDIM step (the fewest within 0.05 dB of ddim24 on the shipped model's steps-against-quality
 curve, benchmarks/steps.py; the paper's evaluation, sample.py, keeps ddim24), tiles of 256
 packed pixels overlapping by 64, one tile per forward pass (benchmarks/generation_speed.py),
-noise seed 0, float32. No torch here: the command line reads this module to build its options.
+noise seed 0, float32, and no sensor noise (no ISO, 0 EV: the clean mean). No torch here: the
+command line reads this module to build its options.
 
 A setting that cannot work raises errors.SettingError naming the argument ("steps=0: ..."),
 which each front end words with its own option (convert's --steps, sample.py's
@@ -14,6 +15,7 @@ diffusion_val.timestep_respacing).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import SettingError
@@ -64,6 +66,27 @@ def check_tiling(tile: int, overlap: int, batch_size: int) -> None:
     check_count("batch_size", batch_size, 1)
 
 
+def check_iso_setting(iso):
+    """`iso` if it is None (no sensor noise), "draw" (an ISO per image, drawn from the training
+    images': sensor.drawn_iso) or a number above 0; SettingError naming `iso` otherwise."""
+    if iso is None or iso == "draw":
+        return iso
+    if isinstance(iso, bool) or not isinstance(iso, (int, float)) or not math.isfinite(iso) \
+            or iso <= 0:
+        raise SettingError("iso", "a number above 0, or draw (an ISO per image drawn from the "
+                                  "training images')", iso)
+    return iso
+
+
+def check_exposure(exposure) -> float:
+    """`exposure` (EV) if it is a finite number; SettingError naming `exposure` otherwise."""
+    if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) \
+            or not math.isfinite(exposure):
+        raise SettingError("exposure", "a finite number of EV (0: as generated, -2: a quarter "
+                                       "of the light)", exposure)
+    return exposure
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a generator samples, checked when made (SettingError naming the argument).
@@ -73,7 +96,10 @@ class Settings:
     needs a multiple of its own, sampling.check_tile); overlap: pixels shared by neighbouring
     tiles, 0 <= overlap < tile; batch_size: tiles per forward pass, >= 1; seed: the noise seed,
     >= 0; dtype: "float32" or "bfloat16" (bf16 autocast of the network; the colour prior stays
-    float64).
+    float64); iso: the ISO whose sensor noise the camera's noise model adds (noise.py), "draw"
+    for one per image drawn from the training images' ISOs, or None for none (the clean mean);
+    exposure: EV by which the clean signal is scaled (x 2^EV, clipped at white) before the
+    noise (check_iso_setting, check_exposure).
     """
 
     steps: int = 1
@@ -83,6 +109,8 @@ class Settings:
     batch_size: int = 1
     seed: int = 0
     dtype: str = "float32"
+    iso: float | str | None = None
+    exposure: float = 0.0
 
     def __post_init__(self):
         check_steps(self.steps, self.sampler)
@@ -90,6 +118,8 @@ class Settings:
         check_count("seed", self.seed, 0)
         if self.dtype not in DTYPES:
             raise SettingError("dtype", "choose torch.float32 or torch.bfloat16", self.dtype)
+        check_iso_setting(self.iso)
+        check_exposure(self.exposure)
 
 
 DEFAULTS = Settings()

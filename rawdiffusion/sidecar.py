@@ -28,6 +28,7 @@ from .schemas import Gain, as_json, schema_problem, three_gains
 _DTYPE_WORDS = re.compile(r"(uint8|uint16)", re.IGNORECASE)
 MAX_SIDECAR_BYTES = 1 << 20  # a sidecar is a few hundred bytes; more is not one
 MAX_PGM_HEADER = 1 << 16  # magic, size, maxval and comments: what is read to find the pixels
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def _sidecar_dtype(path: Path, text: str) -> np.dtype:
@@ -76,6 +77,8 @@ class Sidecar(BaseModel):
     wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
     make: str | None = None
     model: str | None = None
+    iso: Positive | None = None            # EXIF ISO speed of the capture
+    exposure_time: Positive | None = None  # seconds
 
 
 def sidecar_path(path) -> Path:
@@ -109,7 +112,9 @@ def read_dump(path, max_pixels: int = RAW_MAX_PIXELS) -> tuple[Sidecar, np.ndarr
     The sidecar (schema: `Sidecar`) gives `width`, `height` (positive integers), `dtype`
     ("uint8", "uint16 little-endian", "uint16 BE", ...), `cfa_pattern` (a Bayer order, any
     case), `black_level` (one number or four, per CFA position) and `white_level`; optionally
-    `make`, `model` and `wb` (three positive R, G, B gains, or null). Levels must satisfy
+    `make`, `model`, `wb` (three positive R, G, B gains, or null), `iso` and `exposure_time`
+    (seconds; both numbers above 0, or null: what the noise calibration of noise.py needs,
+    which a dump's pixels do not say). Levels must satisfy
     0 <= black < white <= 65535. Other keys are ignored. RawFormatError, naming the sidecar
     or the file, for a sidecar that does not fit the file.
 

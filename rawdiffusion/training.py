@@ -40,7 +40,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import harness
 from .camera import Camera
-from .checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_camera, checkpoint_state, load_checkpoint, save_checkpoint
 from .config import ADDED, RESUMABLE
 from .datasets.layout import PreparedDataset
 from .diffusion import OBJECTIVES, Diffusion, derived_seed
@@ -252,9 +252,13 @@ def open_run(cfg: DictConfig, rank: int, world: int,
     cfg.model.prior = resolve_prior(cfg, state)
     samples = TrainSamples(train_set, cfg.dataset.train.split, cfg.optim.crop, cfg.general.seed,
                            cfg.dataset.train.max_items)
-    # The training data's camera goes into the checkpoint: sampling writes DNGs of it.
-    camera = Camera.from_images({i: e for i, e in train_set.images.items()
-                        if e["split"] == cfg.dataset.train.split})
+    # The training data's camera goes into the checkpoint: sampling writes DNGs of it, with
+    # its noise model (calibrated from the training images; a resumed run keeps its own).
+    camera = Camera.from_training_images({i: e for i, e in train_set.images.items()
+                                          if e["split"] == cfg.dataset.train.split})
+    stored = checkpoint_camera(state) if state is not None else None
+    if stored is not None and stored.noise is not None:
+        camera = camera.with_noise(stored.noise)
     run = Run(cfg, rank, world, device, run_dir, harness.resolved(cfg), train_set, val_set,
               samples, camera, Diffusion().to(device))
     if state is not None:

@@ -203,6 +203,8 @@ def _scene(h=48, w=64, seed=0, low=100, high=4000):
 
 CAMERA = {"cfa": "RGGB", "make": "Acme", "model": "One", "black_level": [64.0, 65.0, 66.0, 67.0],
           "white_level": 4095.0, "wb": [2.0, 1.0, 1.5], "color_matrix": None}
+NOISE = {"iso": 100.0, "shot": [1e-4] * 4, "read_gained": [1e-7] * 4, "read_fixed": [0.0] * 4,
+         "isos": [100.0]}  # a camera's noise model (noise.NoiseModel)
 TINY = dict(channels=16, channel_mult=(1, 2), num_blocks=1, attn_ds=(2,), guide="edsr",
             guide_channels=8, spade_hidden=8)
 LINEAR_WEIGHTS = [[0.02, 0.01, 0.01, 0.03], [0.5, 0.1, 0.1, 0.02], [0.3, 0.6, 0.6, 0.2],
@@ -885,6 +887,8 @@ def _checkpoints(b: Builder, good: dict) -> None:
         "camera-no-white": dict(camera={k: v for k, v in CAMERA.items() if k != "white_level"}),
         "camera-black-three": dict(camera={**CAMERA, "black_level": [1.0, 2.0, 3.0]}),
         "camera-matrix-2x2": dict(camera={**CAMERA, "color_matrix": [[1.0, 0.0], [0.0, 1.0]]}),
+        "camera-noise-negative": dict(camera={**CAMERA, "noise": {**NOISE, "shot": [-1.0] * 4}}),
+        "camera-noise-a-list": dict(camera={**CAMERA, "noise": [1.0, 2.0]}),
     }
     for name, changes in states.items():
         path = d / f"{name}.pt"
@@ -948,6 +952,8 @@ def _baseline_files(b: Builder, good: dict) -> None:
         "camera-black-above-white": {**base, "camera": {**CAMERA, "black_level": [5000.0] * 4}},
         "camera-wb-two": {**base, "camera": {**CAMERA, "wb": [2.0, 1.0]}},
         "camera-white-string": {**base, "camera": {**CAMERA, "white_level": "high"}},
+        "camera-noise-no-isos": {**base, "camera": {**CAMERA, "noise": {
+            k: v for k, v in NOISE.items() if k != "isos"}}},
         "no-weights": {k: v for k, v in base.items() if k != "weights"},
         "weights-wrong-shape": {**base, "weights": [[1.0, 2.0], [3.0, 4.0]]},
         "weights-strings": {**base, "weights": [["a"] * 4] * 4},

@@ -124,7 +124,11 @@ def test_a_baseline_file_loads_as_a_generator_too(gen, tmp_path):
     (dict(tile=100), "tile=100: this network needs a multiple of 8, at least 16"),
     (dict(overlap=256), "overlap=256: must be below the tile size 256"),
     (dict(batch_size=0), "batch_size=0: must be an integer >= 1"),
-    (dict(dtype=torch.float16), "dtype='float16': choose torch.float32 or torch.bfloat16")])
+    (dict(dtype=torch.float16), "dtype='float16': choose torch.float32 or torch.bfloat16"),
+    (dict(iso=-100), "iso=-100: a number above 0, or draw (an ISO per image drawn from the "
+                     "training images')"),
+    (dict(exposure=float("nan")), "exposure=nan: a finite number of EV (0: as generated, -2: "
+                                  "a quarter of the light)")])
 def test_load_names_the_argument_that_cannot_work(arguments, words):
     with pytest.raises(rd.SettingError) as e:
         rd.load(device="cpu", **arguments)
@@ -151,9 +155,40 @@ def test_convert_and_the_demo_default_to_the_loaders_settings():
     parser = cli.build_parser()
     convert = parser.parse_args(["convert", "photo.png", "--out", "out"])
     assert (convert.steps, convert.sampler, convert.tile, convert.overlap, convert.batch_size,
-            convert.seed, convert.bf16) == (rd.DEFAULTS.steps, rd.DEFAULTS.sampler,
-                                            rd.DEFAULTS.tile, rd.DEFAULTS.overlap,
-                                            rd.DEFAULTS.batch_size, rd.DEFAULTS.seed, False)
+            convert.seed, convert.bf16, convert.iso, convert.exposure) == (
+        rd.DEFAULTS.steps, rd.DEFAULTS.sampler, rd.DEFAULTS.tile, rd.DEFAULTS.overlap,
+        rd.DEFAULTS.batch_size, rd.DEFAULTS.seed, False, None, 0.0)
     assert parser.parse_args(["demo"]).steps == rd.DEFAULTS.steps == 1
     assert rd.DEFAULTS == rd.Settings(steps=1, sampler="ddim", tile=256, overlap=64,
-                                      batch_size=1, seed=0, dtype="float32")
+                                      batch_size=1, seed=0, dtype="float32", iso=None,
+                                      exposure=0.0)
+    noisy = parser.parse_args(["convert", "photo.png", "--out", "out", "--iso", "draw",
+                               "--exposure", "-2"])
+    assert (noisy.iso, noisy.exposure) == ("draw", -2.0)
+    assert parser.parse_args(["convert", "p.png", "--out", "o", "--iso", "1600"]).iso == 1600
+
+
+# The weights of the shipped checkpoint as trained (SHA-256 over names, dtypes and bytes):
+# storing its noise model (rawdiffusion export --noise) left them as they were.
+SHIPPED_WEIGHTS = "c8918011e5bbd76350050ab1458cc8414def3e5e5191da9a689d721320950c18"
+
+
+def test_the_shipped_model_has_a_noise_model_and_its_weights_unchanged(gen):
+    import hashlib
+
+    from rawdiffusion.checkpoint import load_checkpoint
+
+    state = load_checkpoint(rd.loading.shipped_checkpoint())
+    digest = hashlib.sha256()
+    for name in sorted(state["model"]):
+        value = state["model"][name].contiguous()
+        digest.update(name.encode() + str(value.dtype).encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes())
+    assert digest.hexdigest() == SHIPPED_WEIGHTS and state["ema"] is None
+    noise = gen.camera.noise  # calibrated from the Fusion front DNG, the camera's training image
+    assert noise.isos == (100.0,) and noise.iso_range == (100.0, 100.0)
+    assert noise.shot == pytest.approx((1.751e-4, 1.546e-4, 1.523e-4, 1.852e-4), rel=1e-3)
+    raw = rd.load(device="cpu", iso=100)(photo(), seed=1)
+    assert raw.iso == 100 and raw.noise_profile[0] == pytest.approx((1.751e-4, 1.731e-7),
+                                                                   rel=1e-3)
+    assert not np.array_equal(raw.mosaic, gen(photo(), seed=1).mosaic)

@@ -28,7 +28,8 @@ from rawdiffusion.datasets import layout
 from rawdiffusion.datasets.cityscapes import prepare_cityscapes
 from rawdiffusion.checkpoint import file_digest
 from rawdiffusion.convert import convert
-from rawdiffusion.loading import load
+from rawdiffusion.loading import load, open_generator
+from rawdiffusion.settings import Settings
 from rawdiffusion.errors import UserError
 from rawdiffusion.processes import merge_manifests
 from rawdiffusion.images import halve_area, read_rgb, write_png
@@ -377,6 +378,13 @@ BAD_FILES = {
     "bad params": ({**GOOD, "kind": "upi-camera",
                     "params": {**generic_params().to_dict(), "red_gain": -1}},
                    "red_gain must be positive"),
+    "bad noise model": ({**GOOD, "camera": {**GOOD["camera"], "noise": {
+        "iso": 100.0, "shot": [1e-4, -1e-4, 1e-4, 1e-4], "read_gained": [0.0] * 4,
+        "read_fixed": [0.0] * 4, "isos": [100.0]}}},
+        "camera.noise.shot[1]: input should be greater than or equal to 0 (got -0.0001)"),
+    "noise model without isos": ({**GOOD, "camera": {**GOOD["camera"], "noise": {
+        "iso": 100.0, "shot": [1e-4] * 4, "read_gained": [0.0] * 4, "read_fixed": [0.0] * 4}}},
+        "camera.noise.isos: field required"),
 }
 
 
@@ -388,8 +396,34 @@ def test_unusable_baseline_files_name_the_file_and_why(tmp_path, case):
         path.write_bytes(content)
     else:
         path.write_text(json.dumps(content))  # NaN and Infinity written as JSON allows
-    with pytest.raises(BaselineError, match=re.escape(f"{path}: ") + ".*" + re.escape(reason)):
+    with pytest.raises(BaselineError, match=re.escape(f"{path}: ") + ".*" + re.escape(reason)) \
+            as e:
         baselines.load_baseline(path)
+    assert "\n" not in str(e.value)
+
+
+def test_baseline_fit_stores_the_cameras_noise_model_and_convert_adds_its_noise(tmp_path):
+    """The noise that `prepare` measured on each training image becomes the camera's noise
+    model in the baseline file; `--iso` then adds it. Files of before (no "noise") load
+    without one."""
+    measured = {"shot": [1e-4, 2e-4, 2e-4, 1.5e-4], "read": [1e-6] * 4}
+    ds = paired_dataset(tmp_path / "noisy", linear, cfa="GRBG", iso=200.0,
+                        exposure_time=0.01, noise_profile=None, noise=measured)
+    fit_baseline(ds, "linear", tmp_path / "b.json")
+    stored = json.loads((tmp_path / "b.json").read_text())["camera"]["noise"]
+    assert stored == {"iso": 200.0, "shot": pytest.approx(measured["shot"], rel=1e-12),
+                      "read_gained": measured["read"], "read_fixed": [0.0] * 4,
+                      "isos": [200.0] * 3}  # one per training image
+    gen = open_generator(tmp_path / "b.json", Settings(iso=800), torch.device("cpu"))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((32, 48, 3), 128, np.uint8)).save(photo)
+    convert([photo], tmp_path / "out", gen, seed=0)
+    raw = read_raw(tmp_path / "out" / "photo.dng")
+    assert raw.iso == 800 and raw.noise_profile[0] == pytest.approx((4e-4, 16e-6), rel=1e-12)
+    data = json.loads((tmp_path / "b.json").read_text())  # a baseline file of before
+    del data["camera"]["noise"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert baselines.load_baseline(tmp_path / "old.json").camera.noise is None
 
 
 def test_missing_baseline_file_is_named(tmp_path):
@@ -457,7 +491,8 @@ def test_cli_baseline_fit(camera_data, tmp_path, capsys):
     assert cli.main(["baseline", "fit", str(ds.root), "--kind", "poly2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     psnr = json.loads(out.read_text())["fit"]["psnr_rggb_fit"]
-    assert f"wrote {out}: poly2 baseline for Testmaker Synthetic 1 (GRBG)" in printed
+    assert f"wrote {out}: poly2 baseline for Testmaker Synthetic 1 (GRBG, no noise model)" \
+        in printed
     assert f"fitted on {6 * 24 * 32} pixels of 6 train samples" in printed
     assert f"4 channels: {psnr:.2f} dB" in printed
     assert baselines.load_baseline(out).kind == "poly2"

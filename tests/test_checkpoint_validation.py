@@ -21,6 +21,8 @@ TINY = dict(channels=16, channel_mult=(1, 2), num_blocks=1, attn_ds=(2,), guide=
             guide_channels=8, spade_hidden=8)
 CAMERA = {"cfa": "RGGB", "make": "Acme", "model": "One", "black_level": [64.0, 65.0, 66.0, 67.0],
           "white_level": 4095.0, "wb": [2.0, 1.0, 1.5], "color_matrix": None}
+NOISE = {"iso": 100.0, "shot": [1e-4] * 4, "read_gained": [1e-7] * 4, "read_fixed": [0.0] * 4,
+         "isos": [100.0]}
 
 
 def state(**changes) -> dict:
@@ -95,6 +97,13 @@ def checkpoint_cases(tmp_path) -> dict:
                           "camera.wb[0]: input should be greater than 0 (got -2.0)"),
         "cfa": (saved(tmp_path, "cfa.pt", camera={**CAMERA, "cfa": "RGBW"}),
                 "camera.cfa: input should be 'RGGB', 'BGGR', 'GRBG' or 'GBRG' (got \"RGBW\")"),
+        "noise shot": (saved(tmp_path, "shot.pt", camera={**CAMERA, "noise": {
+            **NOISE, "shot": [1e-4, float("nan"), 1e-4, 1e-4]}}),
+            "camera.noise.shot[1]: input should be a finite number (got NaN)"),
+        "noise iso": (saved(tmp_path, "iso.pt", camera={**CAMERA, "noise": {**NOISE, "iso": 0}}),
+                      "camera.noise.iso: input should be greater than 0 (got 0)"),
+        "noise key": (saved(tmp_path, "row.pt", camera={**CAMERA, "noise": {**NOISE, "rows": 1}}),
+                      "camera.noise.rows: extra inputs are not permitted (got 1)"),
     }
     return {name: (tmp_path / path, words) for name, (path, words) in cases.items()}
 
@@ -136,6 +145,10 @@ def test_the_malicious_zip_names_what_it_holds(tmp_path):
 def test_good_checkpoints_and_networks_without_a_camera_still_load(tmp_path):
     net, loaded = load_model(saved(tmp_path))
     assert loaded["camera"] == CAMERA and isinstance(net, UNet)
+    assert loading.load(saved(tmp_path), device="cpu").camera.noise is None  # of before noise
+    noisy = loading.load(saved(tmp_path, "noisy.pt", camera={**CAMERA, "noise": NOISE}),
+                         device="cpu").camera
+    assert noisy.noise.to_dict() == NOISE and noisy.to_dict() == {**CAMERA, "noise": NOISE}
     load_model(saved(tmp_path, "nocamera.pt", camera={}))  # networks saved by tests
     with pytest.raises(CheckpointError, match=r"nocamera.pt: camera: none recorded"):
         loading.load(tmp_path / "nocamera.pt")
@@ -152,6 +165,9 @@ def test_export_and_convert_report_one_line_and_exit_2(tmp_path, capsys):
                  str(tmp_path / "out"), "--cpu"]) == 2
     assert capsys.readouterr().err == f"error: {bad}: {reason}\n"
     export_checkpoint(saved(tmp_path), tmp_path / "fine.pt")  # a good one exports
+    export_checkpoint(saved(tmp_path, "noisy.pt", camera={**CAMERA, "noise": NOISE}),
+                      tmp_path / "noisy-shared.pt")  # with its noise model
+    assert load_checkpoint(tmp_path / "noisy-shared.pt")["camera"]["noise"] == NOISE
 
 
 def test_a_fifo_or_a_device_as_checkpoint_is_refused_unread(tmp_path, capsys):

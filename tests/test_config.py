@@ -98,7 +98,11 @@ def test_sample_takes_what_names_the_run_and_finds_it(tmp_path):
     # sample.py holds only what it reads: nothing else
     assert set(sample) == {"general", "dataset", "model", "diffusion_val", "system",
                            "checkpoint", "save_pred", "pred_format", "rgb_only", "tile",
-                           "overlap", "sampler", "batch_size", "out"}
+                           "overlap", "sampler", "batch_size", "out", "noise"}
+    assert dict(sample.noise) == {"iso": None, "exposure": 0.0}  # no sensor noise unless asked
+    noisy = composed("sample", naming + ["noise.iso=1600", "noise.exposure=-2"])
+    assert (noisy.noise.iso, noisy.noise.exposure) == (1600, -2.0)
+    assert composed("sample", naming + ["noise.iso=draw"]).noise.iso == "draw"
     assert set(sample.general) == {"seed", "out", "run", "data_root"}
     assert set(sample.model) == {"preset"} and set(sample.system) == {"threads", "workers",
                                                                        "bf16"}
@@ -191,7 +195,8 @@ def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch)
     (["train"], {"dataset", "dataset/train", "dataset/val"},
      ["optim.lr=0.0001", "general.save_every=1000", "system.threads=null"]),
     (["sample"], {"dataset", "dataset/train", "dataset/val"},
-     ["checkpoint=null", "save_pred=false", "system.bf16=false", "model.preset=paper"]),
+     ["checkpoint=null", "save_pred=false", "system.bf16=false", "model.preset=paper",
+      "noise.iso=null", "noise.exposure=0.0"]),
     (["detect", "train"], {"data", "data/generated"},
      ["data.real_fraction=1.0", "detector.min_size=416", "general.out=runs/detect"]),
     (["detect", "eval"], {"data", "data/generated"}, ["checkpoint=null", "batch_size=8"]),

@@ -189,10 +189,52 @@ def test_convert_cli_and_export(data, tmp_path, capsys):
     assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())
 
 
+def test_sample_py_noise_writes_noisy_predictions_and_leaves_the_metrics_clean(data, tmp_path):
+    """noise.iso=draw: each prediction at an ISO drawn from the camera's (seeded per sample),
+    the DNG and the record saying which; the metrics are those of the clean run."""
+    state = load_checkpoint(data / "ckpt.pt")
+    noise = {"iso": 100.0, "shot": [2e-4] * 4, "read_gained": [1e-6] * 4,
+             "read_fixed": [0.0] * 4, "isos": [100.0, 800.0]}
+    save_checkpoint(tmp_path / "noisy.pt", {**state, "camera": {**state["camera"],
+                                                                "noise": noise}})
+    args = ["dataset=folder", f"dataset.root={data / 'tiny'}",
+            f"checkpoint={tmp_path / 'noisy.pt'}", "save_pred=true",
+            "diffusion_val.timestep_respacing=ddim2"]
+    assert sample(*args, f"out={tmp_path / 'clean'}", cwd=tmp_path).returncode == 0
+    proc = sample(*args, f"out={tmp_path / 'noisy'}", "noise.iso=draw", "noise.exposure=-1",
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    clean, noisy = tmp_path / "clean", tmp_path / "noisy"
+    assert (clean / "metrics.csv").read_text() == (noisy / "metrics.csv").read_text()
+    records = {r["id"]: r for r in map(json.loads, (noisy / "results.part0.jsonl").read_text()
+                                       .splitlines())}
+    assert {r["iso"] for r in records.values()} <= {100.0, 800.0}
+    assert {r["exposure"] for r in records.values()} == {-1.0}
+    for sample_id, record in records.items():
+        raw = read_raw(noisy / "pred" / f"{sample_id}.dng")
+        assert raw.iso == record["iso"] and raw.noise_profile is not None
+        plain = read_raw(clean / "pred" / f"{sample_id}.dng")
+        assert plain.iso is None and raw.mosaic.mean() < plain.mosaic.mean()  # one EV darker
+    # noise without predictions changes nothing: said in one line
+    proc = sample(*args, f"out={tmp_path / 'none'}", "save_pred=false", "noise.iso=400",
+                  cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: noise.iso and noise.exposure shape the written predictions only (the metrics "
+        "are the clean output's): add save_pred=true")
+    # a checkpoint without a noise model: one line naming the setting
+    proc = sample(*args[:2], f"checkpoint={data / 'ckpt.pt'}", *args[3:], "noise.iso=400",
+                  f"out={tmp_path / 'old'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: noise.iso=400: {data / 'ckpt.pt'} holds no noise model of its camera")
+
+
 def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_shipped_one():
     cfg = OmegaConf.create({"general": {"out": "runs", "seed": 3},
                             "dataset": {"val": {"root": "/data/gopro", "split": "test"}},
-                            "diffusion_val": {"timestep_respacing": "ddim6"}, "sampler": "ddim"})
+                            "diffusion_val": {"timestep_respacing": "ddim6"}, "sampler": "ddim",
+                            "noise": {"iso": None, "exposure": 0.0}})
     assert samples_dir(cfg, Path("runs/gopro-s3/checkpoint.pt")) == \
         Path("runs/gopro-s3/samples/gopro-test-ddim6-s3")
     assert samples_dir(OmegaConf.merge(cfg, {"sampler": "unipc"}),
@@ -201,6 +243,12 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
     # The installed package may be read-only, and must not collect outputs.
     assert samples_dir(cfg, shipped_checkpoint()) == \
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
+    # Noisy predictions go beside the clean ones, not over them.
+    for noise, name in (({"iso": 1600}, "-iso1600"), ({"iso": "draw"}, "-isodraw"),
+                        ({"iso": 400, "exposure": -2.5}, "-iso400-ev-2.5")):
+        assert samples_dir(OmegaConf.merge(cfg, {"noise": noise}),
+                           Path("runs/gopro-s3/checkpoint.pt")) == \
+            Path(f"runs/gopro-s3/samples/gopro-test-ddim6-s3{name}")
 
 
 def test_sample_py_system_bf16_reaches_the_generator(data, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from conftest import SHARED_RAW, require_shared, synthetic_raw
+from noise_scenes import poisson_gaussian_codes, textured_scene
 from rawdiffusion import bayer
 from rawdiffusion.camera import Camera
 from rawdiffusion.atomic import atomic_output
@@ -14,8 +15,8 @@ from rawdiffusion.cli import main
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.datasets.paired import grid_boxes, raw_named_entries, split_like_sklearn
 from rawdiffusion.errors import UserError
-from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, read_raw,
-                             write_dng)
+from rawdiffusion.io import (CFA_ORDERS, D65, STANDARD_LIGHT_A, UNKNOWN_ILLUMINANT, RawImage,
+                             read_raw, write_dng)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 25, 501])
@@ -260,3 +261,87 @@ def test_prepare_folder_on_real_raw_files(folder, tmp_path):
         gopro = description["images"]["gopro_hero6_GOPR0024"]
         assert gopro["make"] == "GoPro" and gopro["cfa"] == "RGGB"
         assert gopro["sample_size"] == [480, 640] and gopro["white_level"] == 16383
+
+
+# ----------------------------------------------------------------------------- sensor noise
+
+def noisy_dng(path, iso, shot, read=2e-7, seed=0):
+    """A textured 512 x 512 RGGB DNG (black 64, white 4095) with Poisson-Gaussian noise of
+    shot `shot` and read `read` (normalised units), its ISO, exposure time and a NoiseProfile."""
+    codes = poisson_gaussian_codes(textured_scene(256, 256, seed), [shot] * 4, [read] * 4,
+                                   [64] * 4, 4095, seed)
+    write_dng(path, RawImage(mosaic=bayer.unpack(codes, "RGGB"), cfa="RGGB", black_level=64,
+                             white_level=4095, make="Testmaker", model="Noisy 1", iso=iso,
+                             exposure_time=0.01, noise_profile=((shot / 2, read),)))
+
+
+def test_prepare_records_iso_exposure_noise_profile_and_measured_noise(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    for i, (iso, shot) in enumerate([(100, 1e-4), (400, 4e-4), (400, 4e-4)]):
+        noisy_dng(src / f"n{i}.dng", iso, shot, seed=i)
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(out),
+                 "--test-fraction", "0", "--workers", "1"]) == 0
+    images = PreparedDataset(out).images
+    entry = images["n1"]
+    assert (entry["iso"], entry["exposure_time"]) == (400, 0.01)
+    assert entry["noise_profile"] == [[2e-4, 2e-7]]
+    np.testing.assert_allclose(entry["noise"]["shot"], 4e-4, rtol=0.1)  # the pixels' own noise
+    # what training and baseline fit store: S per ISO, calibrated from the three
+    noise = Camera.from_training_images(images).noise
+    assert noise.isos == (100, 400, 400) and noise.iso == 100
+    np.testing.assert_allclose(noise.shot, 1e-4, rtol=0.1)
+    np.testing.assert_allclose(noise.at(400)[0], 4e-4, rtol=0.1)
+
+
+def test_entries_of_before_gain_their_noise_when_prepared_again_and_say_why_until_then(
+        tmp_path, caplog):
+    src, out = tmp_path / "src", tmp_path / "out"
+    noisy_dng(src / "n0.dng", 200, 2e-4)
+    args = ["prepare", "folder", "--raw-dir", str(src), "--out", str(out), "--test-fraction", "0"]
+    assert main(args) == 0
+    meta = out / "meta" / "n0.json"
+    entry = json.loads(meta.read_text())
+    for key in ("iso", "exposure_time", "noise_profile", "noise"):  # as an earlier version wrote
+        del entry[key]
+    meta.write_text(json.dumps(entry))
+    (out / "dataset.json").write_text(json.dumps(  # and its dataset.json as written then
+        {**json.loads((out / "dataset.json").read_text()), "images": {"n0": {
+            **entry, "split": "train"}}}))
+    stamp = (out / "raw" / "n0_0.npy").stat().st_mtime_ns
+    assert "noise" not in PreparedDataset(out).images["n0"]
+    with caplog.at_level("WARNING"):
+        assert Camera.from_training_images({"n0": entry}).noise is None
+    assert "Testmaker Noisy 1: no noise model (`--iso` and noise.iso need one): of its 1 " \
+           "training image(s), 1 prepared by a version before noise calibration (run the same " \
+           "`rawdiffusion prepare` command again: it adds their ISO and noise)" in caplog.text
+    assert main(args) == 0
+    upgraded = json.loads(meta.read_text())
+    assert upgraded["iso"] == 200 and upgraded["noise"]["shot"][0] > 0
+    assert PreparedDataset(out).images["n0"]["iso"] == 200
+    assert (out / "raw" / "n0_0.npy").stat().st_mtime_ns == stamp  # samples left as they were
+    assert Camera.from_training_images(PreparedDataset(out).images).noise.isos == (200,)
+
+
+def test_a_camera_without_isos_has_no_noise_model_and_says_so(tmp_path, caplog):
+    """The headerless dumps (the GRBG camera of ../shared) have no ISO unless their sidecar
+    gives one."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    codes = poisson_gaussian_codes(textured_scene(256, 256, 0), [1e-4] * 4, [1e-6] * 4,
+                                   [16] * 4, 1023, 0)
+    src.mkdir()
+    for i in range(2):
+        bayer.unpack(codes, "GRBG").astype("<u2").tofile(src / f"d{i}.raw")
+        (src / f"d{i}.json").write_text(json.dumps(
+            {"width": 512, "height": 512, "dtype": "uint16", "cfa_pattern": "GRBG",
+             "black_level": 16, "white_level": 1023, **({"iso": 800} if i else {})}))
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(out),
+                 "--test-fraction", "0"]) == 0
+    images = PreparedDataset(out).images
+    assert images["d0"]["iso"] is None and images["d1"]["iso"] == 800
+    with caplog.at_level("INFO"):
+        assert Camera.from_training_images({"d0": images["d0"]}).noise is None
+        assert Camera.from_training_images(images).noise.isos == (800,)
+    assert "the camera: no noise model (`--iso` and noise.iso need one): of its 1 training " \
+           "image(s), 1 without an ISO in their metadata (headerless dumps: give \"iso\" in " \
+           "their JSON sidecars)" in caplog.text
+    assert "noise calibrated from 1 training image(s); left out: 1 without an ISO" in caplog.text

@@ -46,6 +46,11 @@ BAD = {  # name: (changes to GOOD, the line after "<sidecar>: ")
     "cfa": (dict(cfa_pattern="RGBW"),
             "cfa_pattern: 'RGBW' is not a Bayer order (RGGB, BGGR, GRBG, GBRG)"),
     "dtype": (dict(dtype="float32"), "dtype: 'float32' is neither uint8 nor uint16"),
+    "iso zero": (dict(iso=0), "iso: input should be greater than 0 (got 0)"),
+    "iso abc": (dict(iso="high"), 'iso: input should be a valid number, unable to parse string '
+                                  'as a number (got "high")'),
+    "exposure negative": (dict(exposure_time=-0.01),
+                          "exposure_time: input should be greater than 0 (got -0.01)"),
 }
 
 
@@ -73,6 +78,15 @@ def test_valid_variants_keep_reading(tmp_path):
         "GRBG", (12.0,) * 4, "5", "", None)
     raw = read_raw(dump(tmp_path, black_level=[1, 2, 3, 4], wb=["2", 1, 1.5]))
     assert raw.black_level == (1.0, 2.0, 3.0, 4.0) and raw.wb == (2.0, 1.0, 1.5)
+
+
+def test_iso_and_exposure_time_of_a_dump_come_from_its_sidecar(tmp_path):
+    """The pixels of a dump do not say its ISO; the sidecar may (noise calibration needs it)."""
+    raw = read_raw(dump(tmp_path, iso=800, exposure_time=0.02))
+    assert (raw.iso, raw.exposure_time) == (800.0, 0.02)
+    assert (raw.info()["iso"], raw.info()["exposure_time"]) == (800.0, 0.02)
+    assert read_raw(dump(tmp_path, "plain")).iso is None
+    assert read_raw(dump(tmp_path, "null", iso=None, exposure_time=None)).exposure_time is None
 
 
 def test_real_sidecars_match_the_schema():

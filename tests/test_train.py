@@ -227,12 +227,19 @@ def test_prepared_folder_trains_logs_previews_checkpoints_and_resumes(tiny, tmp_
     with torch.no_grad():  # NHWC convolutions add and round in another order
         assert torch.allclose(net(x, t, rgb=rgb), loaded(x, t, rgb=rgb), atol=1e-6)
 
-    # The same command with more steps continues the run.
+    # The same command with more steps continues the run, keeping the camera's noise model
+    # (these synthetic DNGs have no ISO: the run stored none; here it is given one).
+    assert "noise" not in state["camera"]
+    noise = {"iso": 100.0, "shot": [1e-4] * 4, "read_gained": [1e-7] * 4,
+             "read_fixed": [0.0] * 4, "isos": [100.0, 200.0]}
+    torch.save({**state, "camera": {**state["camera"], "noise": noise}},
+               run_dir / "checkpoint.pt")
     changes["optim__max_steps"] = 6
     assert train(settings(tiny, tmp_path, **changes)) == run_dir
     assert [r["step"] for r in records(run_dir, "train/loss")] == [2, 4, 6]
     assert "resuming" in (run_dir / "train.log").read_text()
-    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 6
+    resumed = load_checkpoint(run_dir / "checkpoint.pt")
+    assert resumed["step"] == 6 and resumed["camera"]["noise"] == noise
 
     # Another recipe in the same run directory is refused, naming the difference.
     with pytest.raises(SetupError, match=r"optim.lr: 0.0001 -> 0.001.*general.run=NAME"):
@@ -350,12 +357,18 @@ def test_the_shared_gopro_folder_trains_and_resumes(tmp_path):
                    log__preview_every=2, log__val_images=2)
     run_dir = train(settings(tmp_path / "gopro", tmp_path / "runs", **changes))
     assert run_dir.name == "gopro-small-s0"
+    # The camera (GoPro FUSION: the front lens trains, the HERO6 is another sensor) with the
+    # noise model of its training image at ISO 100.
+    camera = load_checkpoint(run_dir / "checkpoint.pt")["camera"]
+    assert (camera["model"], camera["noise"]["isos"]) == ("FUSION", [100.0])
+    assert camera["noise"]["shot"] == pytest.approx([1.75e-4, 1.55e-4, 1.52e-4, 1.85e-4],
+                                                    rel=0.02)
     assert (run_dir / "previews" / "0000002.png").is_file()
     assert [r["step"] for r in records(run_dir, "train/loss")] == [1, 2]
     changes["optim__max_steps"] = 3
     train(settings(tmp_path / "gopro", tmp_path / "runs", **changes))
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    assert state["step"] == 3 and state["camera"]["cfa"] == "RGGB"
+    assert state["step"] == 3 and state["camera"] == camera
 
 
 def test_a_general_out_that_is_a_file_or_a_checkpoint_path_that_is_a_folder_is_refused(

@@ -22,6 +22,7 @@ from ..atomic import atomic_output
 from ..errors import UserError
 from ..images import halve_area, resize_area, write_png
 from ..io import RAW_SUFFIXES, read_raw, render_srgb
+from ..noise import entry_noise
 from ..sidecar import sidecar_path
 from ..jobs import Failure, run_jobs
 from . import layout
@@ -82,12 +83,19 @@ def prepare_image(task: Task, out: str, grid: int | None = None,
 
     Exactly one of grid (patches per side) and size ((height, width) of the resized sample).
     max_pixels: the largest RAW image read (io.read_raw; default io.RAW_MAX_PIXELS).
-    Skips the work when the image's entry exists: outputs are written atomically and the
-    entry last, so an existing entry means complete samples.
+    The entry also records the image's ISO, exposure time, DNG NoiseProfile and noise measured
+    on its whole mosaic (noise.entry_noise), from which training calibrates the camera's noise
+    model. Skips the work when the image's entry exists: outputs are written atomically and
+    the entry last, so an existing entry means complete samples; an entry of a version before
+    noise calibration gains those keys, its samples left as they are.
     """
     meta_path = layout.image_meta_path(out, task.image_id)
     if meta_path.is_file():
-        return json.loads(meta_path.read_text())
+        entry = json.loads(meta_path.read_text())
+        if "noise" not in entry:
+            entry.update(entry_noise(read_raw(task.path, max_pixels)))
+            layout.write_json(meta_path, entry)
+        return entry
     raw = read_raw(task.path, max_pixels)
     packed = bayer.pack(raw.mosaic, raw.cfa)                      # (4, H/2, W/2)
     h, w = packed.shape[1:]
@@ -118,6 +126,7 @@ def prepare_image(task: Task, out: str, grid: int | None = None,
         "width": int(raw.mosaic.shape[1]), "height": int(raw.mosaic.shape[0]),
         "sample_size": [int(first.shape[1]), int(first.shape[2])],
         "samples": list(samples),
+        **entry_noise(raw),
     }
     layout.write_json(meta_path, entry)
     return entry
