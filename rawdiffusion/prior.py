@@ -272,12 +272,13 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
     W = solve_tied(cmap, A, B, ridge)
     anchors = anchor_samples(cmap, W, camera)
     if anchors is None:
-        anchored = "none: the camera has no colour matrix"
+        anchored = summary = "none: the camera has no colour matrix"
     else:  # the anchors' sums join the pixels', ANCHOR_WEIGHT of their weight in all
         X, Y, which = anchors
         scale = ANCHOR_WEIGHT * pixels / len(X)
         W = solve_tied(cmap, A + scale * X.T @ X, B + scale * X.T @ Y, ridge)
         anchored = {"samples": len(X), "weight": ANCHOR_WEIGHT, "matrix": which}
+        summary = f"{len(X)} on the {which}, weight {ANCHOR_WEIGHT}"
     # Residual sum of squares from the normal equations: sum(Y^2) - 2 W.B + W.AW.
     sse = (yy - 2 * (W * B).sum(0) + (W * (A @ W)).sum(0)).sum().clamp(min=0)
     cmap.weights.copy_(W)
@@ -286,8 +287,8 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
            "psnr_rggb_fit": float(-10 * torch.log10(sse / (4 * pixels))),
            "greens": "tied: G1 - G2 from the local terms only", "anchors": anchored}
     if progress:
-        log.info("fitted %s in %.1f s: PSNR of the fit %.2f dB; anchors: %s", cmap.kind,
-                 time.perf_counter() - start, fit["psnr_rggb_fit"], anchored)
+        log.info("fitted %s in %.1f s, greens tied: PSNR of the fit %.2f dB; anchors: %s",
+                 cmap.kind, time.perf_counter() - start, fit["psnr_rggb_fit"], summary)
     return cmap, fit
 
 
