@@ -1,5 +1,6 @@
 """How long the colour prior's least-squares fit takes (prior.fit_colour_map), the fit that
-training runs before its first step for a network with a colour prior.
+training runs before its first step for a network with a colour prior: anchored on the colour
+matrix of the split's camera, as training and `baseline fit` anchor it.
 
     rawdiffusion prepare folder --raw-dir ../shared/data/raw/dng --out /tmp/gopro
     OMP_NUM_THREADS=1 python benchmarks/prior_fit.py /tmp/gopro [--kind poly3+curves+local]
@@ -17,6 +18,7 @@ import time
 
 import torch
 
+from rawdiffusion.camera import Camera
 from rawdiffusion.datasets.layout import PreparedDataset
 from rawdiffusion.prior import fit_colour_map
 
@@ -30,9 +32,11 @@ def main() -> None:
     parser.add_argument("--weights", help="save the fitted weights here (torch.save)")
     args = parser.parse_args()
     dataset = PreparedDataset(args.dataset)
+    camera = Camera.from_images({i: e for i, e in dataset.images.items()
+                                 if e.get("split") == args.split})
     for repeat in range(args.repeats):
         start = time.perf_counter()
-        cmap, fit = fit_colour_map(dataset, args.split, args.kind, progress=False)
+        cmap, fit = fit_colour_map(dataset, args.split, args.kind, progress=False, camera=camera)
         print(f"fit {repeat + 1}: {time.perf_counter() - start:.2f} s  {fit}  "
               f"threads {torch.get_num_threads()}", flush=True)
     if args.weights:

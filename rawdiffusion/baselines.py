@@ -160,7 +160,7 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     camera = Camera.from_training_images(images)
     colour_map = params = fit = None
     if kind not in UPI:
-        colour_map, fit = fit_colour_map(dataset, split, kind)
+        colour_map, fit = fit_colour_map(dataset, split, kind, camera=camera)
     elif kind == "upi":
         params = generic_params()
     else:

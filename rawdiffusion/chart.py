@@ -16,6 +16,7 @@ beside the same surfaces' linear sRGB: exact RAW of saturated colours to test ma
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -96,31 +97,61 @@ def chart_report(gen, colours: dict = SATURATED, block: int = BLOCK, seed: int =
 
 def sensor_patches(camera: str = "Nikon 5100 (NPL)", illuminant: str = "D65"):
     """Saturated surfaces as a real sensor records them: (names, linear sRGB (N, 3) of each
-    surface under `illuminant` adapted to D65 (unclipped: out-of-gamut colours have negative
-    components), camera RGB (N, 3) white-balanced so that a perfect white reflector gives
-    (1, 1, 1) and scaled like the linear sRGB (its green equals the surfaces' luminance Y for
-    that white)). Surfaces: the 24 ColorChecker patches (N Ohta) and the 190 of RAW to ACES'
-    training set. `camera`: a key of colour.MSDS_CAMERA_SENSITIVITIES. A sensor with one green
-    filter records G1 = G2 for every surface; what differs between cameras is R, G, B."""
+    surface under `illuminant` adapted to D65 (surface_srgb), camera RGB (N, 3) white-balanced
+    so that a perfect white reflector gives (1, 1, 1) and scaled like the linear sRGB (its
+    green equals the surfaces' luminance Y for that white)). `camera`: a key of
+    colour.MSDS_CAMERA_SENSITIVITIES. A sensor with one green filter records G1 = G2 for every
+    surface; what differs between cameras is R, G, B."""
     colour = colour_science()  # colour-science is imported on first use (io.colour_science)
-    from colour.characterisation import (read_training_data_rawtoaces_v1,
-                                         training_data_sds_to_RGB, training_data_sds_to_XYZ)
+    from colour.characterisation import training_data_sds_to_RGB  # with colour, on first use
 
-    shape = colour.SpectralShape(380, 780, 5)
+    names, sds = _surfaces()
+    shape = colour.SpectralShape(*SPECTRAL_SHAPE)
     sensitivities = colour.MSDS_CAMERA_SENSITIVITIES[camera].copy().align(shape)
     light = colour.SDS_ILLUMINANTS[illuminant].copy().align(shape)
+    rgb, _ = training_data_sds_to_RGB(sds, sensitivities, light)
+    rgb = np.asarray(rgb)
+    return names, surface_srgb(illuminant), rgb[:-1] / rgb[-1, 1]
+
+
+SPECTRAL_SHAPE = (380, 780, 5)  # nm: start, end, interval of the surfaces' spectra
+
+
+def _surfaces():
+    """(names, colour.MultiSpectralDistributions) of the 214 surfaces, the 24 ColorChecker
+    patches (N Ohta) and the 190 of RAW to ACES' training set, and a perfect white reflector
+    last (named "white")."""
+    colour = colour_science()
+    from colour.characterisation import read_training_data_rawtoaces_v1  # with colour
+
+    shape = colour.SpectralShape(*SPECTRAL_SHAPE)
     checker = colour.SDS_COLOURCHECKERS["ColorChecker N Ohta"]
     training = read_training_data_rawtoaces_v1().copy().align(shape)
     names = [f"checker {n}" for n in checker] + [f"rawtoaces {n}" for n in training.labels]
     data = np.hstack([np.stack([checker[n].copy().align(shape).values for n in checker], 1),
                       training.values])
     data = np.hstack([data, np.ones((len(shape.wavelengths), 1))])  # the perfect reflector
-    sds = colour.MultiSpectralDistributions(data, shape.wavelengths, labels=[*names, "white"])
-    rgb, _ = training_data_sds_to_RGB(sds, sensitivities, light)
+    return names, colour.MultiSpectralDistributions(data, shape.wavelengths,
+                                                    labels=[*names, "white"])
+
+
+@functools.cache
+def surface_srgb(illuminant: str = "D65") -> np.ndarray:
+    """Linear sRGB (N, 3) float64 of the 214 surfaces of sensor_patches (in its order) under
+    `illuminant` (a key of colour.SDS_ILLUMINANTS), adapted to D65 (von Kries, CAT02), scaled
+    so that a perfect white reflector has luminance 1; unclipped: the 26 surfaces outside the
+    sRGB gamut have a negative component. Read-only (cached). CIE 1931 2 degree observer."""
+    colour = colour_science()
+    from colour.characterisation import training_data_sds_to_XYZ  # with colour
+
+    _, sds = _surfaces()
+    shape = colour.SpectralShape(*SPECTRAL_SHAPE)
+    light = colour.SDS_ILLUMINANTS[illuminant].copy().align(shape)
     cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(shape)
     xyz = training_data_sds_to_XYZ(sds, cmfs, light, None)
     adapted = colour.chromatic_adaptation(xyz, xyz[-1], colour.xy_to_XYZ(colour.CCS_ILLUMINANTS[
         "CIE 1931 2 Degree Standard Observer"]["D65"]) * xyz[-1, 1])
     linear = np.asarray(colour.XYZ_to_RGB(adapted, "sRGB", apply_cctf_encoding=False))
-    # both scaled so that the perfect reflector is 1
-    return names, linear[:-1] / linear[-1, 1], np.asarray(rgb)[:-1] / rgb[-1, 1]
+    linear = linear[:-1] / linear[-1, 1]
+    linear.flags.writeable = False
+    return linear

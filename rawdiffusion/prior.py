@@ -22,7 +22,14 @@ are those of Finlayson et al. 2015 (colour-science's `polynomial_expansion_Finla
 fit uses every pixel of every training sample (or an even grid of them, at most
 `MAX_FIT_PIXELS` in all), normalised with its image's own levels; pixels where the guide is
 clipped (255 in a channel) are kept, so the map learns the mean RAW behind a clipped guide; a
-tiny ridge (1e-6 of the mean diagonal) keeps the normal equations well-conditioned.
+tiny ridge (1e-6 of the mean diagonal) keeps the normal equations well-conditioned. The two
+greens are tied (solve_tied): they share every colour term and the constant, and differ only
+through the `local` terms, so a uniform patch never gets G1 != G2 (which renders as a maze
+pattern). Where the camera has a colour matrix, synthetic saturated samples whose RAW the
+matrix predicts (anchors.py) join the least squares with a small weight, so that the map
+extrapolates saturated colours as the camera does rather than as a cubic polynomial does. Maps
+fitted before (independent greens, no anchors) are weights of the same shape: they load and
+generate exactly as before.
 Predictions are clipped to [0, 1]; with `local`, also to the range of the colour terms' estimate
 over each pixel's 3x3 neighbourhood (ColourMap.estimate: no halos). Image borders repeat their
 edge pixels for `local`.
@@ -46,6 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .anchors import ANCHOR_WEIGHT, anchor_samples
 from .bayer import normalise
 from .errors import UserError
 from .io import colour_science
@@ -232,13 +240,16 @@ def guide_codes(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
-                   ids: list[str] | None = None) -> tuple[ColourMap, dict]:
+                   ids: list[str] | None = None, camera=None) -> tuple[ColourMap, dict]:
     """Fit a map of `kind` by least squares on the samples of `split` of a prepared paired
-    dataset (datasets.layout.PreparedDataset). Returns the map and a summary of the fit:
-    samples, pixels, stride (the even grid used when the split has more than MAX_FIT_PIXELS)
-    and the fit's 4-channel PSNR on those pixels (peak 1). ids: the samples to fit on (default:
-    all of the split), e.g. a training run's chosen images. progress: a bar over the samples,
-    and a log line (logger rawdiffusion.prior) when the fit starts and ends.
+    dataset (datasets.layout.PreparedDataset), its greens tied (solve_tied) and, when `camera`
+    (camera.Camera) has a colour matrix, anchored on it (anchors.py). Returns the map and a
+    summary of the fit: samples, pixels, stride (the even grid used when the split has more
+    than MAX_FIT_PIXELS), the fit's 4-channel PSNR on those pixels (peak 1), how the greens
+    were fitted and the anchors (their number, weight and matrix, or why there are none).
+    ids: the samples to fit on (default: all of the split), e.g. a training run's chosen
+    images. camera: the camera of those samples (None: no anchors). progress: a bar over the
+    samples, and a log line (logger rawdiffusion.prior) when the fit starts and ends.
     Raises ColourMapError for an empty split, an RGB-only dataset or an unknown kind.
     """
     if dataset.kind != "paired":
@@ -258,17 +269,46 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
     start = time.perf_counter()
     A, B, yy, pixels = _normal_equations(dataset, ids, cmap, stride, progress)
     ridge = RIDGE * A.diagonal().mean()
-    W = torch.linalg.solve(A + ridge * torch.eye(cmap.n, dtype=torch.float64), B)
+    W = solve_tied(cmap, A, B, ridge)
+    anchors = anchor_samples(cmap, W, camera)
+    if anchors is None:
+        anchored = summary = "none: the camera has no colour matrix"
+    else:  # the anchors' sums join the pixels', ANCHOR_WEIGHT of their weight in all
+        X, Y, which = anchors
+        scale = ANCHOR_WEIGHT * pixels / len(X)
+        W = solve_tied(cmap, A + scale * X.T @ X, B + scale * X.T @ Y, ridge)
+        anchored = {"samples": len(X), "weight": ANCHOR_WEIGHT, "matrix": which}
+        summary = f"{len(X)} on the {which}, weight {ANCHOR_WEIGHT}"
     # Residual sum of squares from the normal equations: sum(Y^2) - 2 W.B + W.AW.
     sse = (yy - 2 * (W * B).sum(0) + (W * (A @ W)).sum(0)).sum().clamp(min=0)
     cmap.weights.copy_(W)
     fit = {"split": split, "samples": len(ids), "pixels": pixels, "stride": stride,
            "clipped_guide_pixels": "included",
-           "psnr_rggb_fit": float(-10 * torch.log10(sse / (4 * pixels)))}
+           "psnr_rggb_fit": float(-10 * torch.log10(sse / (4 * pixels))),
+           "greens": "tied: G1 - G2 from the local terms only", "anchors": anchored}
     if progress:
-        log.info("fitted %s in %.1f s: PSNR of the fit %.2f dB", cmap.kind,
-                 time.perf_counter() - start, fit["psnr_rggb_fit"])
+        log.info("fitted %s in %.1f s, greens tied: PSNR of the fit %.2f dB; anchors: %s",
+                 cmap.kind, time.perf_counter() - start, fit["psnr_rggb_fit"], summary)
     return cmap, fit
+
+
+def solve_tied(cmap: ColourMap, A: torch.Tensor, B: torch.Tensor,
+               ridge: torch.Tensor | float) -> torch.Tensor:
+    """The weights W (terms x 4) that minimise sum |X W - Y|^2 + ridge |W|^2 from the normal
+    equations A = X^T X (n, n), B = X^T Y (n, 4), float64, with the two greens tied: G1 and G2
+    share the constant and every colour term, and differ only through the `local` terms (the
+    half-pixel offsets of their CFA sites), so that both greens of a uniform patch are equal,
+    as both greens of a sensor sit behind the same filter. Exactly the constrained least
+    squares: the mean green (G1 + G2) / 2 is fitted with every term, the half difference
+    (G1 - G2) / 2 with the local terms alone (none for a map without `local`)."""
+    eye = torch.eye(cmap.n, dtype=torch.float64)
+    mean = torch.linalg.solve(A + ridge * eye, torch.stack(
+        [B[:, 0], (B[:, 1] + B[:, 2]) / 2, B[:, 3]], 1))
+    half = torch.zeros(cmap.n, dtype=torch.float64)
+    if "local" in cmap.groups:
+        at = slice(cmap.n - 3 * len(LOCAL_OFFSETS), cmap.n)  # local terms come last
+        half[at] = torch.linalg.solve(A[at, at] + ridge * eye[at, at], (B[at, 1] - B[at, 2]) / 2)
+    return torch.stack([mean[:, 0], mean[:, 1] + half, mean[:, 1] - half, mean[:, 2]], 1)
 
 
 def _normal_equations(dataset, ids: list[str], cmap: ColourMap, stride: int, progress: bool):

@@ -281,6 +281,7 @@ def new_state(run: Run, fit_prior: bool) -> State:
         # on it is part of the weights (a buffer), saved and resumed with them.
         net.prior.weights.copy_(fit_colour_map(run.train_set, cfg.dataset.train.split,
                                                cfg.model.prior, ids=run.samples.ids,
+                                               camera=run.camera,
                                                progress=run.rank == 0)[0].weights)
     net.to(run.device)
     net.checkpointing = cfg.system.checkpointing

@@ -58,10 +58,12 @@ def linear(rgb):
     return np.einsum("hwj,cj->chw", lin, M) + OFFSET[:, None, None]
 
 
-def paired_dataset(root, raw_of, images=4, samples=2, size=(24, 32), cfa="RGGB", **entry):
+def paired_dataset(root, raw_of, images=4, samples=2, size=(24, 32), cfa="RGGB", guide_of=None,
+                   **entry):
     """A prepared paired dataset of `images` images (the last one in the test split) with
-    `samples` samples each: random guides over all 256 codes, RAW = raw_of(guide) in [0, 1]
-    written as raw numbers with BLACK and WHITE. `entry` adds to or replaces the image fields."""
+    `samples` samples each: random guides over all 256 codes (or guide_of(rng, size), uint8
+    (h, w, 3)), RAW = raw_of(guide) in [0, 1] written as raw numbers with BLACK and WHITE.
+    `entry` adds to or replaces the image fields."""
     root = Path(root)
     rng = np.random.default_rng(0)
     splits = {"train": [], "test": []}
@@ -69,7 +71,8 @@ def paired_dataset(root, raw_of, images=4, samples=2, size=(24, 32), cfa="RGGB",
         image, ids = f"img{i}", []
         for k in range(samples):
             sample_id = f"{image}_{k}"
-            rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8) if guide_of is None \
+                else guide_of(rng, size)
             (root / "raw").mkdir(parents=True, exist_ok=True)
             np.save(root / "raw" / f"{sample_id}.npy", bayer.denormalise(raw_of(rgb), BLACK, WHITE))
             write_png(root / "rgb" / f"{sample_id}.png", rgb)
@@ -266,7 +269,9 @@ def test_local_terms_recover_a_camera_whose_sites_sit_off_the_guide_grid(tmp_pat
 
 def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
     """RAW = offset + sum over guide channels of piecewise-linear curves with knots at the
-    CURVE_KNOTS grid of 8-bit codes (0, 17, ..., 255), mixed into the 4 RAW channels."""
+    CURVE_KNOTS grid of 8-bit codes (0, 17, ..., 255), mixed into the 4 RAW channels. The two
+    greens of this camera differ; the fit ties them (prior.solve_tied), so both get their mean,
+    which is such a sum of curves too."""
     knots = np.linspace(0, 255, prior.CURVE_KNOTS)
     assert np.array_equal(knots, np.arange(0, 256, 17))
     # Knot values in multiples of 17 raw numbers: every code then lands on a whole raw number,
@@ -292,8 +297,9 @@ def test_curves_represent_per_channel_tone_curves_exactly(tmp_path):
             s = ds.load(sample_id)
             pred = cmap(torch.tensor(s.rgb).permute(2, 0, 1)[None])[0].numpy()
             exact = bayer.normalise(s.raw, s.black, s.white)
+            exact[1:3] = exact[1:3].mean(0)  # the greens tied
             assert np.abs(pred - exact).max() < 1e-6  # float32 rounding, 1/60 of a raw number
-    assert fit["psnr_rggb_fit"] > 120
+    assert 30 < fit["psnr_rggb_fit"] < 60  # what is left: the greens' own difference
     # a tone curve is beyond the polynomials: they fit the same data far worse
     assert prior.fit_colour_map(ds, "train", "poly3", progress=False)[1]["psnr_rggb_fit"] < 60
 

@@ -17,6 +17,7 @@ from rawdiffusion import config, harness, training, training_data
 from rawdiffusion import prior as maps
 from rawdiffusion.prior import ColourMap, fit_colour_map, guide_codes
 from rawdiffusion.bayer import dihedral_packed
+from rawdiffusion.camera import Camera
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
     save_checkpoint
 from rawdiffusion.errors import SetupError
@@ -234,15 +235,24 @@ def test_a_folder_run_fits_the_default_prior_on_its_training_samples(tiny, curve
     assert OmegaConf.load(run_dir / "config.yaml").model.prior == kind
     weights = state["model"]["prior.weights"]
     assert weights.dtype == torch.float64 and weights.shape == (1 + 19 + 48 + 24, 4)
+    # the greens tied: the same constant and colour terms, a difference in the local ones only
+    assert torch.equal(weights[:-24, 1], weights[:-24, 2])
+    assert not torch.equal(weights[-24:, 1], weights[-24:, 2])
 
     ds = PreparedDataset(tiny)
     ids = training_data.TrainSamples(ds, "train", 32, seed=0, max_items=2).ids
     assert len(ids) == 8 < len(ds.split("train")) == 12
-    fitted, _ = fit_colour_map(ds, "train", kind, ids=ids, progress=False)
+    camera = Camera.from_images({i: e for i, e in ds.images.items() if e["split"] == "train"})
+    assert camera.color_matrix is not None  # the tiny DNGs have one: the fit is anchored
+    fitted, fit = fit_colour_map(ds, "train", kind, ids=ids, progress=False, camera=camera)
+    assert fit["anchors"]["samples"] > 100
     torch.testing.assert_close(weights, fitted.weights, atol=1e-10, rtol=0)
     # the run's samples, not the whole split
-    everything, _ = fit_colour_map(ds, "train", kind, progress=False)
+    everything, _ = fit_colour_map(ds, "train", kind, progress=False, camera=camera)
     assert not torch.allclose(weights, everything.weights, atol=1e-4)
+    # and its camera's anchors
+    plain, _ = fit_colour_map(ds, "train", kind, ids=ids, progress=False)
+    assert not torch.allclose(weights, plain.weights, atol=1e-4)
     # the map is a buffer: the optimiser never sees it
     assert sum(v.numel() for s in state["optimizer"]["state"].values()
                for k, v in s.items() if k == "exp_avg") == count(UNet(**state["model_config"]))
