@@ -25,9 +25,9 @@ anchors, to its least squares, with ANCHOR_WEIGHT of the pixels' weight in all:
            LibRaw renders a RAW file (its sRGB output is the inverse of M; Coffin's dcraw), the
            targets are exact; G1 = G2.
 
-A camera without a colour matrix (headerless dumps) gets no anchors. The choice of inputs,
-MAX_CODE and ANCHOR_WEIGHT was measured on the GoPro DNGs with leave-one-image-out fits
-(docs/quality.md, "Saturated colours").
+A camera without a colour matrix (headerless dumps) gets no anchors. ANCHOR_WEIGHT was chosen
+on the GoPro DNGs, by leave-one-image-out fits and the saturated chart
+(benchmarks/colour_anchors.py; docs/quality.md, "Saturated colours").
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ def test_direct_training_saves_a_one_pass_checkpoint(tiny, tmp_path, monkeypatch
     assert a.shape == (4, 20, 28) and np.array_equal(a, b)
     cfg = OmegaConf.create({"general": {"out": "runs", "seed": 0},
                             "dataset": {"val": {"root": str(tiny), "split": "test"}},
-                            "diffusion_val": {"timestep_respacing": "ddim24"}})
+                            "diffusion_val": {"timestep_respacing": "ddim24"},
+                            "noise": {"iso": None, "exposure": 0.0}})
     assert samples_dir(cfg, run_dir / "checkpoint.pt", gen.steps) == \
         run_dir / "samples" / f"{tiny.name}-test-onepass-s0"
 
