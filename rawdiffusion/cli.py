@@ -564,7 +564,7 @@ def _add_convert(sub) -> None:
     p.add_argument("--exposure", type=float, default=DEFAULTS.exposure, metavar="EV",
                    help="scale the clean signal by 2^EV before the noise, clipped at white as "
                         "the sensor clips (negative: low light; default 0)")
-    p.add_argument("--white-balance", type=_white_balance, metavar="{R,G,B,draw}",
+    p.add_argument("--white-balance", type=_white_balance, metavar="R,G,B|draw",
                    help="the scene's as-shot white-balance multipliers for this camera (green 1, "
                         "as LibRaw's camera_whitebalance), or draw: one per photo from the "
                         "training images' (seeded); the RAW is relit to that illuminant before "
