@@ -81,6 +81,7 @@ class Baseline(Generator):
     batch_size: int = 1  # guides handed over at once; a baseline's cost is per pixel
     iso: float | str | None = None  # sensor noise (settings.Settings)
     exposure: float = 0.0
+    white_balance: tuple[float, float, float] | str | None = None  # the scene's
 
     def __post_init__(self):
         if self.colour_map is not None:

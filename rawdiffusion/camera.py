@@ -40,7 +40,10 @@ class Camera(BaseModel):
 
     cfa: the Bayer order (bayer.CFA_ORDERS). black_level: (4,) per packed channel R, G1, G2,
     B; white_level: the saturation level; 0 <= black < white <= 65535 (bayer.level_problem).
-    wb: as-shot gains (R, G, B), or None. color_matrix / illuminant and color_matrix2 /
+    wb: as-shot gains (R, G, B), or None. wbs: the as-shot gains (R, G, B) of each training
+    image (`from_training_images`; their mean is wb), from which `--white-balance draw` draws
+    a scene's illuminant, or None (files made before they were kept have no "wbs" key).
+    color_matrix / illuminant and color_matrix2 /
     illuminant2: the DNG colour calibrations (XYZ -> camera, EXIF LightSource code; 0 or None:
     unknown), or None. make, model: as the RAW files named them. noise: the sensor's noise model
     (noise.NoiseModel, calibrated from the training images: `from_training_images`), or None
@@ -57,6 +60,7 @@ class Camera(BaseModel):
     black_level: tuple[Finite, Finite, Finite, Finite]
     white_level: float
     wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
+    wbs: Annotated[tuple[tuple[Gain, Gain, Gain], ...], Field(min_length=1)] | None = None
     color_matrix: Matrix | None = None
     illuminant: int | None = None
     color_matrix2: Matrix | None = None
@@ -125,9 +129,12 @@ class Camera(BaseModel):
 
     @classmethod
     def from_training_images(cls, images: dict) -> Camera:
-        """`from_images` with its noise model (`with_noise_of`): what training and `baseline
-        fit` store."""
-        return cls.from_images(images).with_noise_of(images)
+        """`from_images` with its noise model (`with_noise_of`) and the as-shot white balance
+        of each image that has one, `wbs` (those whose mean is `wb`): what training and
+        `baseline fit` store."""
+        camera = cls.from_images(images).with_noise_of(images)
+        wbs = [list(e["wb"]) for e in images.values() if e.get("wb")]
+        return Camera.model_validate({**camera.to_dict(), "wbs": wbs}) if wbs else camera
 
     def with_noise_of(self, images: dict) -> Camera:
         """This camera with the noise model calibrated from the dataset entries `images`
@@ -149,7 +156,8 @@ class Camera(BaseModel):
         """Make and model, as a person names the camera."""
         return " ".join(s for s in (self.make, self.model) if s)
 
-    def raw(self, x: np.ndarray, iso: float | None = None) -> RawImage:
+    def raw(self, x: np.ndarray, iso: float | None = None,
+            wb: tuple[float, float, float] | None = None) -> RawImage:
         """Packed RAW x (4, h, w) (R, G1, G2, B) -> a RawImage of this camera, mosaic (2h, 2w)
         uint16: x * (white - black_c) + black_c, rounded and clipped to [0, white]
         (bayer.denormalise): x in [0, 1], or below 0 for the codes under black of an image with
@@ -158,6 +166,8 @@ class Camera(BaseModel):
         iso: the ISO x was recorded at with this camera's noise model (None: a clean image):
         the image carries it, and the model's (S, O) at it as its NoiseProfile (R, G, B; G the
         mean of G1 and G2: noise.dng_noise_profile). ValueError for an iso without a model.
+        wb: the scene's as-shot white balance (R, G, B) x was relit to (sensor.py), the image's
+        `wb` (written as AsShotNeutral 1 / wb); None: the camera's own, `wb`.
 
         The colour calibrations go to the image as they are, with their illuminants; a camera
         stored before illuminants were kept has one "color_matrix" and no "illuminant": its
@@ -172,7 +182,7 @@ class Camera(BaseModel):
             tile[2 * dy + dx] = level
         matrix, matrix2 = self.color_matrix, self.color_matrix2
         return RawImage(mosaic=mosaic, cfa=self.cfa, black_level=tuple(tile),
-                        white_level=self.white_level, wb=self.wb,
+                        white_level=self.white_level, wb=self.wb if wb is None else tuple(wb),
                         color_matrix=None if matrix is None else np.asarray(matrix),
                         illuminant=self.illuminant or 0,
                         color_matrix2=None if matrix is None or matrix2 is None

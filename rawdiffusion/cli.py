@@ -163,7 +163,7 @@ def cmd_convert(args) -> int:
     settings = Settings(steps=args.steps, sampler=args.sampler, tile=args.tile,
                         overlap=args.overlap, batch_size=args.batch_size, seed=args.seed,
                         dtype="bfloat16" if args.bf16 else "float32", iso=args.iso,
-                        exposure=args.exposure)
+                        exposure=args.exposure, white_balance=args.white_balance)
     sources, unusable = _image_files(args.inputs)
     for line in unusable:  # said before the work, as prepare says its skipped entries
         print(f"skipped {line}", file=sys.stderr)
@@ -216,6 +216,17 @@ def _iso(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number or draw, got {text!r}") from None
+
+
+def _white_balance(text: str) -> tuple[float, ...] | str:
+    """argparse type of --white-balance: "draw", or numbers separated by commas (settings.Settings
+    checks that they are three gains above 0)."""
+    if text == "draw":
+        return text
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"three numbers R,G,B or draw, got {text!r}") from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -510,7 +521,8 @@ def _add_detect(sub) -> None:
 # the command line.
 GENERATOR_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "tile": "--tile",
                      "overlap": "--overlap", "batch_size": "--batch-size", "seed": "--seed",
-                     "dtype": "--bf16", "iso": "--iso", "exposure": "--exposure"}
+                     "dtype": "--bf16", "iso": "--iso", "exposure": "--exposure",
+                     "white_balance": "--white-balance"}
 
 
 def _add_convert(sub) -> None:
@@ -552,6 +564,12 @@ def _add_convert(sub) -> None:
     p.add_argument("--exposure", type=float, default=DEFAULTS.exposure, metavar="EV",
                    help="scale the clean signal by 2^EV before the noise, clipped at white as "
                         "the sensor clips (negative: low light; default 0)")
+    p.add_argument("--white-balance", type=_white_balance, metavar="R,G,B|draw",
+                   help="the scene's as-shot white-balance multipliers for this camera (green 1, "
+                        "as LibRaw's camera_whitebalance), or draw: one per photo from the "
+                        "training images' (seeded); the RAW is relit to that illuminant before "
+                        "--exposure and the noise, and the DNG's AsShotNeutral is 1/R,1,1/B; "
+                        "default: the camera's own, that of its training scenes")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png, labelled: photo | the DNG as LibRaw renders "
                         "it (auto-brightness off) | RAW preview")

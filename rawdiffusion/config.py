@@ -244,8 +244,9 @@ class SampleSystemConfig(SystemConfig):
 
 @dataclass
 class NoiseConfig:
-    """Sensor noise of the predictions (sample.py): the checkpoint's camera's noise model at an
-    ISO (noise.py). The metrics stay those of the clean output."""
+    """What the camera records of the predictions (sample.py): the scene's white balance, the
+    exposure and the checkpoint's camera's noise model at an ISO (sensor.py, noise.py). The
+    metrics stay those of the clean output."""
 
     iso: Any = setting(DEFAULTS.iso, "ISO of the noise added to the written predictions: a "
                                      "number, or draw (one per sample, seeded, from the "
@@ -253,6 +254,12 @@ class NoiseConfig:
     exposure: float = setting(DEFAULTS.exposure, "EV by which the clean signal is scaled "
                                                  "(x 2^EV, clipped at white) before the noise; "
                                                  "-2: a quarter of the light")
+    white_balance: Any = setting(DEFAULTS.white_balance, "the scene's as-shot white balance "
+                                                         "[R,G,B] (green 1) to which the written "
+                                                         "predictions are relit before the "
+                                                         "exposure, or draw (one per sample, "
+                                                         "seeded, from the training images'); "
+                                                         "null: the camera's own")
 
 
 @dataclass

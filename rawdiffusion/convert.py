@@ -5,8 +5,8 @@ The photos (JPEG, PNG, TIFF, ...) are the items of a generation.Job: sharded ove
 of a torchrun launch, resumable, read ahead and written behind (generation.py), each written as
 <name>.dng (or the reference's .h5 / .npy) with a <name>.png preview and, when asked, a
 <name>_compare.png figure, and recorded in a manifest (source, checkpoint, steps, sampler, seed,
-ISO and exposure of the sensor noise, size, outputs and their digests; merged into
-manifest.jsonl by processes.merge_manifests).
+ISO and exposure of the sensor noise, white balance, size, outputs and their digests; merged
+into manifest.jsonl by processes.merge_manifests).
 
 Sizes. A photo of H x W pixels becomes a mosaic of H x W: as in training, the guide is the
 photo halved with area interpolation, and the packed RAW has the guide's size (generator.py).
@@ -50,8 +50,9 @@ def convert(sources: list[Path], out: Path, gen: Generator, seed: int, fmt: str 
     max_pixels: the largest photo read (images.read_rgb; default Pillow's limit). workers:
     processes that read and decode the photos ahead of the model (0: this process). The
     photos go to the model `gen.batch_size` at a time (their tiles batched); their outputs
-    are encoded and written by two threads while the next photos are sampled, with the sensor
-    noise of `gen`'s ISO and exposure when it has them (generator.Generator.recorded). Photo i
+    are encoded and written by two threads while the next photos are sampled, with the scene's
+    white balance and the sensor noise of `gen`'s ISO and exposure when it has them
+    (generator.Generator.recorded). Photo i
     draws its noise from derived_seed(seed, i); a rerun skips photos made by the same generation
     whose outputs are intact, and redoes the others (generation.run).
     Returns (converted, skipped as already done). What concerns the whole job (no sources,
@@ -100,9 +101,10 @@ class _Photos(Job):
         base = self.out / self.names[index]
         return prediction_files(base, self.fmt) + ([_figure_path(base)] if self.figure else [])
 
-    def write(self, index: int, photo: np.ndarray, x: np.ndarray, iso: float | None) -> dict:
+    def write(self, index: int, photo: np.ndarray, x: np.ndarray, iso: float | None,
+              wb: tuple[float, float, float] | None) -> dict:
         base = self.out / self.names[index]
-        output, preview = write_prediction(base, x, self.camera, self.fmt, iso)
+        output, preview = write_prediction(base, x, self.camera, self.fmt, iso, wb)
         if self.figure:
             _write_figure(base, photo, x, output if self.fmt == "dng" else None)
         return {"output": str(output), "preview": str(preview)}

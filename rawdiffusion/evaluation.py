@@ -56,17 +56,19 @@ def evaluate(dataset: PreparedDataset, split: str, gen: Generator, out: Path, se
     are generated; finished samples are recorded in results.part<rank>.jsonl and skipped when
     rerun, if the same generation made them (another checkpoint or baseline, step count,
     sampler or seed sampled into the same folder redoes them) and their predictions are
-    intact. A sample that cannot be read ends the run with its one line. With sensor noise
-    (the generator's ISO or exposure, generator.Generator.recorded) the predictions are written
-    as recorded, with their ISO in the records; the metrics stay those of the clean output.
+    intact. A sample that cannot be read ends the run with its one line. With sensor noise or
+    the scene's white balance (the generator's ISO, exposure or white balance,
+    generator.Generator.recorded) the predictions are written as recorded, with their ISO and
+    white balance in the records; the metrics stay those of the clean output.
     """
     rgb_only = rgb_only or dataset.kind == "rgb"
     if rgb_only and not save_pred:
         raise SetupError("rgb_only=true computes no metrics: add save_pred=true to keep the "
                          "generated RAW")
     if not gen.clean and not save_pred:
-        raise SetupError("noise.iso and noise.exposure shape the written predictions only (the "
-                         "metrics are the clean output's): add save_pred=true")
+        raise SetupError("noise.iso, noise.exposure and noise.white_balance shape the written "
+                         "predictions only (the metrics are the clean output's): add "
+                         "save_pred=true")
     ids = dataset.split(split)
     make_folder(out, f"output folder {out}")
     run(_Samples(ids, out, dataset, split, gen.camera, save_pred, fmt, rgb_only), gen, seed,
@@ -114,11 +116,12 @@ class _Samples(Job):
         return prediction_files(self.out / "pred" / self.keys[index], self.fmt) \
             if self.save_pred else []
 
-    def write(self, index: int, sample, x, iso: float | None) -> dict:
+    def write(self, index: int, sample, x, iso: float | None,
+              wb: tuple[float, float, float] | None) -> dict:
         if self.save_pred:
             camera = self.camera if self.rgb_only else Camera.from_images(
                 {sample.id: sample.image}).with_noise(self.camera.noise)
-            write_prediction(self.out / "pred" / sample.id, x, camera, self.fmt, iso)
+            write_prediction(self.out / "pred" / sample.id, x, camera, self.fmt, iso, wb)
         return {}
 
     def record(self, index: int, sample, x) -> dict:
@@ -173,14 +176,15 @@ def _summarise(out: Path, ids: list[str], results: dict, rgb_only: bool, gen: Ge
 
 def _generator(cfg, checkpoint, device, steps: int) -> Generator:
     """The generator of sample.py's settings; a noise setting that cannot work is said with its
-    key (noise.iso, noise.exposure)."""
+    key (noise.iso, noise.exposure, noise.white_balance)."""
     try:
         return load(checkpoint, device=device, steps=steps, tile=cfg.tile, overlap=cfg.overlap,
                     batch_size=cfg.batch_size, sampler=cfg.sampler,
                     dtype=torch.bfloat16 if cfg.system.bf16 else torch.float32,
-                    iso=cfg.noise.iso, exposure=cfg.noise.exposure)
+                    iso=cfg.noise.iso, exposure=cfg.noise.exposure,
+                    white_balance=cfg.noise.white_balance)
     except SettingError as e:
-        if e.name not in ("iso", "exposure"):
+        if e.name not in ("iso", "exposure", "white_balance"):
             raise
         raise SetupError(f"noise.{e.name}={cfg.noise[e.name]}: {e.reason}") from None
 
@@ -191,7 +195,8 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
     does not sample in steps): "onepass" instead of the respacing; another sampler than DDIM
     is named after it (ddim4-unipc); sensor noise (noise.iso, noise.exposure) adds -iso<N>
-    (-isodraw) and -ev<E>, so that clean and noisy predictions are kept side by side."""
+    (-isodraw) and -ev<E>, and the scene's white balance (noise.white_balance) -wb<R>,<G>,<B>
+    as given (-wbdraw), so that clean and noisy predictions are kept side by side."""
     run = checkpoint.parent
     if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
         run = Path(cfg.general.out) / checkpoint.stem
@@ -202,9 +207,16 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
         method += f"-{cfg.sampler}"
     iso, exposure = cfg.noise.iso, cfg.noise.exposure
     noise = (f"-iso{iso if iso == 'draw' else format(iso, 'g')}" if iso is not None else "") \
-        + (f"-ev{exposure:g}" if exposure else "")
+        + (f"-ev{exposure:g}" if exposure else "") + _wb_suffix(cfg.noise.get("white_balance"))
     return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
                               f"{method}-s{cfg.general.seed}{noise}")
+
+
+def _wb_suffix(wb) -> str:
+    """samples_dir's -wb<R>,<G>,<B> (-wbdraw) of noise.white_balance; "" for none."""
+    if wb is None:
+        return ""
+    return "-wbdraw" if wb == "draw" else "-wb" + ",".join(format(float(g), "g") for g in wb)
 
 
 def main(cfg) -> dict:

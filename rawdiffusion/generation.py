@@ -5,15 +5,16 @@ one, which files it writes and what its record holds; `run` does the rest:
 
 - sharding: each process of a torchrun launch takes every world-th item;
 - resumption: an item is skipped when its record says it was made as the generator would make
-  it now (same checkpoint, steps, sampler, noise seed, ISO and exposure: `same_generation`)
+  it now (same checkpoint, steps, sampler, noise seed, ISO, exposure and white balance:
+  `same_generation`)
   and its files are intact (`intact`); each finished item appends one JSON line to this
   process's part file, <stem>.part<rank>.jsonl, after its files are written, with each file's
   size and SHA-256;
 - read-ahead: `workers` processes read and decode the items (generator.Generator.batch_size
   at a time), dying with this one (jobs.die_with_parent);
 - write-behind: two threads write a batch's files while the next batch is generated, after
-  giving each its sensor noise when the generator has an ISO or exposure
-  (generator.Generator.recorded);
+  giving each its scene's white balance and sensor noise when the generator has a white
+  balance, ISO or exposure (generator.Generator.recorded);
 - progress: a bar over the items and one over the denoising steps of the batch's tiles;
 - bad items (jobs.attempt): skipped and reported, or, for a job that must have every item,
   the end of the job with their one line.
@@ -80,10 +81,12 @@ class Job:
         """The files item `index` writes: what must be intact for it to count as done."""
         raise NotImplementedError
 
-    def write(self, index: int, item, x: np.ndarray, iso: float | None) -> dict:
+    def write(self, index: int, item, x: np.ndarray, iso: float | None,
+              wb: tuple[float, float, float] | None) -> dict:
         """Write item `index`'s files from its packed RAW x (4, h, w) as recorded (in [0, 1], or
-        with sensor noise down to -black / (white - black)) at `iso` (None: clean), in a writer
-        thread; returns what its record adds (e.g. the paths)."""
+        with sensor noise down to -black / (white - black)) at `iso` (None: clean) under the
+        scene's white balance `wb` (R, G, B; None: the camera's own), in a writer thread;
+        returns what its record adds (e.g. the paths)."""
         raise NotImplementedError
 
     def record(self, index: int, item, x: np.ndarray) -> dict:
@@ -152,11 +155,11 @@ def _good(job: Job, batch: list, outcome: Outcome, bar) -> list:
 
 
 def _write(job: Job, index: int, item, x: np.ndarray, gen: Generator, seed: int) -> dict:
-    """Item `index`'s files, from its clean x with the sensor noise of seed `seed`
-    (gen.recorded), and their sizes and digests, for its record."""
+    """Item `index`'s files, from its clean x with the white balance and sensor noise of seed
+    `seed` (gen.recorded), and their sizes and digests, for its record."""
     if not gen.clean:
         x = gen.recorded(torch.from_numpy(x), seed).numpy()
-    extra = job.write(index, item, x, gen.iso_for(seed)) or {}
+    extra = job.write(index, item, x, gen.iso_for(seed), gen.scene_wb(seed)) or {}
     written = {path.relative_to(job.out).as_posix(): {"bytes": path.stat().st_size,
                                                        "sha256": file_digest(path)}
                for path in job.files(index)}
@@ -209,24 +212,31 @@ def made_with(gen: Generator) -> dict:
 
 
 def recorded_as(gen: Generator, seed: int) -> dict:
-    """What a record says about the sensor noise of the item of seed `seed`: its ISO (None:
-    none; drawn for "draw": gen.iso_for) and the exposure in EV."""
-    return {"iso": gen.iso_for(seed), "exposure": gen.exposure}
+    """What a record says about how the item of seed `seed` was recorded: its ISO (None: no
+    sensor noise; drawn for "draw": gen.iso_for), the exposure in EV, and the white balance
+    used, [R, G, B] with G = 1 (the scene's, given or drawn, or the camera's own: gen.wb_for;
+    None for a camera without one)."""
+    wb = gen.wb_for(seed)
+    return {"iso": gen.iso_for(seed), "exposure": gen.exposure,
+            "white_balance": None if wb is None else list(wb)}
 
 
 def same_generation(record: dict | None, gen: Generator, seed: int) -> bool:
     """Whether a manifest or results record was made as `gen` would make it now with the noise
-    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler, seed, ISO
-    and exposure. Keys that records of older versions lack are taken to agree; those of
-    versions before sensor noise were made without it (no ISO, 0 EV)."""
+    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler, seed, ISO,
+    exposure and white balance. Keys that records of older versions lack are taken to agree;
+    those of versions before sensor noise were made without it (no ISO, 0 EV), and those
+    before the white balance with the camera's own."""
     if not record or not same_checkpoint(record.get("checkpoint"), gen.digest):
         return False
     now = {**made_with(gen), "seed": seed}
     del now["checkpoint"]
     noise = recorded_as(gen, seed)
+    own = None if gen.camera_wb is None else list(gen.camera_wb)
     return (all(record.get(key, value) == value for key, value in now.items())
             and record.get("iso") == noise["iso"]
-            and record.get("exposure", 0.0) == noise["exposure"])
+            and record.get("exposure", 0.0) == noise["exposure"]
+            and record.get("white_balance", own) == noise["white_balance"])
 
 
 def intact(record: dict, files: list[Path], out: Path) -> bool:
@@ -248,17 +258,19 @@ def intact(record: dict, files: list[Path], out: Path) -> bool:
 
 
 def write_prediction(base: Path, x: np.ndarray, camera: Camera, fmt: str,
-                     iso: float | None = None) -> list[Path]:
+                     iso: float | None = None,
+                     wb: tuple[float, float, float] | None = None) -> list[Path]:
     """Write packed RAW x (4, h, w) as <base>.dng (`camera`'s)|.h5|.npy plus a <base>.png
     preview (greens averaged, gamma 1/5); the preview is written last. x: in [0, 1], or with
     sensor noise recorded at `iso` (generator.Generator.recorded) down to -black / (white -
     black): the DNG keeps those codes under black, and carries the ISO and the NoiseProfile
-    of the camera's noise model at it (Camera.raw); HDF5 and .npy hold x in [0, 1] (the
+    of the camera's noise model at it, and the scene's white balance `wb` as its AsShotNeutral
+    (None: the camera's own; Camera.raw); HDF5 and .npy hold x in [0, 1] (the
     reference's layout, without a black level): below 0 is clipped to 0. Returns the paths
     (prediction_files)."""
     out, preview = prediction_files(base, fmt)
     if fmt == "dng":
-        write_dng(out, camera.raw(x, iso))
+        write_dng(out, camera.raw(x, iso, wb))
     elif fmt == "hdf5":
         write_hdf5(out, x)
     else:

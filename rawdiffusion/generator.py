@@ -18,6 +18,12 @@ what it generates as the camera would: the clean mean at its exposure, with the 
 at that ISO (`recorded`: sensor.add_noise, drawn on the CPU from the image's own seed), and
 `gen(photo)` carries the ISO and the NoiseProfile of that noise. generate_from_guides gives the
 clean mean always (sample.py scores it).
+
+The scene's white balance. A generator made with one (rawdiffusion.load(white_balance=...),
+convert --white-balance) relights its clean mean from its camera's training illuminant (the
+camera's `wb`) to the scene's before the exposure and the noise (`recorded`: sensor.py's von
+Kries gains), and its RawImage's `wb` (the DNG's AsShotNeutral 1 / wb) is the scene's: a
+renderer that applies the as-shot white balance shows the same picture either way.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SettingError, UserError
 from .images import check_guide, halve_area, image_rgb, read_rgb
 from .io import RawImage
-from .sensor import add_noise, drawn_iso, noise_generators
+from .sensor import add_noise, drawn_iso, drawn_white_balance, noise_generators, \
+    white_balance_gains
 from .sampling import (codes_to_guide, generate_batched, pad_to_multiple, padded_size,
                        tile_count)
 from .settings import DEFAULTS, check_count
@@ -43,8 +50,8 @@ from .settings import DEFAULTS, check_count
 class Generator:
     """Photos -> RAW of one camera (see the module docstring). Subclasses set `camera`,
     `digest` (SHA-256 of the file they were loaded from), `device`, `steps` (None: no steps),
-    `sampler`, `batch_size` (guides handed over at once), `iso` and `exposure` (the sensor
-    noise: settings.Settings) and give `_packed`."""
+    `sampler`, `batch_size` (guides handed over at once), `iso`, `exposure` and
+    `white_balance` (what the sensor records: settings.Settings) and give `_packed`."""
 
     camera: Camera
     digest: str
@@ -54,13 +61,15 @@ class Generator:
     batch_size: int
     iso: float | str | None = None
     exposure: float = 0.0
+    white_balance: tuple[float, float, float] | str | None = None
 
     def __call__(self, photo, seed: int = 0) -> RawImage:
         """photo: an (H, W, 3) uint8 array of sRGB codes, a Pillow image, or the path of an
         image file (read as `convert` reads it: images.read_rgb) -> the camera's RawImage,
         mosaic (H // 2 * 2, W // 2 * 2) uint16, with the camera's levels and colour metadata
         (`.write_dng(path)`, `.packed`); with sensor noise (`iso`: `recorded`), also its ISO
-        and the NoiseProfile of that noise. SettingError naming `photo` or `seed` when they
+        and the NoiseProfile of that noise; its `wb` is the scene's (scene_wb), or the camera's
+        own. SettingError naming `photo` or `seed` when they
         cannot be used; images.PhotoError naming the file for an unreadable one."""
         check_count("seed", seed, 0)
         guide = halve_area(photo_array(photo))
@@ -68,7 +77,7 @@ class Generator:
         x = self.generate_from_guides([guide], [image_seed])[0]
         if not self.clean:
             x = self.recorded(torch.from_numpy(x), image_seed).numpy()
-        return self.camera.raw(x, self.iso_for(image_seed))
+        return self.camera.raw(x, self.iso_for(image_seed), self.scene_wb(image_seed))
 
     @torch.no_grad()
     def generate(self, batch: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -90,8 +99,9 @@ class Generator:
 
     @property
     def clean(self) -> bool:
-        """Whether what it records is the clean mean as generated: no ISO, 0 EV."""
-        return self.iso is None and self.exposure == 0
+        """Whether what it records is the clean mean as generated: no ISO, 0 EV, the camera's
+        own white balance."""
+        return self.iso is None and self.exposure == 0 and self.white_balance is None
 
     def iso_for(self, seed: int) -> float | None:
         """The ISO at which the image of seed `seed` (derived_seed(run seed, its index)) is
@@ -101,18 +111,44 @@ class Generator:
             return drawn_iso(self.camera.noise, seed)
         return None if self.iso is None else float(self.iso)
 
+    def scene_wb(self, seed: int) -> tuple[float, float, float] | None:
+        """The scene's as-shot white balance (R, G, B), G = 1, given or drawn for the image of
+        seed `seed`: `white_balance`, or for "draw" one drawn from the camera's training
+        images' (sensor.drawn_white_balance); None when none was given (the camera's own)."""
+        if self.white_balance == "draw":
+            return drawn_white_balance(self.camera.wbs, seed)
+        return None if self.white_balance is None else tuple(self.white_balance)
+
+    def wb_for(self, seed: int) -> tuple[float, float, float] | None:
+        """The white balance (R, G, B), G = 1, of the image of seed `seed`: the scene's
+        (scene_wb), or without one the camera's own (camera_wb). What the records say was
+        used."""
+        return self.scene_wb(seed) or self.camera_wb
+
+    @property
+    def camera_wb(self) -> tuple[float, float, float] | None:
+        """The camera's own white balance, `camera.wb` divided by its G (R, G, B), that of its
+        training scenes' lighting; None for a camera without one."""
+        if self.camera.wb is None:
+            return None
+        r, g, b = self.camera.wb
+        return r / g, 1.0, b / g
+
     def recorded(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         """What the camera records of a clean packed RAW x (4, h, w) in [0, 1] (any device):
-        the signal x 2^exposure, clipped at white, with the camera's sensor noise at
-        iso_for(seed) (sensor.add_noise: what the image lacks of the noise model's level,
+        the signal relit to the scene's white balance scene_wb(seed) (x_c wb_c / wb'_c, wb the
+        camera's: sensor.white_balance_gains; as it is without one), x 2^exposure, clipped at
+        white, with the camera's sensor noise at iso_for(seed) (sensor.add_noise: what the image lacks of the noise model's level,
         quantised to the camera's codes; drawn on the CPU from sensor.noise_generators([seed]),
         so that it does not depend on the batch, the process or the device) -> (4, h, w)
         float32 on the CPU, normalised codes in [-black / (white - black), 1]; without an ISO
         the exposed signal alone. What convert and sample.py write."""
         iso = self.iso_for(seed)
+        scene = self.scene_wb(seed)
+        gains = None if scene is None else white_balance_gains(self.camera.wb, scene)
         out = add_noise(x.detach().cpu().float()[None], self.camera.noise, iso, self.exposure,
                         np.asarray(self.camera.black_level), self.camera.white_level,
-                        noise_generators([seed] if iso is not None else []))
+                        noise_generators([seed] if iso is not None else []), gains)
         return out[0]
 
     def generate_from_guides(self, guides: list[np.ndarray], seeds: list[int],
@@ -165,6 +201,7 @@ class RawGenerator(Generator):
     bf16: bool = False    # bf16 autocast of the network (the colour prior stays float64)
     iso: float | str | None = DEFAULTS.iso  # sensor noise (settings.Settings)
     exposure: float = DEFAULTS.exposure
+    white_balance: tuple[float, float, float] | str | None = DEFAULTS.white_balance
 
     def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
         size = padded_size(guide_shape[:2], self.net.multiple)

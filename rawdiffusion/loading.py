@@ -13,12 +13,14 @@ the defaults are settings.DEFAULTS, convert's.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .baselines import is_baseline_file, load_baseline
+from .camera import Camera
 from .checkpoint import CheckpointError, checkpoint_camera, file_digest, load_model, objective_of
 from .diffusion import Diffusion
 from .errors import SettingError
@@ -29,6 +31,7 @@ from .settings import DEFAULTS, Settings
 # A small model trained on three GoPro DNGs (docs/training.md, "How the shipped model was
 # made"; its model card: README.md, "The shipped model"), inside the package.
 SHIPPED = "gopro_small.pt"
+log = logging.getLogger(__name__)
 
 
 def shipped_checkpoint() -> Path:
@@ -39,7 +42,8 @@ def shipped_checkpoint() -> Path:
 def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.sampler,
          device=None, dtype: torch.dtype = torch.float32, tile: int = DEFAULTS.tile,
          overlap: int = DEFAULTS.overlap, batch_size: int = DEFAULTS.batch_size,
-         iso: float | str | None = DEFAULTS.iso, exposure: float = DEFAULTS.exposure) -> Generator:
+         iso: float | str | None = DEFAULTS.iso, exposure: float = DEFAULTS.exposure,
+         white_balance=DEFAULTS.white_balance) -> Generator:
     """The generator of a trained checkpoint (.pt) or a baseline file (.json, `rawdiffusion
     baseline fit`); path None: the checkpoint shipped in the package (shipped_checkpoint).
 
@@ -51,14 +55,20 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     ISO whose sensor noise the camera's noise model adds to every image (a number, or "draw":
     one per image drawn from the training images' ISOs; None: none, the clean mean);
     exposure: EV by which the clean signal is scaled (x 2^EV, clipped at white) before the
-    noise. Defaults: settings.DEFAULTS, the same as `rawdiffusion convert`'s.
+    noise; white_balance: the scene's as-shot white balance, three gains (R, G, B) above 0 as
+    LibRaw's camera_whitebalance gives them (kept divided by G), "draw" (one per image drawn
+    from the training images'), or None: the camera's own (that of its training scenes'
+    lighting); the clean RAW is relit by x_c wb_c / wb'_c before the exposure (sensor.py), and
+    each RawImage's `wb` (the DNG's AsShotNeutral 1 / wb) is the one used.
+    Defaults: settings.DEFAULTS, the same as `rawdiffusion convert`'s.
     Raises errors.SettingError naming the argument that cannot work, before reading the file;
     checkpoint.CheckpointError or baselines.BaselineError naming the file and what is wrong
     with it; FileNotFoundError when there is none.
     """
     name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
     settings = Settings(steps=steps, sampler=sampler, tile=tile, overlap=overlap,
-                        batch_size=batch_size, dtype=name, iso=iso, exposure=exposure)
+                        batch_size=batch_size, dtype=name, iso=iso, exposure=exposure,
+                        white_balance=white_balance)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return open_generator(shipped_checkpoint() if path is None else path, settings,
@@ -70,7 +80,9 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     baseline file's baselines.Baseline. The checkpoint is validated before any work
     (checkpoint.load_checkpoint) and must name its camera, as what it generates is written as
     that camera's RAW; its network must take the tile size (sampling.check_tile); an ISO needs
-    the camera's noise model (SettingError naming `iso` otherwise)."""
+    the camera's noise model (SettingError naming `iso` otherwise), a white balance the
+    camera's own, and its draw the training images' (SettingError naming `white_balance`,
+    check_camera_white_balance). Without a white balance, the log says once which is assumed."""
     if Path(path).is_file() and is_baseline_file(path):
         gen = load_baseline(path, device)
     else:
@@ -95,4 +107,28 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     if settings.iso not in (None, "draw"):
         gen.camera.noise.at(settings.iso)  # the warning of an ISO outside the calibrated range,
         # once, before any work
-    return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure)
+    check_camera_white_balance(path, gen.camera, settings.white_balance)
+    return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure,
+                               white_balance=settings.white_balance)
+
+
+def check_camera_white_balance(path, camera: Camera, white_balance) -> None:
+    """Whether `camera` (that of the file `path`) can take the scene's white balance
+    `white_balance` (settings.Settings'): it must know its own (its `wb`), and for "draw" its
+    training images' (its `wbs`); SettingError naming `white_balance`, the file and why
+    otherwise. Without one (None), logs once that the camera's own is assumed."""
+    if white_balance is None:
+        log.info("the scene's white balance not given: the camera's own as-shot white balance "
+                 "%s is assumed (that of its training scenes' lighting)",
+                 "unknown" if camera.wb is None else
+                 "R,G,B " + ",".join(format(g / camera.wb[1], ".4g") for g in camera.wb))
+        return
+    if camera.wb is None:
+        raise SettingError("white_balance", f"{path} holds no white balance of its camera "
+                                            f"({camera.name or 'unnamed'}), so what it generates "
+                                            "cannot be relit to another")
+    if white_balance == "draw" and camera.wbs is None:
+        raise SettingError("white_balance", f"{path} holds no white balances of its camera's "
+                                            "training images to draw from (files made before "
+                                            "they were kept have none; train or fit a baseline "
+                                            "again), but takes one given as R,G,B")

@@ -1,5 +1,5 @@
-"""What a sensor records of a clean (generated) RAW: the signal at an exposure, with the
-camera's noise at an ISO, quantised to its codes and clipped as it clips.
+"""What a sensor records of a clean (generated) RAW: the signal under the scene's illuminant and
+at an exposure, with the camera's noise at an ISO, quantised to its codes and clipped as it clips.
 
 The camera's noise model and its calibration: noise.py. A generator made with an ISO
 (generator.Generator.recorded: rawdiffusion.load(iso=...), convert --iso, sample.py noise.iso)
@@ -14,6 +14,14 @@ of it overshot the real RAW's S by 24 to 35 %. What is there is measured on the 
 with the same estimator (noise_levels.estimate_noise). O is the noise of the codes as measured:
 it includes the quantisation's 1/12 code^2, so the Gaussian read part is drawn with O less
 that, and quantising adds it back.
+
+The scene's illuminant. A generator's RAW of a photo holds the colours of its camera's training
+scenes' lighting, whose as-shot white balance is the camera's `wb`; an sRGB photo does not tell
+the illuminant. Given the scene's as-shot white balance wb' (convert --white-balance, or one
+drawn from the training images': `drawn_white_balance`), the clean signal is relit by von Kries
+scaling in camera space, x'_c = x_c wb_c / wb'_c (`white_balance_gains`: the inverse of the
+white balance a renderer applies, as in Brooks et al. 2019, "Unprocessing Images for Learned
+Raw Denoising", Sec. 3.2), before the exposure, the clipping at white and the noise.
 
 The noise is drawn on the CPU, whatever device generated the mean: an image's noise depends on
 the run's seed and its index only (not on its batch, process or device).
@@ -31,8 +39,9 @@ from .diffusion import derived_seed
 from .noise import NoiseError, NoiseModel
 from .noise_levels import estimate_noise
 
-# derived_seed's purpose keys (training_data.py has 0..2): an image's sensor noise, its drawn ISO
-SENSOR_NOISE, SENSOR_ISO = 3, 4
+# derived_seed's purpose keys (training_data.py has 0..2): an image's sensor noise, its drawn
+# ISO, its drawn white balance
+SENSOR_NOISE, SENSOR_ISO, SENSOR_WB = 3, 4, 5
 
 
 def noise_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -51,18 +60,47 @@ def drawn_iso(model: NoiseModel, seed: int) -> float:
     return float(model.isos[rng.integers(len(model.isos))])
 
 
-def expose(x: torch.Tensor, exposure: float) -> torch.Tensor:
-    """The clean signal at `exposure` EV: x 2^EV clipped at white (1). x: (B, 4, h, w) in
-    [0, 1]; exposure 0 returns x itself. NoiseError for an exposure that is not finite."""
+def drawn_white_balance(wbs: Sequence[Sequence[float]], seed: int) -> tuple[float, ...]:
+    """The scene's as-shot white balance (R, G, B), divided by G, for the image of seed `seed`
+    (as noise_generators), drawn uniformly from `wbs`, the as-shot gains of the camera's
+    training images (camera.Camera.wbs), one per image: their distribution of illuminants, for
+    generating a dataset (`--white-balance draw`). ValueError for no gains to draw from."""
+    if not wbs:
+        raise ValueError("no white balances to draw from")
+    rng = np.random.default_rng(derived_seed(int(seed), SENSOR_WB))
+    r, g, b = (float(v) for v in wbs[rng.integers(len(wbs))])
+    return r / g, 1.0, b / g
+
+
+def white_balance_gains(camera_wb: Sequence[float], wb: Sequence[float]) -> np.ndarray:
+    """The von Kries gains (4,) per packed channel R, G1, G2, B that relight a clean RAW made
+    under the illuminant of as-shot white balance `camera_wb` (the generator's camera's) to
+    that of `wb` (the scene's): wb_c / wb'_c, both (R, G, B) divided by their G first, so that
+    green keeps its level (module docstring; Brooks et al. 2019's inverse white balance)."""
+    camera_wb = np.asarray(camera_wb, dtype=np.float64)
+    wb = np.asarray(wb, dtype=np.float64)
+    rgb = (camera_wb / camera_wb[1]) / (wb / wb[1])
+    return rgb[[0, 1, 1, 2]]
+
+
+def expose(x: torch.Tensor, exposure: float, gains: np.ndarray | None = None) -> torch.Tensor:
+    """The clean signal at `exposure` EV, relit by the per-channel `gains` (4,) (R, G1, G2, B:
+    white_balance_gains; None: none): x gains 2^EV, clipped at white (1) once, as the sensor
+    clips the light it gets. x: (B, 4, h, w) in [0, 1]; exposure 0 without gains returns x
+    itself. NoiseError for an exposure that is not finite."""
     if not math.isfinite(exposure):
         raise NoiseError(f"exposure {exposure!r} EV: not a finite number")
-    return x if exposure == 0 else (x * 2.0 ** exposure).clamp(max=1.0)
+    if gains is None:
+        return x if exposure == 0 else (x * 2.0 ** exposure).clamp(max=1.0)
+    scale = torch.tensor(np.asarray(gains) * 2.0 ** exposure, dtype=x.dtype, device=x.device)
+    return (x * scale.view(1, 4, 1, 1)).clamp(max=1.0)
 
 
 def add_noise(x: torch.Tensor, model: NoiseModel | None, iso: float | None, exposure: float,
-              black: np.ndarray, white: float,
-              generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """What the sensor would have recorded of the clean mean `x` at `iso` and `exposure` EV.
+              black: np.ndarray, white: float, generators: Sequence[torch.Generator],
+              gains: np.ndarray | None = None) -> torch.Tensor:
+    """What the sensor would have recorded of the clean mean `x` at `iso` and `exposure` EV,
+    relit by `gains` (white_balance_gains; None: as generated).
 
     x: (B, 4, h, w) float in [0, 1], the clean normalised RAW (packed R, G1, G2, B). Per image,
     the signal x 2^EV is given the camera's noise level function at the ISO, (S, O) =
@@ -76,11 +114,11 @@ def add_noise(x: torch.Tensor, model: NoiseModel | None, iso: float | None, expo
     the code is white. black: (4,) per packed channel; white: the white level. generators: one
     per image (noise_generators), so that an image's noise does not depend on its batch.
     Returns (B, 4, h, w) float32: the codes normalised, (code - black) / (white - black), in
-    [-black / (white - black), 1]. With iso None: no noise, expose(x, exposure) (x itself at
-    0 EV). NoiseError for iso without a model, a bad ISO or exposure; ValueError for a
-    generator count that is not B.
+    [-black / (white - black), 1]. The signal is expose(x, exposure, gains); with iso None it is
+    returned without noise (x itself at 0 EV without gains). NoiseError for iso without a model, a bad
+    ISO or exposure; ValueError for a generator count that is not B.
     """
-    signal = expose(x, exposure)
+    signal = expose(x, exposure, gains)
     if iso is None:
         return signal
     if model is None:

@@ -5,8 +5,9 @@ One place for the defaults that `rawdiffusion convert`, the demo and `rawdiffusi
 one DDIM step (the fewest within 0.05 dB of ddim24 on the shipped model's steps-against-quality
 curve, benchmarks/steps.py; the paper's evaluation, sample.py, keeps ddim24), tiles of 256
 packed pixels overlapping by 64, one tile per forward pass (benchmarks/generation_speed.py),
-noise seed 0, float32, and no sensor noise (no ISO, 0 EV: the clean mean). No torch here: the
-command line reads this module to build its options.
+noise seed 0, float32, no sensor noise (no ISO, 0 EV: the clean mean) and the camera's own white
+balance (that of its training scenes' lighting). No torch here: the command line reads this
+module to build its options.
 
 A setting that cannot work raises errors.SettingError naming the argument ("steps=0: ..."),
 which each front end words with its own option (convert's --steps, sample.py's
@@ -16,6 +17,7 @@ diffusion_val.timestep_respacing).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import SettingError
@@ -87,6 +89,28 @@ def check_exposure(exposure) -> float:
     return exposure
 
 
+def check_white_balance(wb):
+    """`wb` as the generator takes it: None (the camera's own, camera.Camera.wb), "draw" (one
+    per image drawn from the training images': sensor.drawn_white_balance), or three finite
+    gains above 0 (R, G, B, as LibRaw's camera_whitebalance gives them; a list, tuple, array
+    or any sequence) returned as a tuple of floats divided by the green one (G = 1). SettingError
+    naming `white_balance` otherwise."""
+    if wb is None or (isinstance(wb, str) and wb == "draw"):
+        return wb
+    words = ("three white-balance gains R,G,B above 0 (the scene's as-shot multipliers, green "
+             "1), or draw (one per image drawn from the training images')")
+    if isinstance(wb, (str, bytes)) or not hasattr(wb, "__iter__") or not hasattr(wb, "__len__") \
+            or len(wb) != 3:
+        raise SettingError("white_balance", words, wb)
+    gains = []
+    for gain in wb:
+        if isinstance(gain, bool) or not isinstance(gain, numbers.Real) \
+                or not math.isfinite(gain) or gain <= 0:
+            raise SettingError("white_balance", words, tuple(wb))
+        gains.append(float(gain))
+    return tuple(g / gains[1] for g in gains)
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a generator samples, checked when made (SettingError naming the argument).
@@ -99,7 +123,10 @@ class Settings:
     float64); iso: the ISO whose sensor noise the camera's noise model adds (noise.py), "draw"
     for one per image drawn from the training images' ISOs, or None for none (the clean mean);
     exposure: EV by which the clean signal is scaled (x 2^EV, clipped at white) before the
-    noise (check_iso_setting, check_exposure).
+    noise (check_iso_setting, check_exposure); white_balance: the scene's as-shot gains (R, G,
+    B), kept divided by G, by which the clean signal is relit before the exposure
+    (sensor.white_balance_gains), "draw" for one per image drawn from the training images', or
+    None for the camera's own (check_white_balance).
     """
 
     steps: int = 1
@@ -111,6 +138,7 @@ class Settings:
     dtype: str = "float32"
     iso: float | str | None = None
     exposure: float = 0.0
+    white_balance: tuple[float, float, float] | str | None = None
 
     def __post_init__(self):
         check_steps(self.steps, self.sampler)
@@ -120,6 +148,8 @@ class Settings:
             raise SettingError("dtype", "choose torch.float32 or torch.bfloat16", self.dtype)
         check_iso_setting(self.iso)
         check_exposure(self.exposure)
+        # frozen: the checked gains (a tuple, G = 1) replace the sequence given
+        object.__setattr__(self, "white_balance", check_white_balance(self.white_balance))
 
 
 DEFAULTS = Settings()

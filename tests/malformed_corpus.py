@@ -889,6 +889,8 @@ def _checkpoints(b: Builder, good: dict) -> None:
         "camera-matrix-2x2": dict(camera={**CAMERA, "color_matrix": [[1.0, 0.0], [0.0, 1.0]]}),
         "camera-noise-negative": dict(camera={**CAMERA, "noise": {**NOISE, "shot": [-1.0] * 4}}),
         "camera-noise-a-list": dict(camera={**CAMERA, "noise": [1.0, 2.0]}),
+        "camera-wbs-zero": dict(camera={**CAMERA, "wbs": [[2.0, 1.0, 1.5], [2.0, 0.0, 1.5]]}),
+        "camera-wbs-two": dict(camera={**CAMERA, "wbs": [[2.0, 1.0]]}),
     }
     for name, changes in states.items():
         path = d / f"{name}.pt"
@@ -954,6 +956,8 @@ def _baseline_files(b: Builder, good: dict) -> None:
         "camera-white-string": {**base, "camera": {**CAMERA, "white_level": "high"}},
         "camera-noise-no-isos": {**base, "camera": {**CAMERA, "noise": {
             k: v for k, v in NOISE.items() if k != "isos"}}},
+        "camera-wbs-empty": {**base, "camera": {**CAMERA, "wbs": []}},
+        "camera-wbs-infinite": {**base, "camera": {**CAMERA, "wbs": [[2.0, 1.0, "inf"]]}},
         "no-weights": {k: v for k, v in base.items() if k != "weights"},
         "weights-wrong-shape": {**base, "weights": [[1.0, 2.0], [3.0, 4.0]]},
         "weights-strings": {**base, "weights": [["a"] * 4] * 4},

@@ -128,7 +128,13 @@ def test_a_baseline_file_loads_as_a_generator_too(gen, tmp_path):
     (dict(iso=-100), "iso=-100: a number above 0, or draw (an ISO per image drawn from the "
                      "training images')"),
     (dict(exposure=float("nan")), "exposure=nan: a finite number of EV (0: as generated, -2: "
-                                  "a quarter of the light)")])
+                                  "a quarter of the light)"),
+    (dict(white_balance=(2, 0, 1)), "white_balance=(2, 0, 1): three white-balance gains R,G,B "
+                                    "above 0 (the scene's as-shot multipliers, green 1), or draw "
+                                    "(one per image drawn from the training images')"),
+    (dict(white_balance="auto"), "white_balance='auto': three white-balance gains R,G,B above 0 "
+                                 "(the scene's as-shot multipliers, green 1), or draw (one per "
+                                 "image drawn from the training images')")])
 def test_load_names_the_argument_that_cannot_work(arguments, words):
     with pytest.raises(rd.SettingError) as e:
         rd.load(device="cpu", **arguments)
@@ -155,17 +161,21 @@ def test_convert_and_the_demo_default_to_the_loaders_settings():
     parser = cli.build_parser()
     convert = parser.parse_args(["convert", "photo.png", "--out", "out"])
     assert (convert.steps, convert.sampler, convert.tile, convert.overlap, convert.batch_size,
-            convert.seed, convert.bf16, convert.iso, convert.exposure) == (
+            convert.seed, convert.bf16, convert.iso, convert.exposure, convert.white_balance) == (
         rd.DEFAULTS.steps, rd.DEFAULTS.sampler, rd.DEFAULTS.tile, rd.DEFAULTS.overlap,
-        rd.DEFAULTS.batch_size, rd.DEFAULTS.seed, False, None, 0.0)
+        rd.DEFAULTS.batch_size, rd.DEFAULTS.seed, False, None, 0.0, None)
     assert parser.parse_args(["demo"]).steps == rd.DEFAULTS.steps == 1
     assert rd.DEFAULTS == rd.Settings(steps=1, sampler="ddim", tile=256, overlap=64,
                                       batch_size=1, seed=0, dtype="float32", iso=None,
-                                      exposure=0.0)
+                                      exposure=0.0, white_balance=None)
     noisy = parser.parse_args(["convert", "photo.png", "--out", "out", "--iso", "draw",
                                "--exposure", "-2"])
     assert (noisy.iso, noisy.exposure) == ("draw", -2.0)
     assert parser.parse_args(["convert", "p.png", "--out", "o", "--iso", "1600"]).iso == 1600
+    relit = parser.parse_args(["convert", "p.png", "--out", "o", "--white-balance", "2.1,1,1.6"])
+    assert relit.white_balance == (2.1, 1.0, 1.6)
+    assert parser.parse_args(["convert", "p.png", "--out", "o", "--white-balance",
+                              "draw"]).white_balance == "draw"
 
 
 # The weights of the shipped checkpoint as trained (SHA-256 over names, dtypes and bytes):

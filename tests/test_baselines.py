@@ -443,8 +443,10 @@ def test_upi_writes_the_generic_parameters(camera_data, tmp_path):
     result = fit_baseline(camera_data[0], "upi", tmp_path / "upi.json")
     data = json.loads((tmp_path / "upi.json").read_text())
     assert data["params"] == generic_params().to_dict() and "weights" not in data
-    assert data["camera"] == result["camera"] == Camera.from_images(
-        {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"}).to_dict()
+    train = {i: e for i, e in camera_data[0].images.items() if e["split"] == "train"}
+    assert data["camera"] == result["camera"] == Camera.from_training_images(train).to_dict()
+    # with each training image's as-shot white balance, from which `--white-balance draw` draws
+    assert data["camera"]["wbs"] == [list(e["wb"]) for e in train.values()]
     assert data["fit"]["dataset"] == str(camera_data[0].root.resolve())
     assert baselines.load_baseline(tmp_path / "upi.json").params == generic_params()
 

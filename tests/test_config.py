@@ -99,10 +99,14 @@ def test_sample_takes_what_names_the_run_and_finds_it(tmp_path):
     assert set(sample) == {"general", "dataset", "model", "diffusion_val", "system",
                            "checkpoint", "save_pred", "pred_format", "rgb_only", "tile",
                            "overlap", "sampler", "batch_size", "out", "noise"}
-    assert dict(sample.noise) == {"iso": None, "exposure": 0.0}  # no sensor noise unless asked
-    noisy = composed("sample", naming + ["noise.iso=1600", "noise.exposure=-2"])
+    # no sensor noise, and the camera's own white balance, unless asked
+    assert dict(sample.noise) == {"iso": None, "exposure": 0.0, "white_balance": None}
+    noisy = composed("sample", naming + ["noise.iso=1600", "noise.exposure=-2",
+                                         "noise.white_balance=[2.1,1,1.6]"])
     assert (noisy.noise.iso, noisy.noise.exposure) == (1600, -2.0)
+    assert list(noisy.noise.white_balance) == [2.1, 1, 1.6]
     assert composed("sample", naming + ["noise.iso=draw"]).noise.iso == "draw"
+    assert composed("sample", naming + ["noise.white_balance=draw"]).noise.white_balance == "draw"
     assert set(sample.general) == {"seed", "out", "run", "data_root"}
     assert set(sample.model) == {"preset"} and set(sample.system) == {"threads", "workers",
                                                                        "bf16"}
@@ -196,7 +200,7 @@ def test_overrides_that_compose_and_hydras_own_flags_pass_the_check(monkeypatch)
      ["optim.lr=0.0001", "general.save_every=1000", "system.threads=null"]),
     (["sample"], {"dataset", "dataset/train", "dataset/val"},
      ["checkpoint=null", "save_pred=false", "system.bf16=false", "model.preset=paper",
-      "noise.iso=null", "noise.exposure=0.0"]),
+      "noise.iso=null", "noise.exposure=0.0", "noise.white_balance=null"]),
     (["detect", "train"], {"data", "data/generated"},
      ["data.real_fraction=1.0", "detector.min_size=416", "general.out=runs/detect"]),
     (["detect", "eval"], {"data", "data/generated"}, ["checkpoint=null", "batch_size=8"]),

@@ -220,14 +220,46 @@ def test_sample_py_noise_writes_noisy_predictions_and_leaves_the_metrics_clean(d
                   cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: noise.iso and noise.exposure shape the written predictions only (the metrics "
-        "are the clean output's): add save_pred=true")
+        "error: noise.iso, noise.exposure and noise.white_balance shape the written predictions "
+        "only (the metrics are the clean output's): add save_pred=true")
     # a checkpoint without a noise model: one line naming the setting
     proc = sample(*args[:2], f"checkpoint={data / 'ckpt.pt'}", *args[3:], "noise.iso=400",
                   f"out={tmp_path / 'old'}", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f"error: noise.iso=400: {data / 'ckpt.pt'} holds no noise model of its camera")
+
+
+def test_sample_py_white_balance_relights_the_predictions_and_leaves_the_metrics_clean(
+        data, tmp_path):
+    """noise.white_balance=draw: each prediction relit to a white balance drawn from the
+    camera's training images' (seeded per sample), x_c wb_c / wb'_c up to the codes' rounding,
+    its DNG and record saying which; the metrics are those of the clean run."""
+    state = load_checkpoint(data / "ckpt.pt")
+    wbs = [[1.8, 1.0, 1.3], [2.4, 1.0, 1.7]]
+    save_checkpoint(tmp_path / "wb.pt", {**state, "camera": {**state["camera"], "wbs": wbs,
+                                                             "wb": [2.0, 1.0, 1.5]}})
+    args = ["dataset=folder", f"dataset.root={data / 'tiny'}", f"checkpoint={tmp_path / 'wb.pt'}",
+            "save_pred=true", "diffusion_val.timestep_respacing=ddim2"]
+    assert sample(*args, f"out={tmp_path / 'clean'}", cwd=tmp_path).returncode == 0
+    proc = sample(*args, f"out={tmp_path / 'relit'}", "noise.white_balance=draw", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    clean, relit = tmp_path / "clean", tmp_path / "relit"
+    assert (clean / "metrics.csv").read_text() == (relit / "metrics.csv").read_text()
+    records = [json.loads(line) for line in (relit / "results.part0.jsonl").read_text()
+               .splitlines()]
+    assert {tuple(r["white_balance"]) for r in records} <= {tuple(wb) for wb in wbs}
+    for record in records:
+        raw, plain = (read_raw(d / "pred" / f"{record['id']}.dng") for d in (relit, clean))
+        assert raw.wb == pytest.approx(record["white_balance"], rel=1e-5)
+        r, _, b = record["white_balance"]
+        gains = np.array([2.0 / r, 1.0, 1.0, 1.5 / b]).reshape(4, 1, 1)
+        code = 1 / (raw.white_level - max(raw.black_level))  # one code, normalised
+        # each is rounded to whole codes: half a code, and half a code of the clean one times
+        # the gain (at most 1.5 / 1.3), apart; clipped at white
+        expected = np.minimum(plain.packed * gains, 1)
+        assert np.abs(raw.packed - expected).max() <= (0.5 + 0.5 * 1.5 / 1.3) * code
+        assert np.abs(raw.packed - plain.packed).max() > 20 * code  # relit indeed
 
 
 def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_shipped_one():
@@ -245,7 +277,9 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
         Path("runs/gopro_small/samples/gopro-test-ddim6-s3")
     # Noisy predictions go beside the clean ones, not over them.
     for noise, name in (({"iso": 1600}, "-iso1600"), ({"iso": "draw"}, "-isodraw"),
-                        ({"iso": 400, "exposure": -2.5}, "-iso400-ev-2.5")):
+                        ({"iso": 400, "exposure": -2.5}, "-iso400-ev-2.5"),
+                        ({"white_balance": [2.1, 1, 1.6]}, "-wb2.1,1,1.6"),
+                        ({"iso": "draw", "white_balance": "draw"}, "-isodraw-wbdraw")):
         assert samples_dir(OmegaConf.merge(cfg, {"noise": noise}),
                            Path("runs/gopro-s3/checkpoint.pt")) == \
             Path(f"runs/gopro-s3/samples/gopro-test-ddim6-s3{name}")

@@ -31,7 +31,8 @@ from rawdiffusion.unprocess import generic_params
 from rawdiffusion.noise import (FileNoise, NoiseError, NoiseModel, calibrate, dng_noise_profile,
                                 measure, profile_channels)
 from rawdiffusion.noise_levels import clipped_moments, estimate_noise
-from rawdiffusion.sensor import SENSOR_NOISE, add_noise, drawn_iso, noise_generators
+from rawdiffusion.sensor import (SENSOR_NOISE, add_noise, drawn_iso, expose, noise_generators,
+                                 white_balance_gains)
 from test_convert import CAMERA, photos
 
 
@@ -206,6 +207,23 @@ def test_exposure_scales_the_signal_before_the_noise():
     out = add_noise(x, model, 100, -3.0, black, white, streams(0, [0]))
     assert abs(out.mean().item() - 0.05) < 1e-4
     assert abs(out.var().item() / (1e-4 * 0.05) - 1) < 0.05   # shot noise of the darker signal
+
+
+def test_the_scenes_white_balance_relights_before_the_exposure_and_clips_once():
+    """x wb_c / wb'_c x 2^EV clipped at white once: a channel the white balance doubles and -1 EV
+    halves keeps its value, also where the doubled signal alone would pass white."""
+    gains = white_balance_gains((4.0, 2.0, 3.0), (1.0, 1.0, 0.75))  # the camera's: (2, 1, 1.5)
+    np.testing.assert_array_equal(gains, [2.0, 1.0, 1.0, 2.0])
+    x = torch.linspace(0, 1, 4 * 6 * 8).view(1, 4, 6, 8)
+    out = add_noise(x, None, None, -1, np.zeros(4), 4095, [], gains)
+    assert torch.equal(out[0, [0, 3]], x[0, [0, 3]]) and torch.equal(out[0, 1:3], x[0, 1:3] / 2)
+    noisy = add_noise(x, model_at(1e-5, 1e-7), 100, -1, np.zeros(4), 4095, streams(0, [0]),
+                      gains)
+    # B holds 0.75 to 1: doubled, it passes white; at -1 EV the sensor does not saturate
+    assert (noisy[0, 3] < 1).float().mean() > 0.9
+    scale = torch.tensor([2.0, 1.0, 1.0, 2.0]).view(1, 4, 1, 1)
+    assert torch.equal(expose(x, 1, gains), (x * scale * 2).clamp(max=1))
+    assert expose(x, 0, None) is x
 
 
 def test_iso_without_a_noise_model_is_refused_in_one_line():
