@@ -499,7 +499,7 @@ def main() -> None:
     camera = checkpoint_camera(load_checkpoint(args.checkpoint))
     model = camera.noise
     if model is None:
-        raise SystemExit(f"{args.checkpoint}: no noise model (rawdiffusion export --noise)")
+        raise SystemExit(f"{args.checkpoint}: no noise model (rawdiffusion export --calibrate)")
     images = json.loads((data / "dataset.json").read_text())["images"]
     again = camera.with_noise_of({i: e for i, e in images.items() if e["split"] == "train"})
     result = {"commands": commands, "device": args.device, "threads": torch.get_num_threads(),

@@ -132,7 +132,13 @@ class Camera(BaseModel):
         """`from_images` with its noise model (`with_noise_of`) and the as-shot white balance
         of each image that has one, `wbs` (those whose mean is `wb`): what training and
         `baseline fit` store."""
-        camera = cls.from_images(images).with_noise_of(images)
+        return cls.from_images(images).calibrated_on(images)
+
+    def calibrated_on(self, images: dict) -> Camera:
+        """This camera with what training calibrates from its training images, the dataset
+        entries `images`: the noise model (`with_noise_of`) and `wbs`, the as-shot white
+        balance of each image that has one (kept as they were when none has)."""
+        camera = self.with_noise_of(images)
         wbs = [list(e["wb"]) for e in images.values() if e.get("wb")]
         return Camera.model_validate({**camera.to_dict(), "wbs": wbs}) if wbs else camera
 

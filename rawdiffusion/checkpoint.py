@@ -233,18 +233,19 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     return net.for_sampling(), state
 
 
-def export_checkpoint(path, out, noise_images: dict | None = None) -> int:
+def export_checkpoint(path, out, training_images: dict | None = None) -> int:
     """Write a checkpoint for sharing: the weights sampling uses (EMA when the run kept them) in
-    float16, the configs and camera; no optimiser state. noise_images: dataset entries
-    (dataset.json "images") from which to calibrate the camera's noise model
-    (Camera.with_noise_of), stored in place of the one it had; UserError when they give none.
-    Returns the file's size in bytes."""
+    float16, the configs and camera; no optimiser state. training_images: dataset entries
+    (dataset.json "images") from which to calibrate the camera as training now does
+    (Camera.calibrated_on: its noise model and its training images' white balances), stored
+    in place of what it had, for a checkpoint made before; UserError when they give no noise
+    model. Returns the file's size in bytes."""
     state = load_checkpoint(path)
     camera = checkpoint_camera(state)
-    if noise_images is not None:
+    if training_images is not None:
         if camera is None:
-            raise CheckpointError(path, "camera: none recorded, so no noise model to calibrate")
-        camera = camera.with_noise_of(noise_images)
+            raise CheckpointError(path, "camera: none recorded, so nothing to calibrate")
+        camera = camera.calibrated_on(training_images)
         if camera.noise is None:
             raise UserError(f"{path}: no noise model of its camera ({camera.name}) could be "
                             "calibrated from the dataset's training images (see the warning)")

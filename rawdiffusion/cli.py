@@ -312,11 +312,11 @@ def cmd_export(args) -> int:
     if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):  # no raise on a loop
         raise UserError(f"--out {args.out}: the checkpoint itself; an export keeps no optimiser "
                         "state, so the run could not resume: choose another file")
-    noise_images = None
-    if args.noise is not None:  # the training split's entries, as training calibrates from
-        dataset = PreparedDataset(args.noise)
-        noise_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
-    size = export_checkpoint(args.checkpoint, args.out, noise_images)
+    training_images = None
+    if args.calibrate is not None:  # the training split's entries, as training calibrates from
+        dataset = PreparedDataset(args.calibrate)
+        training_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
+    size = export_checkpoint(args.checkpoint, args.out, training_images)
     camera = load_checkpoint(args.out)["camera"]
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB, {_noise_words(camera)})")
     return 0
@@ -613,10 +613,11 @@ def _add_export_and_demo(sub) -> None:
                                       "float16, no optimiser state")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
-    p.add_argument("--noise", metavar="DATASET",
-                   help="store the camera's noise model calibrated from this prepared dataset's "
-                        "training images of the checkpoint's camera (make and model), as "
-                        "training does; the weights are written as they are")
+    p.add_argument("--calibrate", metavar="DATASET",
+                   help="store what training calibrates from this prepared dataset's training "
+                        "images (the camera's noise model, from those of its make and model, "
+                        "and their white balances, for --iso and --white-balance draw), for a "
+                        "checkpoint made before; the weights are written as they are")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: convert photos that scikit-image ships "

@@ -101,7 +101,7 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
         raise SettingError("iso", f"{path} holds no noise model of its camera "
                                   f"({gen.camera.name or 'unnamed'}): files made before noise "
                                   "calibration, or from RAW without an ISO, have none; add one "
-                                  "to a checkpoint with `rawdiffusion export CHECKPOINT --noise "
+                                  "to a checkpoint with `rawdiffusion export CHECKPOINT --calibrate "
                                   "DATASET --out FILE`, or fit a baseline again (DATASET "
                                   "prepared by this version from the camera's RAW files)")
     if settings.iso not in (None, "draw"):
@@ -130,5 +130,7 @@ def check_camera_white_balance(path, camera: Camera, white_balance) -> None:
     if white_balance == "draw" and camera.wbs is None:
         raise SettingError("white_balance", f"{path} holds no white balances of its camera's "
                                             "training images to draw from (files made before "
-                                            "they were kept have none; train or fit a baseline "
-                                            "again), but takes one given as R,G,B")
+                                            "they were kept have none: `rawdiffusion export "
+                                            "CHECKPOINT --calibrate DATASET --out FILE` adds "
+                                            "them, or fit a baseline again), but takes one "
+                                            "given as R,G,B")

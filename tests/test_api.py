@@ -179,7 +179,7 @@ def test_convert_and_the_demo_default_to_the_loaders_settings():
 
 
 # The weights of the shipped checkpoint as trained (SHA-256 over names, dtypes and bytes):
-# storing its noise model (rawdiffusion export --noise) left them as they were.
+# storing its noise model (rawdiffusion export --calibrate) left them as they were.
 SHIPPED_WEIGHTS = "c8918011e5bbd76350050ab1458cc8414def3e5e5191da9a689d721320950c18"
 
 

@@ -476,5 +476,5 @@ def test_iso_with_a_camera_without_a_noise_model_is_one_line_saying_how_to_get_o
                   "--out", str(tmp_path / "out"), "--iso", "100"])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rawdiffusion convert: error: argument --iso: ")
-    assert "no noise model" in err[0] and "rawdiffusion export CHECKPOINT --noise" in err[0]
+    assert "no noise model" in err[0] and "rawdiffusion export CHECKPOINT --calibrate" in err[0]
     assert not (tmp_path / "out").exists()

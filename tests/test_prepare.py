@@ -265,14 +265,15 @@ def test_prepare_folder_on_real_raw_files(folder, tmp_path):
 
 # ----------------------------------------------------------------------------- sensor noise
 
-def noisy_dng(path, iso, shot, read=2e-7, seed=0):
+def noisy_dng(path, iso, shot, read=2e-7, seed=0, wb=None):
     """A textured 512 x 512 RGGB DNG (black 64, white 4095) with Poisson-Gaussian noise of
-    shot `shot` and read `read` (normalised units), its ISO, exposure time and a NoiseProfile."""
+    shot `shot` and read `read` (normalised units), its ISO, exposure time and a NoiseProfile
+    (and as-shot white balance `wb`, R, G, B gains, when given)."""
     codes = poisson_gaussian_codes(textured_scene(256, 256, seed), [shot] * 4, [read] * 4,
                                    [64] * 4, 4095, seed)
     write_dng(path, RawImage(mosaic=bayer.unpack(codes, "RGGB"), cfa="RGGB", black_level=64,
                              white_level=4095, make="Testmaker", model="Noisy 1", iso=iso,
-                             exposure_time=0.01, noise_profile=((shot / 2, read),)))
+                             exposure_time=0.01, noise_profile=((shot / 2, read),), wb=wb))
 
 
 def test_prepare_records_iso_exposure_noise_profile_and_measured_noise(tmp_path):
@@ -345,3 +346,38 @@ def test_a_camera_without_isos_has_no_noise_model_and_says_so(tmp_path, caplog):
            "image(s), 1 without an ISO in their metadata (headerless dumps: give \"iso\" in " \
            "their JSON sidecars)" in caplog.text
     assert "noise calibrated from 1 training image(s); left out: 1 without an ISO" in caplog.text
+
+
+def test_export_calibrate_gives_an_older_checkpoint_what_training_now_stores(tmp_path, capsys):
+    """A checkpoint whose camera has neither noise model nor training white balances (as made
+    before they were kept) gets both from a prepared dataset's training images, equal to what
+    training would store; the weights stay as they were."""
+    import torch
+
+    from rawdiffusion.checkpoint import load_checkpoint, save_checkpoint
+    from rawdiffusion.model import build_model
+
+    src, data = tmp_path / "src", tmp_path / "data"
+    for i, (iso, shot) in enumerate([(100, 1e-4), (400, 4e-4), (400, 4e-4)]):
+        noisy_dng(src / f"n{i}.dng", iso, shot, seed=i, wb=(1.8 + i / 10, 1.0, 1.5))
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(data),
+                 "--test-fraction", "0", "--workers", "1"]) == 0
+    images = PreparedDataset(data).images
+    old = Camera.from_images(images)
+    assert old.noise is None and old.wbs is None
+    torch.manual_seed(0)
+    net = build_model("small")
+    save_checkpoint(tmp_path / "old.pt", {"step": 3, "config": {}, "model_config": net.config,
+                                          "model": net.state_dict(), "ema": None,
+                                          "camera": old.to_dict()})
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "old.pt"), "--calibrate", str(data),
+                 "--out", str(tmp_path / "new.pt")]) == 0
+    assert "noise model of 3 image(s) at ISO 100 to 400" in capsys.readouterr().out
+    new = load_checkpoint(tmp_path / "new.pt")
+    assert Camera.from_dict(new["camera"]) == Camera.from_training_images(images)
+    np.testing.assert_allclose(new["camera"]["wbs"], [[1.8, 1, 1.5], [1.9, 1, 1.5], [2, 1, 1.5]],
+                               rtol=1e-6)
+    assert new["camera"]["noise"]["isos"] == [100, 400, 400]
+    for k, v in net.state_dict().items():
+        assert torch.equal(new["model"][k], v.half() if v.is_floating_point() else v)
