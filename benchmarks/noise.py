@@ -482,7 +482,6 @@ def compare(image: dict, model, camera: str, args, result: dict) -> None:
 def main() -> None:
     import torch
 
-    from rawdiffusion.camera import Camera
     from rawdiffusion.checkpoint import checkpoint_camera, load_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -22,7 +22,7 @@ from rawdiffusion.checkpoint import load_model, save_checkpoint
 from rawdiffusion.io import colour_science
 from rawdiffusion.prior import ColourMap, fit_colour_map, solve_tied
 from rawdiffusion.unprocess import rgb_to_cam
-from test_baselines import BLACK, WHITE, paired_dataset
+from test_baselines import paired_dataset
 from test_prior import tiny_net
 from test_train import one_thread  # noqa: F401  (one thread, autouse)
 
