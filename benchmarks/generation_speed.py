@@ -62,7 +62,7 @@ def reference_images_per_second(net, diffusion, rgb, noise, device) -> float:
     return 1 / seconds
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--preset", default="paper")
@@ -75,7 +75,11 @@ def main() -> None:
                         help="also time the reference's ddim24 (slow on a CPU)")
     parser.add_argument("--photo", action="store_true", help="also a 12 MP photo")
     parser.add_argument("--json", help="write the measurements here (JSON lines)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     keep_freed_memory()
     torch.manual_seed(0)
     net = build_model(args.preset).to(args.device).eval()

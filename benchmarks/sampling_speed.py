@@ -36,7 +36,7 @@ def seconds(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=3)
@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--skip-tiled", action="store_true")
     parser.add_argument("--tiled-recompute", action="store_true",
                         help="also time the tiled image with recomputed guidance (slow on CPU)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     device = args.device
     keep_freed_memory()  # as the commands do
     torch.manual_seed(0)
