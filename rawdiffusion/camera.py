@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, \
-    model_validator
+    field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from . import bayer
@@ -25,6 +25,7 @@ from .errors import UserError
 from .io import RawImage
 from .noise import NoiseModel, calibrate_entries, dng_noise_profile
 from .schemas import Gain, schema_problem, three_gains
+from .settings import white_balance_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Row = tuple[Finite, Finite, Finite]
@@ -66,6 +67,15 @@ class Camera(BaseModel):
     color_matrix2: Matrix | None = None
     illuminant2: int | None = None
     noise: NoiseModel | None = None
+
+    @field_validator("wbs")
+    @classmethod
+    def _wbs_possible(cls, wbs):
+        for i, gains in enumerate(wbs or ()):
+            problem = white_balance_problem(gains)
+            if problem:
+                raise PydanticCustomError("custom", f"entry {i}: {problem}")
+        return wbs
 
     @model_validator(mode="after")
     def _levels_possible(self) -> Camera:

@@ -15,6 +15,7 @@ import inspect
 import pickle
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -233,22 +234,39 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     return net.for_sampling(), state
 
 
+def _calibrated(path, camera: Camera, images: dict) -> Camera:
+    """export_checkpoint's camera calibrated on the dataset entries `images`."""
+    models = Counter(f"{e.get('make', '')} {e.get('model', '')}".strip() or "unnamed"
+                     for e in images.values())
+    if not any((str(e.get("make", "")), str(e.get("model", ""))) == (camera.make, camera.model)
+               for e in images.values()):
+        found = ", ".join(f"{m} ({n})" for m, n in models.most_common()) or "none"
+        raise UserError(f"{path}: the dataset's training images are of {found}, none of its "
+                        f"camera ({camera.name or 'unnamed'}): calibrate from that camera's RAW")
+    calibrated = camera.calibrated_on(images)
+    if calibrated.noise is None and camera.noise is not None:
+        calibrated = calibrated.with_noise(camera.noise)  # kept: the images give none
+    if calibrated.noise is None and calibrated.wbs is None:
+        raise UserError(f"{path}: the dataset's training images of {camera.name} give neither a "
+                        "noise model (no ISO) nor white balances: nothing to store")
+    return calibrated
+
+
 def export_checkpoint(path, out, training_images: dict | None = None) -> int:
     """Write a checkpoint for sharing: the weights sampling uses (EMA when the run kept them) in
     float16, the configs and camera; no optimiser state. training_images: dataset entries
     (dataset.json "images") from which to calibrate the camera as training now does
     (Camera.calibrated_on: its noise model and its training images' white balances), stored
-    in place of what it had, for a checkpoint made before; UserError when they give no noise
-    model. Returns the file's size in bytes."""
+    in place of what it had, for a checkpoint made before; a noise model the images cannot
+    give (no ISO) stays as the checkpoint had it, with calibrated_on's warning. UserError when
+    none of the images is of the checkpoint's camera (make and model), or they give neither.
+    Returns the file's size in bytes."""
     state = load_checkpoint(path)
     camera = checkpoint_camera(state)
     if training_images is not None:
         if camera is None:
             raise CheckpointError(path, "camera: none recorded, so nothing to calibrate")
-        camera = camera.calibrated_on(training_images)
-        if camera.noise is None:
-            raise UserError(f"{path}: no noise model of its camera ({camera.name}) could be "
-                            "calibrated from the dataset's training images (see the warning)")
+        camera = _calibrated(path, camera, training_images)
     weights = state["ema"] if state.get("ema") is not None else state["model"]
     # The colour prior's fitted map stays in float64: its terms cancel to 1e-4 precision.
     half = {k: v.half() if v.is_floating_point() and not k.startswith("prior.") else v

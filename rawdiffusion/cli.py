@@ -314,7 +314,14 @@ def cmd_export(args) -> int:
                         "state, so the run could not resume: choose another file")
     training_images = None
     if args.calibrate is not None:  # the training split's entries, as training calibrates from
+        if not Path(args.calibrate).is_dir():
+            raise UserError(f"--calibrate {args.calibrate}: no such folder (a dataset prepared by "
+                            "`rawdiffusion prepare` from the camera's RAW files)")
         dataset = PreparedDataset(args.calibrate)
+        if dataset.kind != "paired":
+            raise UserError(f"--calibrate {args.calibrate}: a {dataset.kind!r} dataset, without "
+                            "RAW; calibrating needs the camera's RAW files prepared by "
+                            "`rawdiffusion prepare folder|fivek|nod`")
         training_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
     size = export_checkpoint(args.checkpoint, args.out, training_images)
     camera = load_checkpoint(args.out)["camera"]
@@ -616,8 +623,9 @@ def _add_export_and_demo(sub) -> None:
     p.add_argument("--calibrate", metavar="DATASET",
                    help="store what training calibrates from this prepared dataset's training "
                         "images (the camera's noise model, from those of its make and model, "
-                        "and their white balances, for --iso and --white-balance draw), for a "
-                        "checkpoint made before; the weights are written as they are")
+                        "for --iso; the white balances of all of them, the lighting the model "
+                        "was trained on, for --white-balance draw), for a checkpoint made "
+                        "before; the weights are written as they are")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the main job: convert photos that scikit-image ships "

@@ -118,10 +118,13 @@ def check_camera_white_balance(path, camera: Camera, white_balance) -> None:
     training images' (its `wbs`); SettingError naming `white_balance`, the file and why
     otherwise. Without one (None), logs once that the camera's own is assumed."""
     if white_balance is None:
-        log.info("the scene's white balance not given: the camera's own as-shot white balance "
-                 "%s is assumed (that of its training scenes' lighting)",
-                 "unknown" if camera.wb is None else
-                 "R,G,B " + ",".join(format(g / camera.wb[1], ".4g") for g in camera.wb))
+        if camera.wb is None:
+            log.info("the scene's white balance not given, and the camera's own is unknown: "
+                     "the RAW is written as generated")
+        else:
+            log.info("the scene's white balance not given: the camera's own as-shot white "
+                     "balance R,G,B %s is assumed (that of its training scenes' lighting)",
+                     ",".join(format(g / camera.wb[1], ".4g") for g in camera.wb))
         return
     if camera.wb is None:
         raise SettingError("white_balance", f"{path} holds no white balance of its camera "

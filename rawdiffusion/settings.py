@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from .errors import SettingError
 
+MAX_ISO = 4294967295  # EXIF ISOSpeed, a LONG: the largest ISO a DNG can say
+MAX_EV = 64  # |exposure| beyond this scales a [0, 1] signal past float32's range in practice
+WB_RATIO = 1000  # R/G and B/G of a white balance lie within [1 / WB_RATIO, WB_RATIO]
 T = 1000  # the diffusion's steps (diffusion.Diffusion's schedule); here for the step counts
 SAMPLERS = ("ddim", "dpmpp2m", "unipc")  # diffusion.Diffusion.sample, and solvers.py's two
 DTYPES = ("float32", "bfloat16")  # bfloat16: the network under bf16 autocast
@@ -70,22 +73,25 @@ def check_tiling(tile: int, overlap: int, batch_size: int) -> None:
 
 def check_iso_setting(iso):
     """`iso` if it is None (no sensor noise), "draw" (an ISO per image, drawn from the training
-    images': sensor.drawn_iso) or a number above 0; SettingError naming `iso` otherwise."""
+    images': sensor.drawn_iso) or a whole number from 1 to MAX_ISO, as the DNG's EXIF ISO
+    speed holds it; SettingError naming `iso` otherwise."""
     if iso is None or iso == "draw":
         return iso
     if isinstance(iso, bool) or not isinstance(iso, (int, float)) or not math.isfinite(iso) \
-            or iso <= 0:
-        raise SettingError("iso", "a number above 0, or draw (an ISO per image drawn from the "
-                                  "training images')", iso)
+            or iso != int(iso) or not 1 <= iso <= MAX_ISO:
+        raise SettingError("iso", f"a whole number from 1 to {MAX_ISO} (the DNG's EXIF ISO "
+                                  "speed), or draw (an ISO per image drawn from the training "
+                                  "images')", iso)
     return iso
 
 
 def check_exposure(exposure) -> float:
-    """`exposure` (EV) if it is a finite number; SettingError naming `exposure` otherwise."""
+    """`exposure` (EV) if it is a number from -MAX_EV to MAX_EV; SettingError naming `exposure`
+    otherwise."""
     if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) \
-            or not math.isfinite(exposure):
-        raise SettingError("exposure", "a finite number of EV (0: as generated, -2: a quarter "
-                                       "of the light)", exposure)
+            or not math.isfinite(exposure) or abs(exposure) > MAX_EV:
+        raise SettingError("exposure", f"a number of EV from -{MAX_EV} to {MAX_EV} (0: as "
+                                       "generated, -2: a quarter of the light)", exposure)
     return exposure
 
 
@@ -93,12 +99,14 @@ def check_white_balance(wb):
     """`wb` as the generator takes it: None (the camera's own, camera.Camera.wb), "draw" (one
     per image drawn from the training images': sensor.drawn_white_balance), or three finite
     gains above 0 (R, G, B, as LibRaw's camera_whitebalance gives them; a list, tuple, array
-    or any sequence) returned as a tuple of floats divided by the green one (G = 1). SettingError
-    naming `white_balance` otherwise."""
+    or any sequence) returned as a tuple of floats divided by the green one (G = 1), R / G and
+    B / G within [1 / WB_RATIO, WB_RATIO] (white_balance_problem). SettingError naming
+    `white_balance` otherwise."""
     if wb is None or (isinstance(wb, str) and wb == "draw"):
         return wb
     words = ("three white-balance gains R,G,B above 0 (the scene's as-shot multipliers, green "
-             "1), or draw (one per image drawn from the training images')")
+             f"1; R/G and B/G from 1/{WB_RATIO} to {WB_RATIO}), or draw (one per image drawn "
+             "from the training images')")
     if isinstance(wb, (str, bytes)) or not hasattr(wb, "__iter__") or not hasattr(wb, "__len__") \
             or len(wb) != 3:
         raise SettingError("white_balance", words, wb)
@@ -108,7 +116,19 @@ def check_white_balance(wb):
                 or not math.isfinite(gain) or gain <= 0:
             raise SettingError("white_balance", words, tuple(wb))
         gains.append(float(gain))
+    if white_balance_problem(gains):
+        raise SettingError("white_balance", words, tuple(wb))
     return tuple(g / gains[1] for g in gains)
+
+
+def white_balance_problem(gains) -> str | None:
+    """Why three positive gains (R, G, B) cannot relight a RAW and be written as a DNG's
+    AsShotNeutral, or None: R / G or B / G outside [1 / WB_RATIO, WB_RATIO]."""
+    r, g, b = (float(v) for v in gains)
+    if all(1 / WB_RATIO <= v / g <= WB_RATIO for v in (r, b)):
+        return None
+    return (f"R/G {r / g:.3g} and B/G {b / g:.3g}: each must lie from 1/{WB_RATIO} to "
+            f"{WB_RATIO}")
 
 
 @dataclass(frozen=True)

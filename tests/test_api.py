@@ -125,16 +125,18 @@ def test_a_baseline_file_loads_as_a_generator_too(gen, tmp_path):
     (dict(overlap=256), "overlap=256: must be below the tile size 256"),
     (dict(batch_size=0), "batch_size=0: must be an integer >= 1"),
     (dict(dtype=torch.float16), "dtype='float16': choose torch.float32 or torch.bfloat16"),
-    (dict(iso=-100), "iso=-100: a number above 0, or draw (an ISO per image drawn from the "
-                     "training images')"),
-    (dict(exposure=float("nan")), "exposure=nan: a finite number of EV (0: as generated, -2: "
-                                  "a quarter of the light)"),
+    (dict(iso=-100), "iso=-100: a whole number from 1 to 4294967295 (the DNG's EXIF ISO speed), "
+                     "or draw (an ISO per image drawn from the training images')"),
+    (dict(exposure=float("nan")), "exposure=nan: a number of EV from -64 to 64 (0: as "
+                                  "generated, -2: a quarter of the light)"),
     (dict(white_balance=(2, 0, 1)), "white_balance=(2, 0, 1): three white-balance gains R,G,B "
-                                    "above 0 (the scene's as-shot multipliers, green 1), or draw "
-                                    "(one per image drawn from the training images')"),
+                                    "above 0 (the scene's as-shot multipliers, green 1; R/G and "
+                                    "B/G from 1/1000 to 1000), or draw (one per image drawn from "
+                                    "the training images')"),
     (dict(white_balance="auto"), "white_balance='auto': three white-balance gains R,G,B above 0 "
-                                 "(the scene's as-shot multipliers, green 1), or draw (one per "
-                                 "image drawn from the training images')")])
+                                 "(the scene's as-shot multipliers, green 1; R/G and B/G from "
+                                 "1/1000 to 1000), or draw (one per image drawn from the "
+                                 "training images')")])
 def test_load_names_the_argument_that_cannot_work(arguments, words):
     with pytest.raises(rd.SettingError) as e:
         rd.load(device="cpu", **arguments)

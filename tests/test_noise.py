@@ -455,9 +455,12 @@ def test_the_python_api_adds_the_noise_of_its_iso(noisy_checkpoint):
 
 
 @pytest.mark.parametrize("setting, line", [
-    (dict(iso=0), "iso=0: a number above 0, or draw"),
-    (dict(iso="often"), "iso='often': a number above 0, or draw"),
-    (dict(exposure=float("inf")), "exposure=inf: a finite number of EV")])
+    (dict(iso=0), "iso=0: a whole number from 1 to 4294967295 .the DNG's EXIF ISO speed., or draw"),
+    (dict(iso="often"), "iso='often': a whole number from 1 to 4294967295"),
+    (dict(iso=150.5), "iso=150.5: a whole number"),  # the DNG could not say it
+    (dict(iso=1e30), "iso=1e.30: a whole number from 1 to 4294967295"),
+    (dict(exposure=float("inf")), "exposure=inf: a number of EV from -64 to 64"),
+    (dict(exposure=1024), "exposure=1024: a number of EV from -64 to 64")])
 def test_noise_settings_that_cannot_work_are_refused_naming_the_argument(setting, line):
     with pytest.raises(SettingError, match=f"^{line}"):
         Settings(**setting)

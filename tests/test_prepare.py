@@ -381,3 +381,46 @@ def test_export_calibrate_gives_an_older_checkpoint_what_training_now_stores(tmp
     assert new["camera"]["noise"]["isos"] == [100, 400, 400]
     for k, v in net.state_dict().items():
         assert torch.equal(new["model"][k], v.half() if v.is_floating_point() else v)
+
+
+def test_export_calibrate_refuses_what_cannot_calibrate_the_camera_in_one_line(tmp_path, capsys):
+    """Another camera's dataset, a missing folder: one line saying what is wrong. A dataset
+    whose images give white balances but no ISO stores the white balances and keeps the
+    checkpoint's own noise model."""
+    import torch
+
+    from rawdiffusion.checkpoint import load_checkpoint, save_checkpoint
+    from rawdiffusion.model import build_model
+
+    src, data = tmp_path / "src", tmp_path / "data"
+    for i in range(3):
+        noisy_dng(src / f"n{i}.dng", None, 1e-4, seed=i, wb=(1.8 + i / 10, 1.0, 1.5))
+    assert main(["prepare", "folder", "--raw-dir", str(src), "--out", str(data),
+                 "--test-fraction", "0", "--workers", "1"]) == 0
+    images = PreparedDataset(data).images
+    noise = {"iso": 200.0, "shot": [1e-4] * 4, "read_gained": [1e-7] * 4, "read_fixed": [0.0] * 4,
+             "isos": [200.0]}
+    torch.manual_seed(0)
+    net = build_model("small")
+    state = {"step": 3, "config": {}, "model_config": net.config, "model": net.state_dict(),
+             "ema": None}
+    ours = {**Camera.from_images(images).to_dict(), "noise": noise}
+    save_checkpoint(tmp_path / "ours.pt", {**state, "camera": ours})
+    save_checkpoint(tmp_path / "other.pt", {**state, "camera": {**ours, "model": "Other 2"}})
+
+    def export_line(checkpoint, dataset):
+        capsys.readouterr()
+        assert main(["export", str(checkpoint), "--calibrate", str(dataset),
+                     "--out", str(tmp_path / "x.pt")]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert len(err) == 1 and not (tmp_path / "x.pt").exists()
+        return err[0]
+
+    line = export_line(tmp_path / "other.pt", data)
+    assert "the dataset's training images are of Testmaker Noisy 1 (3), none of its camera " \
+           "(Testmaker Other 2)" in line
+    assert "no such folder" in export_line(tmp_path / "ours.pt", tmp_path / "nowhere")
+    assert main(["export", str(tmp_path / "ours.pt"), "--calibrate", str(data),
+                 "--out", str(tmp_path / "new.pt")]) == 0
+    camera = load_checkpoint(tmp_path / "new.pt")["camera"]
+    assert camera["noise"] == noise and len(camera["wbs"]) == 3

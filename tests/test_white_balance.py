@@ -201,7 +201,8 @@ def test_the_python_api_takes_the_white_balance_and_its_raw_says_it(files, tmp_p
 
 
 @pytest.mark.parametrize("setting", [(0, 1, 1), (1, 2), (1.0, float("nan"), 1.0), (-2, 1, 1),
-                                     "warm", ("a", 1, 1)])
+                                     "warm", ("a", 1, 1), (1e-5, 1, 1), (1e10, 1, 1),
+                                     (2, 1e-4, 2)])
 def test_a_white_balance_that_cannot_work_is_refused_naming_the_argument(setting):
     with pytest.raises(rd.SettingError, match=r"^white_balance=.*: three white-balance gains "
                                               r"R,G,B above 0") as e:
@@ -219,8 +220,9 @@ def convert_line(capsys, *args) -> str:
 
 @pytest.mark.parametrize("value, words", [
     ("0,1,1", "argument --white-balance: three white-balance gains R,G,B above 0 (the scene's "
-              "as-shot multipliers, green 1), or draw (one per image drawn from the training "
-              "images'), got (0.0, 1.0, 1.0)"),
+              "as-shot multipliers, green 1; R/G and B/G from 1/1000 to 1000), or draw (one per "
+              "image drawn from the training images'), got (0.0, 1.0, 1.0)"),
+    ("1e10,1,1", "argument --white-balance: three white-balance gains R,G,B above 0"),
     ("2,1", "argument --white-balance: three white-balance gains R,G,B above 0"),
     ("a,b", "argument --white-balance: three numbers R,G,B or draw, got 'a,b'")])
 def test_bad_values_of_the_option_are_one_line(files, tmp_path, capsys, value, words):
@@ -238,8 +240,9 @@ def test_draw_with_a_file_made_before_the_training_white_balances_is_one_line(fi
                         "--white-balance", "draw")
     assert line == (f"rawdiffusion convert: error: argument --white-balance: {files['old']} holds "
                     "no white balances of its camera's training images to draw from (files made "
-                    "before they were kept have none; train or fit a baseline again), but takes "
-                    "one given as R,G,B (see rawdiffusion convert --help)")
+                    "before they were kept have none: `rawdiffusion export CHECKPOINT --calibrate "
+                    "DATASET --out FILE` adds them, or fit a baseline again), but takes one given "
+                    "as R,G,B (see rawdiffusion convert --help)")
     assert not (tmp_path / "out").exists()
     # a white balance given as numbers works with it
     assert cli.main(["convert", str(photo), "--checkpoint", str(files["old"]), "--out",
@@ -271,6 +274,8 @@ def test_the_camera_keeps_its_training_images_white_balances_and_old_dicts_load_
     ([[2.0, 1.0]], "camera.wbs[0]"),
     ([[2.0, 1.0, float("inf")]], "camera.wbs[0][2]: input should be a finite number"),
     ([], "camera.wbs: "),
+    ([[2.0, 1.0, 1.5], [1e-30, 1.0, 1.0]], "camera.wbs: entry 1: R/G 1e-30 and B/G 1: each must "
+                                           "lie from 1/1000 to 1000"),
     ("warm", "camera.wbs: ")])
 def test_a_stored_list_that_cannot_be_is_one_line_naming_the_key(wbs, line):
     problem = Camera.problem({**CAMERA, "wbs": wbs})
