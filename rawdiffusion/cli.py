@@ -325,7 +325,9 @@ def cmd_export(args) -> int:
         training_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
     size = export_checkpoint(args.checkpoint, args.out, training_images)
     camera = load_checkpoint(args.out)["camera"]
-    print(f"wrote {args.out} ({size / 2**20:.1f} MiB, {_noise_words(camera)})")
+    wbs = len(camera.get("wbs") or ())
+    print(f"wrote {args.out} ({size / 2**20:.1f} MiB, {_noise_words(camera)}, "
+          f"{wbs or 'no'} training white balance(s))")
     return 0
 
 
