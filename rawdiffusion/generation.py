@@ -6,10 +6,9 @@ one, which files it writes and what its record holds; `run` does the rest:
 - sharding: each process of a torchrun launch takes every world-th item;
 - resumption: an item is skipped when its record says it was made as the generator would make
   it now (same checkpoint, steps, sampler, noise seed, ISO, exposure and white balance:
-  `same_generation`)
-  and its files are intact (`intact`); each finished item appends one JSON line to this
-  process's part file, <stem>.part<rank>.jsonl, after its files are written, with each file's
-  size and SHA-256;
+  `same_generation`) and its files are intact (`intact`); each finished item appends one JSON
+  line to this process's part file, <stem>.part<rank>.jsonl, after its files are written, with
+  each file's size and SHA-256;
 - read-ahead: `workers` processes read and decode the items (generator.Generator.batch_size
   at a time), dying with this one (jobs.die_with_parent);
 - write-behind: two threads write a batch's files while the next batch is generated, after
