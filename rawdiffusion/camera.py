@@ -43,8 +43,8 @@ class Camera(BaseModel):
     B; white_level: the saturation level; 0 <= black < white <= 65535 (bayer.level_problem).
     wb: as-shot gains (R, G, B), or None. wbs: the as-shot gains (R, G, B) of each training
     image (`from_training_images`; their mean is wb), from which `--white-balance draw` draws
-    a scene's illuminant, or None (files made before they were kept have no "wbs" key).
-    color_matrix / illuminant and color_matrix2 /
+    a scene's illuminant, or None (files made before they were kept have no "wbs" key; R/G
+    and B/G of each within settings.WB_RATIO). color_matrix / illuminant and color_matrix2 /
     illuminant2: the DNG colour calibrations (XYZ -> camera, EXIF LightSource code; 0 or None:
     unknown), or None. make, model: as the RAW files named them. noise: the sensor's noise model
     (noise.NoiseModel, calibrated from the training images: `from_training_images`), or None
