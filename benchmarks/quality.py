@@ -83,6 +83,17 @@ def cli(*args) -> list:
     return [sys.executable, "-m", "rawdiffusion.cli", *args]
 
 
+def prepared_cameras(args, commands: list):
+    """(camera name, its prepared dataset folder) for each of --cameras, prepared with
+    `rawdiffusion prepare folder` into --work (a rerun skips what is prepared)."""
+    for name, raw_dir in cameras(args.work).items():
+        if name in args.cameras:
+            data = args.work / name
+            run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
+                    "--workers", "2"), commands)
+            yield name, data
+
+
 def cameras(work: Path) -> dict[str, Path]:
     """{camera: folder of its RAW files}; the second camera's five scenes are linked into a
     folder of their own (they share ../shared/data/raw/bayer with other sensors)."""
@@ -198,12 +209,7 @@ def main() -> None:
     commands, rows, rendered = [], [], []
     train_steps, per_step = _train_steps(args)
     figure_inputs = {}
-    for name, raw_dir in cameras(args.work).items():
-        if name not in args.cameras:
-            continue
-        data = args.work / name
-        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
-                "--workers", "2"), commands)
+    for name, data in prepared_cameras(args, commands):
         methods = (_baselines(name, data, args.work, commands, rows)
                    + _trained(name, data, args, train_steps, commands)
                    + _given(name, args))
@@ -375,12 +381,7 @@ def renderings_main(args) -> None:
     """--renderings-only: prepare each camera, fit the --kinds baselines, and evaluate them and
     the --checkpoint ones on the benchmark's renderings."""
     commands, rendered, notes = [], [], []
-    for name, raw_dir in cameras(args.work).items():
-        if name not in args.cameras:
-            continue
-        data = args.work / name
-        run(cli("prepare", "folder", "--raw-dir", raw_dir, "--out", data, "--name", name,
-                "--workers", "2"), commands)
+    for name, data in prepared_cameras(args, commands):
         steps = args.checkpoint_steps or [1]
         methods = _baselines(name, data, args.work, commands, notes, args.kinds) + [
             (label, Path(path), steps) for camera, label, path in args.checkpoint if camera == name]
