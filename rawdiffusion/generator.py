@@ -138,8 +138,9 @@ class Generator:
         """What the camera records of a clean packed RAW x (4, h, w) in [0, 1] (any device):
         the signal relit to the scene's white balance scene_wb(seed) (x_c wb_c / wb'_c, wb the
         camera's: sensor.white_balance_gains; as it is without one), x 2^exposure, clipped at
-        white, with the camera's sensor noise at iso_for(seed) (sensor.add_noise: what the image lacks of the noise model's level,
-        quantised to the camera's codes; drawn on the CPU from sensor.noise_generators([seed]),
+        white, with the camera's sensor noise at iso_for(seed) (sensor.add_noise: what the image
+        lacks of the noise model's level, quantised to the camera's codes; drawn on the CPU
+        from sensor.noise_generators([seed]),
         so that it does not depend on the batch, the process or the device) -> (4, h, w)
         float32 on the CPU, normalised codes in [-black / (white - black), 1]; without an ISO
         the exposed signal alone. What convert and sample.py write."""
