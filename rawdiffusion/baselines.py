@@ -139,7 +139,8 @@ def load_baseline(path, device="cpu") -> Baseline:
 def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     """`rawdiffusion baseline fit`: fit (maps) or set up (unprocessing) a baseline of `kind`
     for the camera of `split` of a prepared dataset, and write it to `out`, with the camera's
-    noise model calibrated from the split (Camera.from_training_images). Returns the file's
+    noise model calibrated from the split (Camera.from_training_images) and, for a map, its
+    training images' exposures against it (prior.exposure_offsets). Returns the file's
     contents but the weights."""
     if kind not in UPI:
         try:
@@ -162,6 +163,7 @@ def fit_baseline(dataset, kind: str, out, split: str = "train") -> dict:
     colour_map = params = fit = None
     if kind not in UPI:
         colour_map, fit = fit_colour_map(dataset, split, kind, camera=camera)
+        camera = camera.with_exposures(list(fit.pop("exposures").values()))
     elif kind == "upi":
         params = generic_params()
     else:

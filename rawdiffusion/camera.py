@@ -25,9 +25,10 @@ from .errors import UserError
 from .io import RawImage
 from .noise import NoiseModel, calibrate_entries, dng_noise_profile
 from .schemas import Gain, schema_problem, three_gains
-from .settings import white_balance_problem
+from .settings import MAX_EV, white_balance_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Exposure = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_EV, le=MAX_EV)]  # EV
 Row = tuple[Finite, Finite, Finite]
 Matrix = tuple[Row, Row, Row]  # XYZ -> camera (DNG ColorMatrix1/2)
 
@@ -44,7 +45,10 @@ class Camera(BaseModel):
     wb: as-shot gains (R, G, B), or None. wbs: the as-shot gains (R, G, B) of each training
     image (`from_training_images`; their mean is wb), from which `--white-balance draw` draws
     a scene's illuminant, or None (files made before they were kept have no "wbs" key; R/G
-    and B/G of each within settings.WB_RATIO). color_matrix / illuminant and color_matrix2 /
+    and B/G of each within settings.WB_RATIO). exposures: each training image's exposure against
+    the colour prior's estimate, in EV within +-settings.MAX_EV (prior.exposure_offsets), from
+    which `--exposure draw` draws, or None (files made before they were kept, or without a
+    prior, have no "exposures" key). color_matrix / illuminant and color_matrix2 /
     illuminant2: the DNG colour calibrations (XYZ -> camera, EXIF LightSource code; 0 or None:
     unknown), or None. make, model: as the RAW files named them. noise: the sensor's noise model
     (noise.NoiseModel, calibrated from the training images: `from_training_images`), or None
@@ -62,6 +66,7 @@ class Camera(BaseModel):
     white_level: float
     wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
     wbs: Annotated[tuple[tuple[Gain, Gain, Gain], ...], Field(min_length=1)] | None = None
+    exposures: Annotated[tuple[Exposure, ...], Field(min_length=1)] | None = None
     color_matrix: Matrix | None = None
     illuminant: int | None = None
     color_matrix2: Matrix | None = None
@@ -166,6 +171,14 @@ class Camera(BaseModel):
         stored = {k: v for k, v in self.to_dict().items() if k != "noise"}
         return Camera.model_validate(stored if noise is None else
                                      {**stored, "noise": noise.to_dict()})
+
+    def with_exposures(self, exposures) -> Camera:
+        """This camera with its training images' exposures (EV, a sequence of floats:
+        prior.exposure_offsets' values); as it is for none (an empty sequence or None)."""
+        if not exposures:
+            return self
+        return Camera.model_validate({**self.to_dict(),
+                                      "exposures": [float(e) for e in exposures]})
 
     @property
     def name(self) -> str:

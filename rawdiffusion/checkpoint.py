@@ -25,7 +25,7 @@ from .camera import Camera
 from .diffusion import OBJECTIVES
 from .errors import UserError
 from .model import GUIDES, PRESETS, UNet
-from .prior import map_groups
+from .prior import ColourMap, map_groups, measured_exposures
 
 FORMAT = "rawdiffusion-checkpoint/1"
 # What every checkpoint holds besides "format", with its type; "ema" is None or a state dict.
@@ -234,8 +234,9 @@ def load_model(path, ema: bool = True, device="cpu") -> tuple[UNet, dict]:
     return net.for_sampling(), state
 
 
-def _calibrated(path, camera: Camera, images: dict) -> Camera:
-    """export_checkpoint's camera calibrated on the dataset entries `images`."""
+def _calibrated(path, camera: Camera, dataset, weights: dict, model_config: dict) -> Camera:
+    """export_checkpoint's camera calibrated on the training split of `dataset`."""
+    images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
     models = Counter(f"{e.get('make', '')} {e.get('model', '')}".strip() or "unnamed"
                      for e in images.values())
     if not any((str(e.get("make", "")), str(e.get("model", ""))) == (camera.make, camera.model)
@@ -249,25 +250,30 @@ def _calibrated(path, camera: Camera, images: dict) -> Camera:
     if calibrated.noise is None and calibrated.wbs is None:
         raise UserError(f"{path}: the dataset's training images of {camera.name} give neither a "
                         "noise model (no ISO) nor white balances: nothing to store")
+    if model_config.get("prior") is not None:  # their exposures against the network's prior
+        prior = ColourMap(model_config["prior"], weights["prior.weights"].double())
+        calibrated = calibrated.with_exposures(list(measured_exposures(dataset, "train",
+                                                                       prior).values()))
     return calibrated
 
 
-def export_checkpoint(path, out, training_images: dict | None = None) -> int:
+def export_checkpoint(path, out, dataset=None) -> int:
     """Write a checkpoint for sharing: the weights sampling uses (EMA when the run kept them) in
-    float16, the configs and camera; no optimiser state. training_images: dataset entries
-    (dataset.json "images") from which to calibrate the camera as training now does
-    (Camera.calibrated_on: its noise model and its training images' white balances), stored
-    in place of what it had, for a checkpoint made before; a noise model the images cannot
-    give (no ISO) stays as the checkpoint had it, with calibrated_on's warning. UserError when
-    none of the images is of the checkpoint's camera (make and model), or they give neither.
-    Returns the file's size in bytes."""
+    float16, the configs and camera; no optimiser state. dataset: a prepared paired dataset
+    (datasets.layout.PreparedDataset) from whose training split to calibrate the camera as
+    training now does (Camera.calibrated_on: its noise model and its training images' white
+    balances; with a colour prior, their exposures against it: prior.measured_exposures),
+    stored in place of what it had, for a checkpoint made before; a noise model the images
+    cannot give (no ISO) stays as the checkpoint had it, with calibrated_on's warning.
+    UserError when none of the images is of the checkpoint's camera (make and model), or they
+    give neither a noise model nor white balances. Returns the file's size in bytes."""
     state = load_checkpoint(path)
     camera = checkpoint_camera(state)
-    if training_images is not None:
+    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    if dataset is not None:
         if camera is None:
             raise CheckpointError(path, "camera: none recorded, so nothing to calibrate")
-        camera = _calibrated(path, camera, training_images)
-    weights = state["ema"] if state.get("ema") is not None else state["model"]
+        camera = _calibrated(path, camera, dataset, weights, state["model_config"])
     # The colour prior's fitted map stays in float64: its terms cancel to 1e-4 precision.
     half = {k: v.half() if v.is_floating_point() and not k.startswith("prior.") else v
             for k, v in weights.items()}

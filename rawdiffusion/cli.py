@@ -207,9 +207,9 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
-def _iso(text: str) -> float | str:
-    """argparse type of --iso: "draw", or a number (settings.Settings checks that it is above
-    0)."""
+def _number_or_draw(text: str) -> float | str:
+    """argparse type of --iso and --exposure: "draw", or a number (settings.Settings checks its
+    range)."""
     if text == "draw":
         return text
     try:
@@ -312,8 +312,8 @@ def cmd_export(args) -> int:
     if os.path.realpath(args.out) == os.path.realpath(args.checkpoint):  # no raise on a loop
         raise UserError(f"--out {args.out}: the checkpoint itself; an export keeps no optimiser "
                         "state, so the run could not resume: choose another file")
-    training_images = None
-    if args.calibrate is not None:  # the training split's entries, as training calibrates from
+    dataset = None
+    if args.calibrate is not None:  # its training split, as training calibrates from
         if not Path(args.calibrate).is_dir():
             raise UserError(f"--calibrate {args.calibrate}: no such folder (a dataset prepared by "
                             "`rawdiffusion prepare` from the camera's RAW files)")
@@ -322,12 +322,12 @@ def cmd_export(args) -> int:
             raise UserError(f"--calibrate {args.calibrate}: a {dataset.kind!r} dataset, without "
                             "RAW; calibrating needs the camera's RAW files prepared by "
                             "`rawdiffusion prepare folder|fivek|nod`")
-        training_images = {i: e for i, e in dataset.images.items() if e.get("split") == "train"}
-    size = export_checkpoint(args.checkpoint, args.out, training_images)
+    size = export_checkpoint(args.checkpoint, args.out, dataset)
     camera = load_checkpoint(args.out)["camera"]
-    wbs = len(camera.get("wbs") or ())
+    wbs, exposures = (len(camera.get(key) or ()) for key in ("wbs", "exposures"))
     print(f"wrote {args.out} ({size / 2**20:.1f} MiB, {_noise_words(camera)}, "
-          f"{wbs or 'no'} training white balance(s))")
+          f"{wbs or 'no'} training white balance(s), {exposures or 'no'} training "
+          "exposure(s))")
     return 0
 
 
@@ -565,14 +565,17 @@ def _add_convert(sub) -> None:
                    help=f"tile side in packed pixels for large images (default {DEFAULTS.tile})")
     p.add_argument("--overlap", type=_integer, default=DEFAULTS.overlap,
                    help=f"tile overlap (default {DEFAULTS.overlap})")
-    p.add_argument("--iso", type=_iso, metavar="{N,draw}",
+    p.add_argument("--iso", type=_number_or_draw, metavar="{N,draw}",
                    help="add the camera's sensor noise at ISO N (its noise model, calibrated "
                         "from the training RAW; written as the DNG's ISO and NoiseProfile), or "
                         "at an ISO drawn per photo from the training images' (seeded); default: "
                         "none, the clean mean")
-    p.add_argument("--exposure", type=float, default=DEFAULTS.exposure, metavar="EV",
+    p.add_argument("--exposure", type=_number_or_draw, default=DEFAULTS.exposure,
+                   metavar="{EV,draw}",
                    help="scale the clean signal by 2^EV before the noise, clipped at white as "
-                        "the sensor clips (negative: low light; default 0)")
+                        "the sensor clips (negative: low light), or draw: one per photo from "
+                        "the training images' exposures against the colour prior (seeded); "
+                        "default 0, their typical exposure")
     p.add_argument("--white-balance", type=_white_balance, metavar="R,G,B|draw",
                    help="the scene's as-shot white-balance multipliers for this camera (green 1, "
                         "as LibRaw's camera_whitebalance), or draw: one per photo from the "
@@ -626,7 +629,8 @@ def _add_export_and_demo(sub) -> None:
                    help="store what training calibrates from this prepared dataset's training "
                         "images (the camera's noise model, from those of its make and model, "
                         "for --iso; the white balances of all of them, the lighting the model "
-                        "was trained on, for --white-balance draw), for a checkpoint made "
+                        "was trained on, for --white-balance draw; their exposures against "
+                        "the colour prior, for --exposure draw), for a checkpoint made "
                         "before; the weights are written as they are")
     p.set_defaults(func=cmd_export)
 

@@ -251,9 +251,10 @@ class NoiseConfig:
     iso: Any = setting(DEFAULTS.iso, "ISO of the noise added to the written predictions: a "
                                      "number, or draw (one per sample, seeded, from the "
                                      "training images' ISOs); null: none, the clean mean")
-    exposure: float = setting(DEFAULTS.exposure, "EV by which the clean signal is scaled "
-                                                 "(x 2^EV, clipped at white) before the noise; "
-                                                 "-2: a quarter of the light")
+    exposure: Any = setting(DEFAULTS.exposure, "EV by which the clean signal is scaled "
+                                               "(x 2^EV, clipped at white) before the noise "
+                                               "(-2: a quarter of the light), or draw (one per "
+                                               "sample, seeded, from the training images')")
     white_balance: Any = setting(DEFAULTS.white_balance, "the scene's as-shot white balance "
                                                          "[R,G,B] (green 1) to which the written "
                                                          "predictions are relit before the "

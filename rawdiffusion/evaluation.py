@@ -195,8 +195,8 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     baseline file <its folder>/<its name>. steps None (a baseline or one-pass network, which
     does not sample in steps): "onepass" instead of the respacing; another sampler than DDIM
     is named after it (ddim4-unipc); sensor noise (noise.iso, noise.exposure) adds -iso<N>
-    (-isodraw) and -ev<E>, and the scene's white balance (noise.white_balance) -wb<R>,<G>,<B>
-    as given (-wbdraw), so that clean and noisy predictions are kept side by side."""
+    (-isodraw) and -ev<E> (-evdraw), and the scene's white balance (noise.white_balance)
+    -wb<R>,<G>,<B> as given (-wbdraw), so that clean and noisy predictions are kept side by side."""
     run = checkpoint.parent
     if checkpoint.resolve().is_relative_to(Path(__file__).resolve().parent):
         run = Path(cfg.general.out) / checkpoint.stem
@@ -206,8 +206,10 @@ def samples_dir(cfg, checkpoint: Path, steps: int | None = 24) -> Path:
     if steps is not None and cfg.sampler != "ddim":
         method += f"-{cfg.sampler}"
     iso, exposure = cfg.noise.iso, cfg.noise.exposure
-    noise = (f"-iso{iso if iso == 'draw' else format(iso, 'g')}" if iso is not None else "") \
-        + (f"-ev{exposure:g}" if exposure else "") + _wb_suffix(cfg.noise.get("white_balance"))
+    number = lambda v: v if v == "draw" else format(v, "g")  # noqa: E731
+    noise = ((f"-iso{number(iso)}" if iso is not None else "")
+             + (f"-ev{number(exposure)}" if exposure else "")
+             + _wb_suffix(cfg.noise.get("white_balance")))
     return run / "samples" / (f"{Path(cfg.dataset.val.root).name}-{cfg.dataset.val.split}-"
                               f"{method}-s{cfg.general.seed}{noise}")
 

@@ -212,11 +212,11 @@ def made_with(gen: Generator) -> dict:
 
 def recorded_as(gen: Generator, seed: int) -> dict:
     """What a record says about how the item of seed `seed` was recorded: its ISO (None: no
-    sensor noise; drawn for "draw": gen.iso_for), the exposure in EV, and the white balance
-    used, [R, G, B] with G = 1 (the scene's, given or drawn, or the camera's own: gen.wb_for;
-    None for a camera without one)."""
+    sensor noise; drawn for "draw": gen.iso_for), the exposure in EV (given or drawn:
+    gen.exposure_for), and the white balance used, [R, G, B] with G = 1 (the scene's, given or
+    drawn, or the camera's own: gen.wb_for; None for a camera without one)."""
     wb = gen.wb_for(seed)
-    return {"iso": gen.iso_for(seed), "exposure": gen.exposure,
+    return {"iso": gen.iso_for(seed), "exposure": gen.exposure_for(seed),
             "white_balance": None if wb is None else list(wb)}
 
 

@@ -40,8 +40,8 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SettingError, UserError
 from .images import check_guide, halve_area, image_rgb, read_rgb
 from .io import RawImage
-from .sensor import add_noise, drawn_iso, drawn_white_balance, noise_generators, \
-    white_balance_gains
+from .sensor import add_noise, drawn_exposure, drawn_iso, drawn_white_balance, \
+    noise_generators, white_balance_gains
 from .sampling import (codes_to_guide, generate_batched, pad_to_multiple, padded_size,
                        tile_count)
 from .settings import DEFAULTS, check_count
@@ -60,7 +60,7 @@ class Generator:
     sampler: str | None
     batch_size: int
     iso: float | str | None = None
-    exposure: float = 0.0
+    exposure: float | str = 0.0
     white_balance: tuple[float, float, float] | str | None = None
 
     def __call__(self, photo, seed: int = 0) -> RawImage:
@@ -111,6 +111,13 @@ class Generator:
             return drawn_iso(self.camera.noise, seed)
         return None if self.iso is None else float(self.iso)
 
+    def exposure_for(self, seed: int) -> float:
+        """The exposure (EV) at which the image of seed `seed` is recorded: `exposure`; for
+        "draw" one drawn from the camera's training images' (sensor.drawn_exposure)."""
+        if self.exposure == "draw":
+            return drawn_exposure(self.camera.exposures, seed)
+        return float(self.exposure)
+
     def scene_wb(self, seed: int) -> tuple[float, float, float] | None:
         """The scene's as-shot white balance (R, G, B), G = 1, given or drawn for the image of
         seed `seed`: `white_balance`, or for "draw" one drawn from the camera's training
@@ -137,17 +144,18 @@ class Generator:
     def recorded(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         """What the camera records of a clean packed RAW x (4, h, w) in [0, 1] (any device):
         the signal relit to the scene's white balance scene_wb(seed) (x_c wb_c / wb'_c, wb the
-        camera's: sensor.white_balance_gains; as it is without one), x 2^exposure, clipped at
-        white, with the camera's sensor noise at iso_for(seed) (sensor.add_noise: what the image
-        lacks of the noise model's level, quantised to the camera's codes; drawn on the CPU
-        from sensor.noise_generators([seed]),
-        so that it does not depend on the batch, the process or the device) -> (4, h, w)
-        float32 on the CPU, normalised codes in [-black / (white - black), 1]; without an ISO
-        the exposed signal alone. What convert and sample.py write."""
+        camera's: sensor.white_balance_gains; as it is without one), x 2^EV at the exposure
+        exposure_for(seed), clipped at white, with the camera's sensor noise at iso_for(seed)
+        (sensor.add_noise: what the image lacks of the noise model's level, quantised to the
+        camera's codes; drawn on the CPU from sensor.noise_generators([seed]), so that it does
+        not depend on the batch, the process or the device) -> (4, h, w) float32 on the CPU,
+        normalised codes in [-black / (white - black), 1]; without an ISO the exposed signal
+        alone. What convert and sample.py write."""
         iso = self.iso_for(seed)
         scene = self.scene_wb(seed)
         gains = None if scene is None else white_balance_gains(self.camera.wb, scene)
-        out = add_noise(x.detach().cpu().float()[None], self.camera.noise, iso, self.exposure,
+        out = add_noise(x.detach().cpu().float()[None], self.camera.noise, iso,
+                        self.exposure_for(seed),
                         np.asarray(self.camera.black_level), self.camera.white_level,
                         noise_generators([seed] if iso is not None else []), gains)
         return out[0]
@@ -201,7 +209,7 @@ class RawGenerator(Generator):
     sampler: str = DEFAULTS.sampler
     bf16: bool = False    # bf16 autocast of the network (the colour prior stays float64)
     iso: float | str | None = DEFAULTS.iso  # sensor noise (settings.Settings)
-    exposure: float = DEFAULTS.exposure
+    exposure: float | str = DEFAULTS.exposure
     white_balance: tuple[float, float, float] | str | None = DEFAULTS.white_balance
 
     def tile_steps(self, guide_shape: tuple[int, ...]) -> int:

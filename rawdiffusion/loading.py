@@ -82,7 +82,8 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     that camera's RAW; its network must take the tile size (sampling.check_tile); an ISO needs
     the camera's noise model (SettingError naming `iso` otherwise), a white balance the
     camera's own, and its draw the training images' (SettingError naming `white_balance`,
-    check_camera_white_balance). Without a white balance, the log says once which is assumed."""
+    check_camera_white_balance), an exposure draw its training images' exposures (SettingError
+    naming `exposure`). Without a white balance, the log says once which is assumed."""
     if Path(path).is_file() and is_baseline_file(path):
         gen = load_baseline(path, device)
     else:
@@ -108,6 +109,13 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
         gen.camera.noise.at(settings.iso)  # the warning of an ISO outside the calibrated range,
         # once, before any work
     check_camera_white_balance(path, gen.camera, settings.white_balance)
+    if settings.exposure == "draw" and gen.camera.exposures is None:
+        raise SettingError("exposure", f"{path} holds no exposures of its camera's training "
+                                       "images to draw from (files made before they were kept, "
+                                       "or a network without a colour prior, have none: "
+                                       "`rawdiffusion export CHECKPOINT --calibrate DATASET --out "
+                                       "FILE` adds them, or fit a baseline again), but takes an "
+                                       "exposure given in EV")
     return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure,
                                white_balance=settings.white_balance)
 

@@ -258,16 +258,14 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
     ids = dataset.split(split) if ids is None else ids
     if not ids:
         raise ColourMapError(f"{dataset.root}: the {split!r} split is empty")
-    sizes = {s: e["sample_size"] for e in dataset.images.values() for s in e["samples"]}
-    total = sum(sizes[i][0] * sizes[i][1] for i in ids)
-    stride = max(1, math.ceil(math.sqrt(total / MAX_FIT_PIXELS)))
+    total, stride = _grid(dataset, ids)
     cmap = ColourMap(kind)
     if progress:
         log.info("fitting the colour map %s (%d terms) on %d %s sample(s), %d pixels%s",
                  cmap.kind, cmap.n, len(ids), split, total,
                  f" on a grid of every {stride}th" if stride > 1 else "")
     start = time.perf_counter()
-    A, B, yy, pixels = _normal_equations(dataset, ids, cmap, stride, progress)
+    A, B, yy, pixels, totals = _normal_equations(dataset, ids, cmap, stride, progress)
     ridge = RIDGE * A.diagonal().mean()
     W = solve_tied(cmap, A, B, ridge)
     anchors = anchor_samples(cmap, W, camera)
@@ -285,7 +283,8 @@ def fit_colour_map(dataset, split: str, kind: str, progress: bool = True,
     fit = {"split": split, "samples": len(ids), "pixels": pixels, "stride": stride,
            "clipped_guide_pixels": "included",
            "psnr_rggb_fit": float(-10 * torch.log10(sse / (4 * pixels))),
-           "greens": "tied: G1 - G2 from the local terms only", "anchors": anchored}
+           "greens": "tied: G1 - G2 from the local terms only", "anchors": anchored,
+           "exposures": exposure_offsets(totals, W)}
     if progress:
         log.info("fitted %s in %.1f s, greens tied: PSNR of the fit %.2f dB; anchors: %s",
                  cmap.kind, time.perf_counter() - start, fit["psnr_rggb_fit"], summary)
@@ -311,20 +310,69 @@ def solve_tied(cmap: ColourMap, A: torch.Tensor, B: torch.Tensor,
     return torch.stack([mean[:, 0], mean[:, 1] + half, mean[:, 1] - half, mean[:, 2]], 1)
 
 
-def _normal_equations(dataset, ids: list[str], cmap: ColourMap, stride: int, progress: bool):
-    """X^T X (n, n), X^T Y (n, 4), sum(Y^2) (4,), all float64, and the number of pixels, over
-    the pixels of the samples `ids` on the grid of `stride`: X the map's terms (pixels, n), Y
-    the normalised packed RAW (pixels, 4)."""
+def _normal_equations(dataset, ids: list[str], cmap: ColourMap, stride: int, progress: bool,
+                      desc: str = "fit"):
+    """X^T X (n, n), X^T Y (n, 4), sum(Y^2) (4,), all float64, the number of pixels, and each
+    image's (sum of X, sum of Y), over the pixels of the samples `ids` on the grid of `stride`:
+    X the map's terms (pixels, n), Y the normalised packed RAW (pixels, 4). desc: the progress
+    bar's word."""
     sums = _Sums(cmap)
-    for sample_id in tqdm(ids, desc=f"fit {cmap.kind}", unit="sample", disable=not progress,
-                          dynamic_ncols=True):
+    totals = {}  # image id -> (sum of X, sum of Y) over its samples' pixels
+    for sample_id in tqdm(ids, desc=f"{desc} {cmap.kind}", unit="sample",
+                          disable=not progress, dynamic_ncols=True):
         s = dataset.load(sample_id)
         y = torch.from_numpy(normalise(s.raw, s.black, s.white))
         codes = torch.from_numpy(s.rgb.copy()).permute(2, 0, 1)[None]
+        before = sums.totals()
         # Terms on the full-resolution guide (local ones read neighbours), at the grid's pixels.
         for top, n, lo, hi in cmap._windows(codes.shape[-2], stride * max(1, ROWS // stride)):
             sums.add(codes[..., lo:hi, :], top - lo, n, stride, y[:, top:top + n:stride, ::stride])
-    return sums.normal_equations()
+        image = dataset.image_of(sample_id)
+        x0, y0 = totals.get(image, (0, 0))
+        totals[image] = tuple(t0 + t - b for t0, t, b in zip((x0, y0), sums.totals(), before))
+    return (*sums.normal_equations(), totals)
+
+
+def _grid(dataset, ids: list[str]) -> tuple[int, int]:
+    """The pixels of the samples `ids`, and the stride of the even grid that keeps at most
+    MAX_FIT_PIXELS of them."""
+    sizes = {s: e["sample_size"] for e in dataset.images.values() for s in e["samples"]}
+    total = sum(sizes[i][0] * sizes[i][1] for i in ids)
+    return total, max(1, math.ceil(math.sqrt(total / MAX_FIT_PIXELS)))
+
+
+def measured_exposures(dataset, split: str, cmap: ColourMap,
+                       progress: bool = True) -> dict[str, float]:
+    """exposure_offsets of the images of `split` of a prepared paired dataset against a fitted
+    map `cmap` (a checkpoint's prior), on the pixels its fit would use: image id -> EV.
+    ColourMapError for an RGB-only dataset or an empty split."""
+    if dataset.kind != "paired":
+        raise ColourMapError(f"{dataset.root}: a {dataset.kind!r} dataset; measuring exposures "
+                             "needs paired RAW/RGB samples")
+    ids = dataset.split(split)
+    if not ids:
+        raise ColourMapError(f"{dataset.root}: the {split!r} split is empty")
+    *_, totals = _normal_equations(dataset, ids, cmap, _grid(dataset, ids)[1], progress,
+                                   desc="exposures against")
+    return exposure_offsets(totals, cmap.weights)
+
+
+def exposure_offsets(totals: dict, W: torch.Tensor) -> dict[str, float]:
+    """Each training image's exposure against the map's estimate, in EV: log2(sum of its
+    normalised packed RAW / sum of the map's (unclipped) estimate X W), over its samples'
+    fitted pixels and all four channels; from the sums of its terms and targets (`totals`:
+    image id -> (sum of X (n,), sum of Y (4,)), _normal_equations), without another pass.
+    The guides' brightness was normalised by LibRaw's auto-brightening, so the map gives each
+    photo the training images' typical exposure and these offsets are their spread around it:
+    what `--exposure draw` draws from (camera.Camera.exposures). Measured on the images the
+    map was fitted to, they understate the spread when there are few: the map absorbs part of
+    it. Images whose sums are not positive (black) have none."""
+    offsets = {}
+    for image, (x, y) in totals.items():
+        raw, estimate = float(y.sum()), float((x @ W).sum())
+        if raw > 0 and estimate > 0:
+            offsets[image] = math.log2(raw / estimate)
+    return offsets
 
 
 class _Sums:
@@ -360,21 +408,39 @@ class _Sums:
                     self.pairs[c, c2] += torch.bincount(grid[c] * 256 + grid[c2],
                                                         minlength=256 * 256)
 
-    def normal_equations(self):
-        """(X^T X, X^T Y, sum(Y^2), pixels) in the map's order of terms."""
-        n, nd = self.cmap.n, self.zz.shape[0] - 4
+    def _layout(self):
+        """Where the terms sit in the map's order: the dense ones' indices (1 first), and the
+        slices of each channel's curve terms (None without curves)."""
         starts = dict(zip(self.cmap.groups, np.cumsum([1] + [group_size(g) for g in
                                                              self.cmap.groups])))
         dense = torch.tensor([0] + [i for g in self.dense
                                     for i in range(starts[g], starts[g] + group_size(g))])
+        at = None if "curves" not in self.cmap.groups else [
+            slice(starts["curves"] + c * CURVE_KNOTS, starts["curves"] + (c + 1) * CURVE_KNOTS)
+            for c in range(3)]
+        return dense, at
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of X (n,), sum of Y (4,)) over the pixels added so far: the first row of the
+        normal equations (the constant term is 1), float64."""
+        nd = self.zz.shape[0] - 4
+        dense, at = self._layout()
+        x = torch.zeros(self.cmap.n, dtype=torch.float64)
+        x[dense] = self.zz[0, :nd]
+        for c, where in enumerate(at or ()):  # by_code[c, 0]: the histogram of channel c
+            x[where] = self.cmap.hats.T @ self.by_code[c, 0]
+        return x, self.zz[0, nd:].clone()
+
+    def normal_equations(self):
+        """(X^T X, X^T Y, sum(Y^2), pixels) in the map's order of terms."""
+        n, nd = self.cmap.n, self.zz.shape[0] - 4
+        dense, at = self._layout()
         A = torch.zeros(n, n, dtype=torch.float64)
         B = torch.zeros(n, 4, dtype=torch.float64)
         A[dense[:, None], dense] = self.zz[:nd, :nd]
         B[dense] = self.zz[:nd, nd:]
-        if "curves" in self.cmap.groups:
+        if at is not None:
             T = self.cmap.hats  # (256, K)
-            at = [slice(starts["curves"] + c * CURVE_KNOTS,
-                        starts["curves"] + (c + 1) * CURVE_KNOTS) for c in range(3)]
             for c in range(3):
                 A[at[c], dense] = T.T @ self.by_code[c, :nd].T
                 A[dense, at[c]] = A[at[c], dense].T

@@ -40,8 +40,8 @@ from .noise import NoiseError, NoiseModel
 from .noise_levels import estimate_noise
 
 # derived_seed's purpose keys (training_data.py has 0..2): an image's sensor noise, its drawn
-# ISO, its drawn white balance
-SENSOR_NOISE, SENSOR_ISO, SENSOR_WB = 3, 4, 5
+# ISO, its drawn white balance, its drawn exposure
+SENSOR_NOISE, SENSOR_ISO, SENSOR_WB, SENSOR_EV = 3, 4, 5, 6
 
 
 def noise_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -70,6 +70,18 @@ def drawn_white_balance(wbs: Sequence[Sequence[float]], seed: int) -> tuple[floa
     rng = np.random.default_rng(derived_seed(int(seed), SENSOR_WB))
     r, g, b = (float(v) for v in wbs[rng.integers(len(wbs))])
     return r / g, 1.0, b / g
+
+
+def drawn_exposure(exposures: Sequence[float], seed: int) -> float:
+    """An exposure in EV for the image of seed `seed` (as noise_generators), drawn uniformly
+    from `exposures`, the camera's training images' exposures against its colour prior
+    (camera.Camera.exposures, prior.exposure_offsets), one per image: their distribution of
+    exposures, for generating a dataset (`--exposure draw`). ValueError for none to draw
+    from."""
+    if not exposures:
+        raise ValueError("no exposures to draw from")
+    rng = np.random.default_rng(derived_seed(int(seed), SENSOR_EV))
+    return float(exposures[rng.integers(len(exposures))])
 
 
 def white_balance_gains(camera_wb: Sequence[float], wb: Sequence[float]) -> np.ndarray:

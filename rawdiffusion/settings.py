@@ -85,13 +85,17 @@ def check_iso_setting(iso):
     return iso
 
 
-def check_exposure(exposure) -> float:
-    """`exposure` (EV) if it is a number from -MAX_EV to MAX_EV; SettingError naming `exposure`
+def check_exposure(exposure) -> float | str:
+    """`exposure` (EV) if it is a number from -MAX_EV to MAX_EV, or "draw" (one per image drawn
+    from the training images': sensor.drawn_exposure); SettingError naming `exposure`
     otherwise."""
+    if isinstance(exposure, str) and exposure == "draw":
+        return exposure
     if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) \
             or not math.isfinite(exposure) or abs(exposure) > MAX_EV:
         raise SettingError("exposure", f"a number of EV from -{MAX_EV} to {MAX_EV} (0: as "
-                                       "generated, -2: a quarter of the light)", exposure)
+                                       "generated, -2: a quarter of the light), or draw (one "
+                                       "per image drawn from the training images')", exposure)
     return exposure
 
 
@@ -143,7 +147,8 @@ class Settings:
     float64); iso: the ISO whose sensor noise the camera's noise model adds (noise.py), "draw"
     for one per image drawn from the training images' ISOs, or None for none (the clean mean);
     exposure: EV by which the clean signal is scaled (x 2^EV, clipped at white) before the
-    noise (check_iso_setting, check_exposure); white_balance: the scene's as-shot gains (R, G,
+    noise, or "draw" for one per image drawn from the training images' (check_iso_setting,
+    check_exposure); white_balance: the scene's as-shot gains (R, G,
     B), kept divided by G, by which the clean signal is relit before the exposure
     (sensor.white_balance_gains), "draw" for one per image drawn from the training images', or
     None for the camera's own (check_white_balance).
@@ -157,7 +162,7 @@ class Settings:
     seed: int = 0
     dtype: str = "float32"
     iso: float | str | None = None
-    exposure: float = 0.0
+    exposure: float | str = 0.0
     white_balance: tuple[float, float, float] | str | None = None
 
     def __post_init__(self):

@@ -259,6 +259,8 @@ def open_run(cfg: DictConfig, rank: int, world: int,
     stored = checkpoint_camera(state) if state is not None else None
     if stored is not None and stored.noise is not None:
         camera = camera.with_noise(stored.noise)
+    if stored is not None:
+        camera = camera.with_exposures(stored.exposures)
     run = Run(cfg, rank, world, device, run_dir, harness.resolved(cfg), train_set, val_set,
               samples, camera, Diffusion().to(device))
     if state is not None:
@@ -278,11 +280,13 @@ def new_state(run: Run, fit_prior: bool) -> State:
                          f"least {2 * net.multiple} for model.preset={cfg.model.preset}")
     if hasattr(net, "prior") and fit_prior:
         # The colour prior is fitted once, in closed form, on the training samples; from then
-        # on it is part of the weights (a buffer), saved and resumed with them.
-        net.prior.weights.copy_(fit_colour_map(run.train_set, cfg.dataset.train.split,
-                                               cfg.model.prior, ids=run.samples.ids,
-                                               camera=run.camera,
-                                               progress=run.rank == 0)[0].weights)
+        # on it is part of the weights (a buffer), saved and resumed with them. The training
+        # images' exposures against it go into the camera (for --exposure draw).
+        cmap, fit = fit_colour_map(run.train_set, cfg.dataset.train.split, cfg.model.prior,
+                                   ids=run.samples.ids, camera=run.camera,
+                                   progress=run.rank == 0)
+        net.prior.weights.copy_(cmap.weights)
+        run.camera = run.camera.with_exposures(list(fit["exposures"].values()))
     net.to(run.device)
     net.checkpointing = cfg.system.checkpointing
     if run.memory_format == torch.channels_last:

@@ -891,6 +891,7 @@ def _checkpoints(b: Builder, good: dict) -> None:
         "camera-noise-a-list": dict(camera={**CAMERA, "noise": [1.0, 2.0]}),
         "camera-wbs-zero": dict(camera={**CAMERA, "wbs": [[2.0, 1.0, 1.5], [2.0, 0.0, 1.5]]}),
         "camera-wbs-two": dict(camera={**CAMERA, "wbs": [[2.0, 1.0]]}),
+        "camera-exposures-huge": dict(camera={**CAMERA, "exposures": [0.1, 1e6]}),
     }
     for name, changes in states.items():
         path = d / f"{name}.pt"
@@ -958,6 +959,8 @@ def _baseline_files(b: Builder, good: dict) -> None:
             k: v for k, v in NOISE.items() if k != "isos"}}},
         "camera-wbs-empty": {**base, "camera": {**CAMERA, "wbs": []}},
         "camera-wbs-infinite": {**base, "camera": {**CAMERA, "wbs": [[2.0, 1.0, "inf"]]}},
+        "camera-exposures-empty": {**base, "camera": {**CAMERA, "exposures": []}},
+        "camera-exposures-text": {**base, "camera": {**CAMERA, "exposures": ["bright"]}},
         "no-weights": {k: v for k, v in base.items() if k != "weights"},
         "weights-wrong-shape": {**base, "weights": [[1.0, 2.0], [3.0, 4.0]]},
         "weights-strings": {**base, "weights": [["a"] * 4] * 4},

@@ -128,7 +128,8 @@ def test_a_baseline_file_loads_as_a_generator_too(gen, tmp_path):
     (dict(iso=-100), "iso=-100: a whole number from 1 to 4294967295 (the DNG's EXIF ISO speed), "
                      "or draw (an ISO per image drawn from the training images')"),
     (dict(exposure=float("nan")), "exposure=nan: a number of EV from -64 to 64 (0: as "
-                                  "generated, -2: a quarter of the light)"),
+                                  "generated, -2: a quarter of the light), or draw (one per "
+                                  "image drawn from the training images')"),
     (dict(white_balance=(2, 0, 1)), "white_balance=(2, 0, 1): three white-balance gains R,G,B "
                                     "above 0 (the scene's as-shot multipliers, green 1; R/G and "
                                     "B/G from 1/1000 to 1000), or draw (one per image drawn from "

@@ -114,7 +114,7 @@ def test_tied_greens_are_equal_for_every_colour(kind, tmp_path):
         assert (x[:, 1] - x[:, 2]).abs().max() == 0 and x[:, 1].std() > 0.05
     # the mean green, all the 3-channel metrics see, is the untied fit's
     plain, _ = fit_colour_map(ds, "train", kind, progress=False)
-    A, B, _, _ = prior._normal_equations(ds, ds.split("train"), ColourMap(kind), 1, False)
+    A, B, _, _, _ = prior._normal_equations(ds, ds.split("train"), ColourMap(kind), 1, False)
     untied = torch.linalg.solve(A + prior.RIDGE * A.diagonal().mean() * torch.eye(len(A),
                                                                                  dtype=A.dtype), B)
     torch.testing.assert_close(plain.weights[:, 1] + plain.weights[:, 2],

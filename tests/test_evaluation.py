@@ -279,7 +279,8 @@ def test_samples_go_beside_a_run_checkpoint_and_outside_the_package_for_the_ship
     for noise, name in (({"iso": 1600}, "-iso1600"), ({"iso": "draw"}, "-isodraw"),
                         ({"iso": 400, "exposure": -2.5}, "-iso400-ev-2.5"),
                         ({"white_balance": [2.1, 1, 1.6]}, "-wb2.1,1,1.6"),
-                        ({"iso": "draw", "white_balance": "draw"}, "-isodraw-wbdraw")):
+                        ({"iso": "draw", "white_balance": "draw"}, "-isodraw-wbdraw"),
+                        ({"exposure": "draw"}, "-evdraw")):
         assert samples_dir(OmegaConf.merge(cfg, {"noise": noise}),
                            Path("runs/gopro-s3/checkpoint.pt")) == \
             Path(f"runs/gopro-s3/samples/gopro-test-ddim6-s3{name}")

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rawdiffusion import config, harness, training, training_data
 from rawdiffusion import prior as maps
-from rawdiffusion.prior import ColourMap, fit_colour_map, guide_codes
+from rawdiffusion.prior import ColourMap, fit_colour_map, guide_codes, measured_exposures
 from rawdiffusion.bayer import dihedral_packed
 from rawdiffusion.camera import Camera
 from rawdiffusion.checkpoint import export_checkpoint, load_checkpoint, load_model, \
@@ -247,6 +247,9 @@ def test_a_folder_run_fits_the_default_prior_on_its_training_samples(tiny, curve
     fitted, fit = fit_colour_map(ds, "train", kind, ids=ids, progress=False, camera=camera)
     assert fit["anchors"]["samples"] > 100
     torch.testing.assert_close(weights, fitted.weights, atol=1e-10, rtol=0)
+    # its camera keeps the exposures of the run's 2 images against it (for --exposure draw)
+    assert len(fit["exposures"]) == 2
+    assert state["camera"]["exposures"] == pytest.approx(list(fit["exposures"].values()))
     # the run's samples, not the whole split
     everything, _ = fit_colour_map(ds, "train", kind, progress=False, camera=camera)
     assert not torch.allclose(weights, everything.weights, atol=1e-4)
@@ -410,6 +413,22 @@ def test_export_keeps_the_prior_in_float64_and_generates_as_the_original(curves_
     torch.testing.assert_close(x[1], x[0], atol=2e-3, rtol=0)
     # and the map in float16 would not be: its weights lose 3 decimal digits
     assert not torch.equal(w.half().double(), w)
+
+
+def test_export_calibrate_measures_the_exposures_against_the_networks_prior(tiny, curves_run,
+                                                                           tmp_path):
+    """A checkpoint made before exposures were kept gets those of the dataset's training
+    images against its own prior, as training measures them."""
+    state = load_checkpoint(curves_run[1] / training.CHECKPOINT)
+    old = {k: v for k, v in state["camera"].items() if k != "exposures"}
+    save_checkpoint(tmp_path / "old.pt", {**state, "camera": old})
+    ds = PreparedDataset(tiny)
+    export_checkpoint(tmp_path / "old.pt", tmp_path / "new.pt", ds)
+    net, _ = load_model(tmp_path / "old.pt")
+    expected = measured_exposures(ds, "train", net.prior, progress=False)
+    assert len(expected) == 3 == len({e for e in expected.values()})
+    assert load_checkpoint(tmp_path / "new.pt")["camera"]["exposures"] == \
+        pytest.approx(list(expected.values()))
 
 
 def test_an_exported_network_with_a_large_residual_generates_within_float16(tmp_path):
