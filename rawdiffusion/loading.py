@@ -83,7 +83,8 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     the camera's noise model (SettingError naming `iso` otherwise), a white balance the
     camera's own, and its draw the training images' (SettingError naming `white_balance`,
     check_camera_white_balance), an exposure draw its training images' exposures (SettingError
-    naming `exposure`). Without a white balance, the log says once which is assumed."""
+    naming `exposure`). Without a white balance or an exposure, the log says once which is
+    assumed."""
     if Path(path).is_file() and is_baseline_file(path):
         gen = load_baseline(path, device)
     else:
@@ -109,6 +110,9 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
         gen.camera.noise.at(settings.iso)  # the warning of an ISO outside the calibrated range,
         # once, before any work
     check_camera_white_balance(path, gen.camera, settings.white_balance)
+    if settings.exposure == 0:
+        log.info("the exposure not given: 0 EV, the training images' typical exposure, is "
+                 "assumed (an sRGB photo does not tell it, and none is estimated from it)")
     if settings.exposure == "draw" and gen.camera.exposures is None:
         raise SettingError("exposure", f"{path} holds no exposures of its camera's training "
                                        "images to draw from (files made before they were kept, "

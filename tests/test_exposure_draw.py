@@ -5,6 +5,7 @@ drawn seeded per photo, recorded in the manifest, and refused in one line by fil
 not keep them. A fitted linear baseline (no network) makes every output exact."""
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -168,3 +169,12 @@ def test_a_camera_without_them_stays_as_it_was(tmp_path):
     assert "exposures" not in camera.to_dict()
     save_baseline(tmp_path / "b.json", "linear", camera, ColourMap("linear"))
     assert load_baseline(tmp_path / "b.json").camera.exposures is None
+
+
+def test_without_an_exposure_the_log_says_which_is_assumed(files, caplog):
+    with caplog.at_level(logging.INFO, logger="rawdiffusion.loading"):
+        opened(files["new"])
+        opened(files["new"], exposure="draw")
+    said = [r.getMessage() for r in caplog.records if "exposure" in r.getMessage()]
+    assert said == ["the exposure not given: 0 EV, the training images' typical exposure, is "
+                    "assumed (an sRGB photo does not tell it, and none is estimated from it)"]

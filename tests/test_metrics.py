@@ -206,7 +206,8 @@ def test_evaluation_summary_skips_missing_values(tmp_path):
     rows = {"a": {**base, "id": "a", "psnr": 30.0, "psnr_highlight": 20.0, "psnr_rest": math.nan},
             "b": {**base, "id": "b", "psnr": 40.0, "psnr_highlight": math.nan,
                   "psnr_rest": math.nan}}
-    gen = SimpleNamespace(steps=6, digest="0" * 8, exposure=0.0, iso_for=lambda seed: None,
+    gen = SimpleNamespace(steps=6, digest="0" * 8, exposure_for=lambda seed: 0.0,
+                          iso_for=lambda seed: None,
                           wb_for=lambda seed: None, camera_wb=None)  # a clean record
     summary = evaluation._summarise(tmp_path, ["a", "b"], rows, False, gen, seed=0)
     written = json.loads((tmp_path / "metrics.json").read_text())
