@@ -11,6 +11,8 @@ every version load; keys it does not know (a later version's) are kept as they a
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections import Counter
 from typing import Annotated, Literal
 
@@ -28,7 +30,6 @@ from .schemas import Gain, schema_problem, three_gains
 from .settings import MAX_EV, white_balance_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Exposure = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_EV, le=MAX_EV)]  # EV
 Row = tuple[Finite, Finite, Finite]
 Matrix = tuple[Row, Row, Row]  # XYZ -> camera (DNG ColorMatrix1/2)
 
@@ -66,7 +67,7 @@ class Camera(BaseModel):
     white_level: float
     wb: Annotated[tuple[Gain, Gain, Gain] | None, BeforeValidator(three_gains)] = None
     wbs: Annotated[tuple[tuple[Gain, Gain, Gain], ...], Field(min_length=1)] | None = None
-    exposures: Annotated[tuple[Exposure, ...], Field(min_length=1)] | None = None
+    exposures: tuple[float, ...] | None = None
     color_matrix: Matrix | None = None
     illuminant: int | None = None
     color_matrix2: Matrix | None = None
@@ -81,6 +82,20 @@ class Camera(BaseModel):
             if problem:
                 raise PydanticCustomError("custom", f"entry {i}: {problem}")
         return wbs
+
+    @field_validator("exposures", mode="before")
+    @classmethod
+    def _exposures_possible(cls, exposures):
+        if exposures is None:
+            return None
+        if not isinstance(exposures, (list, tuple)) or not exposures:
+            raise PydanticCustomError("custom", "a list of one or more exposures in EV")
+        for i, ev in enumerate(exposures):
+            if isinstance(ev, bool) or not isinstance(ev, numbers.Real) \
+                    or not math.isfinite(ev) or abs(ev) > MAX_EV:
+                raise PydanticCustomError("custom", f"entry {i}: {ev!r} is not a number of EV "
+                                                    f"from -{MAX_EV} to {MAX_EV}")
+        return tuple(float(ev) for ev in exposures)
 
     @model_validator(mode="after")
     def _levels_possible(self) -> Camera:

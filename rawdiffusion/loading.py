@@ -111,15 +111,15 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
         # once, before any work
     check_camera_white_balance(path, gen.camera, settings.white_balance)
     if settings.exposure == 0:
-        log.info("the exposure not given: 0 EV, the training images' typical exposure, is "
-                 "assumed (an sRGB photo does not tell it, and none is estimated from it)")
+        log.info("exposure 0 EV: the training images' typical exposure (an sRGB photo does not "
+                 "tell it, and none is estimated from it)")
     if settings.exposure == "draw" and gen.camera.exposures is None:
         raise SettingError("exposure", f"{path} holds no exposures of its camera's training "
-                                       "images to draw from (files made before they were kept, "
-                                       "or a network without a colour prior, have none: "
-                                       "`rawdiffusion export CHECKPOINT --calibrate DATASET --out "
-                                       "FILE` adds them, or fit a baseline again), but takes an "
-                                       "exposure given in EV")
+                                       "images to draw from (an unprocessing baseline, a network "
+                                       "without a colour prior, or a file made before they were "
+                                       "kept: `rawdiffusion export CHECKPOINT --calibrate DATASET "
+                                       "--out FILE` adds them to a checkpoint, a map baseline "
+                                       "fitted again has them), but takes an exposure given in EV")
     return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure,
                                white_balance=settings.white_balance)
 

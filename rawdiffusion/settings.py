@@ -91,12 +91,20 @@ def check_exposure(exposure) -> float | str:
     otherwise."""
     if isinstance(exposure, str) and exposure == "draw":
         return exposure
-    if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) \
-            or not math.isfinite(exposure) or abs(exposure) > MAX_EV:
+    if isinstance(exposure, bool) or not isinstance(exposure, numbers.Real) \
+            or not math.isfinite(ev := _float_or_inf(exposure)) or abs(ev) > MAX_EV:
         raise SettingError("exposure", f"a number of EV from -{MAX_EV} to {MAX_EV} (0: as "
                                        "generated, -2: a quarter of the light), or draw (one "
                                        "per image drawn from the training images')", exposure)
-    return exposure
+    return ev
+
+
+def _float_or_inf(value: numbers.Real) -> float:
+    """A real number as a float; inf for one too large for a float (an int of 400 digits)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def check_white_balance(wb):
@@ -172,7 +180,7 @@ class Settings:
         if self.dtype not in DTYPES:
             raise SettingError("dtype", "choose torch.float32 or torch.bfloat16", self.dtype)
         check_iso_setting(self.iso)
-        check_exposure(self.exposure)
+        object.__setattr__(self, "exposure", check_exposure(self.exposure))
         # frozen: the checked gains (a tuple, G = 1) replace the sequence given
         object.__setattr__(self, "white_balance", check_white_balance(self.white_balance))
 

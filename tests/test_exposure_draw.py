@@ -157,10 +157,28 @@ def test_a_bad_exposure_option_is_one_line(files, tmp_path, capsys, value):
 
 
 @pytest.mark.parametrize("exposures, words", [
-    ([], "camera.exposures: "), ([0.5, float("inf")], "camera.exposures[1]: "),
-    ([100.0], "camera.exposures[0]: "), (["dark"], "camera.exposures[0]: ")])
-def test_stored_exposures_that_cannot_be_are_named(exposures, words):
-    assert Camera.problem({**CAMERA, "exposures": exposures}).startswith(words)
+    ([], "camera.exposures: a list of one or more exposures in EV"),
+    ({"a": 1.0}, "camera.exposures: a list of one or more exposures in EV"),
+    ([0.5, float("inf")], "camera.exposures: entry 1: inf is not a number of EV from -64 to 64"),
+    ([1e9], "camera.exposures: entry 0: 1000000000.0 is not a number of EV from -64 to 64"),
+    (["0.1"], "camera.exposures: entry 0: '0.1' is not a number of EV from -64 to 64"),
+    ([True], "camera.exposures: entry 0: True is not a number of EV from -64 to 64")])
+def test_stored_exposures_that_cannot_be_are_named_once(exposures, words):
+    problem = Camera.problem({**CAMERA, "exposures": exposures})
+    assert problem.startswith(words) and problem.count(";") == 0, problem
+
+
+@pytest.mark.parametrize("value", [np.float32(0.5), np.int64(2), 1, -64])
+def test_any_real_number_of_ev_is_taken_as_a_float(value):
+    exposure = Settings(exposure=value).exposure
+    assert type(exposure) is float and exposure == float(value)
+
+
+@pytest.mark.parametrize("value", [10 ** 400, -65, float("nan"), True, None, "Draw", [1]])
+def test_an_exposure_that_cannot_be_is_refused_naming_it(value):
+    with pytest.raises(rd.SettingError) as e:
+        Settings(exposure=value)
+    assert e.value.name == "exposure"
 
 
 def test_a_camera_without_them_stays_as_it_was(tmp_path):
@@ -171,10 +189,10 @@ def test_a_camera_without_them_stays_as_it_was(tmp_path):
     assert load_baseline(tmp_path / "b.json").camera.exposures is None
 
 
-def test_without_an_exposure_the_log_says_which_is_assumed(files, caplog):
+def test_at_0_ev_the_log_says_what_that_means(files, caplog):
     with caplog.at_level(logging.INFO, logger="rawdiffusion.loading"):
         opened(files["new"])
         opened(files["new"], exposure="draw")
     said = [r.getMessage() for r in caplog.records if "exposure" in r.getMessage()]
-    assert said == ["the exposure not given: 0 EV, the training images' typical exposure, is "
-                    "assumed (an sRGB photo does not tell it, and none is estimated from it)"]
+    assert said == ["exposure 0 EV: the training images' typical exposure (an sRGB photo does not "
+                    "tell it, and none is estimated from it)"]
