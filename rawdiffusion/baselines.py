@@ -80,7 +80,7 @@ class Baseline(Generator):
     sampler: None = None
     batch_size: int = 1  # guides handed over at once; a baseline's cost is per pixel
     iso: float | str | None = None  # sensor noise (settings.Settings)
-    exposure: float = 0.0
+    exposure: float | str = 0.0  # EV, or "draw"
     white_balance: tuple[float, float, float] | str | None = None  # the scene's
 
     def __post_init__(self):
