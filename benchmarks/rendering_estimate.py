@@ -13,6 +13,9 @@ ways to set it, for each test patch of each benchmark rendering (renderings.BENC
 - none: the prior alone, as benchmarks/quality.py --renderings-only measures it;
 - oracle: fitted by least squares in linear RGB to the same patch's canonical rendering: what
   a perfect estimate of the rendering would give, an upper bound of the approach;
+- pair: fitted once per rendering on the camera's training images, rendered by the same recipe
+  and canonically: a pipeline calibrated from RAW + photo pairs of other scenes, as a
+  photographer who shoots RAW + JPEG has them;
 - learned: predicted from the photo's own statistics (`features`: per-channel histograms and
   quantiles, clipping, chroma and saturation per luma bin) by a small MLP (`Estimator`),
   trained to map each of --renderings-per-raw training renderings (renderings.training_recipes,
@@ -24,7 +27,9 @@ Metrics as quality.py's renderings: 3-channel PSNR, PSNR after one least-squares
 channel (psnr_gain), angular error; per rendering and as the mean over the 19 non-canonical
 ones. Writes <out>/rendering_estimate.md and rendering_estimate.json. Uses quality.py's --work
 (the prepared cameras, the prior's baseline files and the test renderings; made if missing) and
-keeps its own training renderings and results there, so that a rerun skips what is done.
+keeps its own training renderings and results there
+(estimate_results/<camera>/<method>-k<renderings>-t<steps>.json), so
+that a rerun skips what is measured.
 """
 
 from __future__ import annotations
@@ -259,8 +264,8 @@ def train(images: list[np.ndarray], steps: int, seed: int, batch: int = 16, lr: 
 
 def evaluate(gen, dataset, guides: dict, fix) -> dict:
     """{recipe: mean metrics over the test patches} of the prior generating from the patches
-    that fix(one photo's patches, their canonical renderings) gives, one photo at a time, with
-    quality.py's seeds."""
+    that fix(recipe, one photo's patches, their canonical renderings) gives, one photo at a
+    time, with quality.py's seeds."""
     from PIL import Image
 
     from rawdiffusion.bayer import normalise
@@ -277,7 +282,7 @@ def evaluate(gen, dataset, guides: dict, fix) -> dict:
     for recipe, paths in guides.items():
         fixed = {}
         for samples in photos.values():
-            fixed.update(zip(samples, fix([read(paths[s]) for s in samples],
+            fixed.update(zip(samples, fix(recipe, [read(paths[s]) for s in samples],
                                           [read(guides[CANONICAL["name"]][s]) for s in samples])))
         values = {c: [] for c in ("psnr", "psnr_gain", "angular_error")}
         for k, sample_id in enumerate(ids):
@@ -316,28 +321,25 @@ def main() -> None:
     test_sources = {str(Path(e["source"]).resolve()) for dataset, _, _ in cams.values()
                     for e in dataset.images.values() if e["split"] == "test"}
     files = training_raw_files(test_sources)
-    out = args.work / "estimate_training" / f"k{args.renderings_per_raw}"
-    print(f"rendering {len(files)} training RAW files x {args.renderings_per_raw} renderings",
-          flush=True)
-    with Pool(args.processes) as pool:
-        paths = pool.map(render_training, [(p, args.renderings_per_raw, out) for p in files])
-    images = [np.load(p)["codes"] for p in paths]
+    learned = {f"learned s{s}": s for s in args.seeds}
+    setting = f"k{args.renderings_per_raw}-t{args.train_steps}"
+    saved = lambda name, method: (args.work / "estimate_results" / name  # noqa: E731
+                                  / f"{method.replace(' ', '-')}-{setting}.json")
     estimators = {}
-    for seed in args.seeds:
-        start = time.perf_counter()
-        estimators[seed] = train(images, args.train_steps, seed)
-        print(f"trained seed {seed} in {time.perf_counter() - start:.0f} s", flush=True)
-    methods = {"none": lambda gs, cs: gs,
-               "oracle": lambda gs, cs: [fit_oracle(gs, cs).apply(g) for g in gs]}
-    methods.update({f"learned s{s}": (lambda e: lambda gs, cs: [e.estimate(gs).apply(g)
-                                                                for g in gs])(e)
-                    for s, e in estimators.items()})
+    if any(not saved(name, m).is_file() for name in cams for m in learned):
+        estimators = trained_estimators(files, args)
     rows = []
     for name, (dataset, gen, guides) in cams.items():
-        for method, fix in methods.items():
+        for method in ["none", "oracle", "pair", *learned]:
+            if saved(name, method).is_file():  # a rerun keeps what was measured
+                rows.append(json.loads(saved(name, method).read_text()))
+                continue
             start = time.perf_counter()
+            fix = fixer(method, dataset, guides, args, estimators.get(learned.get(method)))
             per = evaluate(gen, dataset, guides, fix)
             rows.append({"camera": name, "method": method, **summary(per), "renderings": per})
+            saved(name, method).parent.mkdir(parents=True, exist_ok=True)
+            saved(name, method).write_text(json.dumps(rows[-1]) + "\n")
             s = rows[-1]
             print(f"{name} {method}: canonical {s['canonical']['psnr_gain']:.2f}, mean "
                   f"{s['mean']['psnr']:.2f} / {s['mean']['psnr_gain']:.2f} "
@@ -349,6 +351,47 @@ def main() -> None:
         indent=1) + "\n")
     (args.out / "rendering_estimate.md").write_text(markdown(rows, args))
     print((args.out / "rendering_estimate.md").read_text())
+
+
+def trained_estimators(files: list[Path], args) -> dict[int, Estimator]:
+    """One Estimator per seed, trained on the training renderings of `files` (rendered first,
+    kept in --work)."""
+    out = args.work / "estimate_training" / f"k{args.renderings_per_raw}"
+    print(f"rendering {len(files)} training RAW files x {args.renderings_per_raw} renderings",
+          flush=True)
+    with Pool(args.processes) as pool:
+        paths = pool.map(render_training, [(p, args.renderings_per_raw, out) for p in files])
+    images = [np.load(p)["codes"] for p in paths]
+    estimators = {}
+    for seed in args.seeds:
+        start = time.perf_counter()
+        estimators[seed] = train(images, args.train_steps, seed)
+        print(f"trained seed {seed} in {time.perf_counter() - start:.0f} s", flush=True)
+    return estimators
+
+
+def fixer(method: str, dataset, guides: dict, args, estimator: Estimator | None):
+    """fix(recipe, one photo's patches, their canonical renderings) -> the patches the prior
+    generates from, for `method`: none; oracle (fitted to the photo's own canonical rendering);
+    pair (fitted once per recipe on the camera's training images rendered by that recipe and
+    canonically: a pipeline calibrated from RAW + photo pairs of other scenes); learned."""
+    from PIL import Image
+
+    from rawdiffusion.renderings import BENCHMARK, CANONICAL, rendered_guides
+
+    if method == "none":
+        return lambda recipe, gs, cs: gs
+    if method == "oracle":
+        return lambda recipe, gs, cs: [fit_oracle(gs, cs).apply(g) for g in gs]
+    if estimator is not None:
+        return lambda recipe, gs, cs: [estimator.estimate(gs).apply(g) for g in gs]
+    train = rendered_guides(dataset, "train", list(BENCHMARK),
+                            args.work / "renderings_train" / Path(dataset.root).name)
+    read = lambda path: np.asarray(Image.open(path).convert("RGB"))  # noqa: E731
+    canonical = [read(p) for p in train[CANONICAL["name"]].values()]
+    fitted = {recipe: fit_oracle([read(p) for p in paths.values()], canonical)
+              for recipe, paths in train.items()}
+    return lambda recipe, gs, cs: [fitted[recipe].apply(g) for g in gs]
 
 
 def markdown(rows: list[dict], args) -> str:
@@ -367,6 +410,8 @@ def markdown(rows: list[dict], args) -> str:
         groups = {"none (prior alone)": [r for r in mine if r["method"] == "none"],
                   "oracle (fitted to the canonical rendering)": [r for r in mine
                                                                 if r["method"] == "oracle"],
+                  "pair (fitted on the training images' same rendering)": [
+                      r for r in mine if r["method"] == "pair"],
                   f"learned ({len(args.seeds)} seeds)": [r for r in mine
                                                          if r["method"].startswith("learned")]}
         for label, group in groups.items():
@@ -376,7 +421,8 @@ def markdown(rows: list[dict], args) -> str:
                          f"({cell('mean', 'psnr')}) | {cell('canonical', 'angular_error')} / "
                          f"{cell('mean', 'angular_error')} |")
     lines += ["", "Per rendering, PSNR after gains (learned: mean over seeds):", "",
-              "| camera | rendering | none | oracle | learned |", "| --- | --- | --- | --- | --- |"]
+              "| camera | rendering | none | oracle | pair | learned |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for camera in dict.fromkeys(r["camera"] for r in rows):
         mine = [r for r in rows if r["camera"] == camera]
         for recipe in mine[0]["renderings"]:
@@ -384,6 +430,7 @@ def markdown(rows: list[dict], args) -> str:
                                           for r in mine if pick(r["method"])])
             lines.append(f"| {camera} | {recipe} | {value(lambda m: m == 'none'):.2f} | "
                          f"{value(lambda m: m == 'oracle'):.2f} | "
+                         f"{value(lambda m: m == 'pair'):.2f} | "
                          f"{value(lambda m: m.startswith('learned')):.2f} |")
     return "\n".join(lines) + "\n"
 
