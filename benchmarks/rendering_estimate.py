@@ -14,8 +14,8 @@ ways to set it, for each test patch of each benchmark rendering (renderings.BENC
 - oracle: fitted by least squares in linear RGB to the same patch's canonical rendering: what
   a perfect estimate of the rendering would give, an upper bound of the approach;
 - pair: fitted once per rendering on the camera's training images, rendered by the same recipe
-  and canonically: a pipeline calibrated from RAW + photo pairs of other scenes, as a
-  photographer who shoots RAW + JPEG has them;
+  and canonically, by rawdiffusion.pipeline's fit: a pipeline calibrated from RAW + photo
+  pairs of other scenes, as `rawdiffusion pipeline fit` calibrates one;
 - learned: predicted from the photo's own statistics (`features`: per-channel histograms and
   quantiles, clipping, chroma and saturation per luma bin) by a small MLP (`Estimator`),
   trained to map each of --renderings-per-raw training renderings (renderings.training_recipes,
@@ -50,24 +50,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (benchmarks/quality.py: cameras, their data and baselines)
+from rawdiffusion.pipeline import KNOTS, Pipeline, encode, fit, transform  # noqa: E402
 
 KIND = "poly3+curves+local"
-KNOTS = 16
 QUANTILES = (.005, .01, .02, .05, .1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .98, .99, .995)
 LUMA_BINS = 8
 N_FEATURES = 96 + 3 * len(QUANTILES) + 6 + 4 * LUMA_BINS
-
-
-def decode(v: torch.Tensor) -> torch.Tensor:
-    """Encoded sRGB in [0, 1] -> linear (IEC 61966-2-1), differentiable."""
-    v = v.clamp(0, 1)
-    return torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055).clamp(min=1e-12) ** 2.4)
-
-
-def encode(lin: torch.Tensor) -> torch.Tensor:
-    lin = lin.clamp(0, 1)
-    return torch.where(lin <= 0.0031308, 12.92 * lin,
-                       1.055 * lin.clamp(min=1e-12) ** (1 / 2.4) - 0.055)
 
 
 class Transform:
@@ -88,12 +76,7 @@ class Transform:
         """codes (B, 3, N) 0..255 -> the transformed linear RGB (B, 3, N), not clipped."""
         inc = F.softplus(self.d)
         knots = torch.cat([torch.zeros_like(inc[..., :1]), inc.cumsum(-1)], -1)
-        p = (codes / 255.0).clamp(0, 1) * (KNOTS - 1)
-        i = p.floor().clamp(max=KNOTS - 2).long()
-        y0, y1 = torch.gather(knots, -1, i), torch.gather(knots, -1, i + 1)
-        lin = decode(y0 + (p - i) * (y1 - y0))
-        lin = torch.einsum("bij,bjn->bin", torch.eye(3, dtype=lin.dtype) + self.m, lin)
-        return lin * self.g.exp()[..., None]
+        return transform(knots, torch.eye(3, dtype=inc.dtype) + self.m, self.g.exp(), codes)
 
     @torch.no_grad()
     def apply(self, guide: np.ndarray) -> np.ndarray:
@@ -389,9 +372,12 @@ def fixer(method: str, dataset, guides: dict, args, estimator: Estimator | None)
                             args.work / "renderings_train" / Path(dataset.root).name)
     read = lambda path: np.asarray(Image.open(path).convert("RGB"))  # noqa: E731
     canonical = [read(p) for p in train[CANONICAL["name"]].values()]
-    fitted = {recipe: fit_oracle([read(p) for p in paths.values()], canonical)
+    # rawdiffusion.pipeline's own fit, as `rawdiffusion pipeline fit` makes it
+    fitted = {recipe: Pipeline(*fit([read(p) for p in paths.values()], canonical)[:3], {})
               for recipe, paths in train.items()}
-    return lambda recipe, gs, cs: [fitted[recipe].apply(g) for g in gs]
+    undo = lambda pipeline, g: pipeline.apply(  # noqa: E731
+        torch.tensor(g).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    return lambda recipe, gs, cs: [undo(fitted[recipe], g) for g in gs]
 
 
 def markdown(rows: list[dict], args) -> str:

@@ -82,6 +82,7 @@ class Baseline(Generator):
     iso: float | str | None = None  # sensor noise (settings.Settings)
     exposure: float | str = 0.0  # EV, or "draw"
     white_balance: tuple[float, float, float] | str | None = None  # the scene's
+    pipeline: object = None  # pipeline.Pipeline: a photo pipeline undone before generating
 
     def __post_init__(self):
         if self.colour_map is not None:

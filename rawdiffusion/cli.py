@@ -169,7 +169,8 @@ def cmd_convert(args) -> int:
         print(f"skipped {line}", file=sys.stderr)
     out = Path(args.out)
     with processes(cpu=args.cpu) as device:
-        gen = open_generator(args.checkpoint or shipped_checkpoint(), settings, device)
+        gen = open_generator(args.checkpoint or shipped_checkpoint(), settings, device,
+                             args.pipeline)
         failures = list(unusable)
         try:
             done, skipped = convert(sources, out, gen, settings.seed, args.format,
@@ -288,6 +289,22 @@ def cmd_baseline_fit(args) -> int:
                     f"samples (PSNR of the fit over all of them, 4 channels: "
                     f"{fit['psnr_rggb_fit']:.2f} dB)")
     print(f"wrote {args.out}: {summary}")
+    return 0
+
+
+def cmd_pipeline_fit(args) -> int:
+    from .pipeline import fit_pipeline, save_pipeline
+
+    if Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: a folder; --out is the pipeline file to write, e.g. "
+                        f"{Path(args.out) / 'pipeline.json'}")
+    pipeline = fit_pipeline([tuple(pair) for pair in args.pair],
+                            progress=lambda line: print(line, file=sys.stderr))
+    save_pipeline(args.out, pipeline)
+    fitted = pipeline.fitted_on
+    print(f"wrote {args.out}: fitted on {len(args.pair)} pair(s), {fitted['pixels']} guide "
+          f"pixels; the photos against their canonical renderings {fitted['identity_psnr']:.2f} "
+          f"dB, undone {fitted['fit_psnr']:.2f} dB (PSNR in linear RGB)")
     return 0
 
 
@@ -421,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_info, _add_prepare, _add_hydra_commands, _add_detect, _add_convert,
-                _add_baseline, _add_export_and_demo):
+                _add_baseline, _add_pipeline, _add_export_and_demo):
         add(sub)
     return parser
 
@@ -582,6 +599,11 @@ def _add_convert(sub) -> None:
                         "training images' (seeded); the RAW is relit to that illuminant before "
                         "--exposure and the noise, and the DNG's AsShotNeutral is 1/R,1,1/B; "
                         "default: the camera's own, that of its training scenes")
+    p.add_argument("--pipeline", metavar="FILE",
+                   help="undo a photo pipeline from each photo before generating: a file made "
+                        "by `rawdiffusion pipeline fit` from RAW + photo pairs of the pipeline "
+                        "the photos come from (default: none, the photos are taken as LibRaw's "
+                        "default rendering)")
     p.add_argument("--figure", action="store_true",
                    help="also write NAME_compare.png, labelled: photo | the DNG as LibRaw renders "
                         "it (auto-brightness off) | RAW preview")
@@ -618,6 +640,29 @@ def _add_baseline(sub) -> None:
     p.add_argument("--split", default="train", help="split to fit on (default train)")
     _threads_option(p)
     p.set_defaults(func=cmd_baseline_fit)
+
+
+def _add_pipeline(sub) -> None:
+    base = sub.add_parser("pipeline", help="a photo pipeline, calibrated from RAW + photo pairs, "
+                                           "for convert --pipeline to undo")
+    psub = base.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = psub.add_parser(
+        "fit", help="fit the transform that takes a pipeline's photos back to the canonical "
+                    "rendering of their RAW",
+        description="The generators learnt from LibRaw's default rendering of each RAW file. "
+                    "Give RAW files with the photos another pipeline (a camera's JPEG engine, "
+                    "a raw developer, an edit) made of them: one global transform (a tone "
+                    "curve per channel, a 3x3 matrix and gains in linear RGB) is fitted to "
+                    "take those photos back to the RAW files' canonical renderings, and "
+                    "written as a small JSON file for `convert --pipeline`. It undoes what the "
+                    "pipeline does alike to every photo; what depends on the scene (automatic "
+                    "white balance) stays. See rawdiffusion/pipeline.py.")
+    p.add_argument("--pair", nargs=2, action="append", required=True, metavar=("RAW", "PHOTO"),
+                   help="a RAW file and the pipeline's photo of it (JPEG, PNG, TIFF), the same "
+                        "picture up to a turn and a few border pixels; repeatable, different "
+                        "scenes help")
+    p.add_argument("--out", required=True, help="the pipeline file to write (.json)")
+    p.set_defaults(func=cmd_pipeline_fit)
 
 
 def _add_export_and_demo(sub) -> None:

@@ -205,9 +205,16 @@ def generate_with_progress(gen: Generator, guides: list[np.ndarray], seeds: list
 
 def made_with(gen: Generator) -> dict:
     """What a manifest or results record says about how its outputs were made: the digest of
-    the generator's file, its steps and sampler (None for a generator without steps)."""
+    the generator's file, its steps and sampler (None for a generator without steps), and the
+    digest of the photo pipeline it undoes (None: none)."""
     return {"checkpoint": gen.digest, "steps": gen.steps,
-            "sampler": getattr(gen, "sampler", None) if gen.steps else None}
+            "sampler": getattr(gen, "sampler", None) if gen.steps else None,
+            "pipeline": _pipeline_digest(gen)}
+
+
+def _pipeline_digest(gen: Generator) -> str | None:
+    pipeline = getattr(gen, "pipeline", None)
+    return None if pipeline is None else pipeline.digest
 
 
 def recorded_as(gen: Generator, seed: int) -> dict:
@@ -222,17 +229,19 @@ def recorded_as(gen: Generator, seed: int) -> dict:
 
 def same_generation(record: dict | None, gen: Generator, seed: int) -> bool:
     """Whether a manifest or results record was made as `gen` would make it now with the noise
-    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler, seed, ISO,
-    exposure and white balance. Keys that records of older versions lack are taken to agree;
-    those of versions before sensor noise were made without it (no ISO, 0 EV), and those
-    before the white balance with the camera's own."""
+    seed `seed`: the same checkpoint (checkpoint.same_checkpoint), steps, sampler, seed, photo
+    pipeline, ISO, exposure and white balance. Keys that records of older versions lack are
+    taken to agree; those of versions before sensor noise were made without it (no ISO, 0 EV),
+    those before the white balance with the camera's own, and those before photo pipelines
+    without one."""
     if not record or not same_checkpoint(record.get("checkpoint"), gen.digest):
         return False
     now = {**made_with(gen), "seed": seed}
-    del now["checkpoint"]
+    del now["checkpoint"], now["pipeline"]
     noise = recorded_as(gen, seed)
     own = None if gen.camera_wb is None else list(gen.camera_wb)
     return (all(record.get(key, value) == value for key, value in now.items())
+            and record.get("pipeline") == _pipeline_digest(gen)
             and record.get("iso") == noise["iso"]
             and record.get("exposure", 0.0) == noise["exposure"]
             and record.get("white_balance", own) == noise["white_balance"])

@@ -40,6 +40,7 @@ from .diffusion import Diffusion, derived_seed
 from .errors import SettingError, UserError
 from .images import check_guide, halve_area, image_rgb, read_rgb
 from .io import RawImage
+from .pipeline import Pipeline
 from .sensor import add_noise, drawn_exposure, drawn_iso, drawn_white_balance, \
     noise_generators, white_balance_gains
 from .sampling import (codes_to_guide, generate_batched, pad_to_multiple, padded_size,
@@ -62,6 +63,7 @@ class Generator:
     iso: float | str | None = None
     exposure: float | str = 0.0
     white_balance: tuple[float, float, float] | str | None = None
+    pipeline: Pipeline | None = None  # a photo pipeline undone before generating
 
     def __call__(self, photo, seed: int = 0) -> RawImage:
         """photo: an (H, W, 3) uint8 array of sRGB codes, a Pillow image, or the path of an
@@ -90,7 +92,7 @@ class Generator:
         but for that RawImage's rounding to whole raw numbers. SettingError naming `batch` or
         `seed` when they cannot be used."""
         check_count("seed", seed, 0)
-        guides = halve_batch(batch.to(self.device))
+        guides = self.undone(halve_batch(batch.to(self.device)))
         seeds = [derived_seed(seed, i) for i in range(len(guides))]
         xs = self._packed(list(guides.split(1)), seeds)
         if not self.clean:
@@ -173,8 +175,14 @@ class Generator:
         for guide in guides:
             check_guide(guide)
         # a copy: the guide may be read-only (read_rgb's is), which from_numpy warns about
-        codes = [torch.tensor(g, device=self.device).permute(2, 0, 1)[None] for g in guides]
+        codes = [self.undone(torch.tensor(g, device=self.device).permute(2, 0, 1)[None])
+                 for g in guides]
         return [x[0].cpu().numpy() for x in self._packed(codes, seeds, callback)]
+
+    def undone(self, codes: torch.Tensor) -> torch.Tensor:
+        """Guides (B, 3, h, w) of 8-bit codes with the photo pipeline undone
+        (pipeline.Pipeline.apply), or as they are without one."""
+        return codes if self.pipeline is None else self.pipeline.apply(codes)
 
     def generate_from_guide(self, guide: np.ndarray, seed: int = 0) -> np.ndarray:
         """One guide (h, w, 3) uint8 -> packed RAW (4, h, w) float32 in [0, 1]."""
@@ -211,6 +219,7 @@ class RawGenerator(Generator):
     iso: float | str | None = DEFAULTS.iso  # sensor noise (settings.Settings)
     exposure: float | str = DEFAULTS.exposure
     white_balance: tuple[float, float, float] | str | None = DEFAULTS.white_balance
+    pipeline: Pipeline | None = None
 
     def tile_steps(self, guide_shape: tuple[int, ...]) -> int:
         size = padded_size(guide_shape[:2], self.net.multiple)

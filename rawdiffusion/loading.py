@@ -25,6 +25,7 @@ from .checkpoint import CheckpointError, checkpoint_camera, file_digest, load_mo
 from .diffusion import Diffusion
 from .errors import SettingError
 from .generator import Generator, RawGenerator
+from .pipeline import load_pipeline
 from .sampling import check_tile
 from .settings import DEFAULTS, Settings
 
@@ -43,7 +44,7 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
          device=None, dtype: torch.dtype = torch.float32, tile: int = DEFAULTS.tile,
          overlap: int = DEFAULTS.overlap, batch_size: int = DEFAULTS.batch_size,
          iso: float | str | None = DEFAULTS.iso, exposure: float = DEFAULTS.exposure,
-         white_balance=DEFAULTS.white_balance) -> Generator:
+         white_balance=DEFAULTS.white_balance, pipeline=None) -> Generator:
     """The generator of a trained checkpoint (.pt) or a baseline file (.json, `rawdiffusion
     baseline fit`); path None: the checkpoint shipped in the package (shipped_checkpoint).
 
@@ -59,11 +60,14 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     LibRaw's camera_whitebalance gives them (kept divided by G), "draw" (one per image drawn
     from the training images'), or None: the camera's own (that of its training scenes'
     lighting); the clean RAW is relit by x_c wb_c / wb'_c before the exposure (sensor.py), and
-    each RawImage's `wb` (the DNG's AsShotNeutral 1 / wb) is the one used.
+    each RawImage's `wb` (the DNG's AsShotNeutral 1 / wb) is the one used; pipeline: a
+    pipeline file (`rawdiffusion pipeline fit`) whose photo pipeline is undone from every
+    photo before generating (pipeline.py), or None.
     Defaults: settings.DEFAULTS, the same as `rawdiffusion convert`'s.
     Raises errors.SettingError naming the argument that cannot work, before reading the file;
     checkpoint.CheckpointError or baselines.BaselineError naming the file and what is wrong
-    with it; FileNotFoundError when there is none.
+    with it; FileNotFoundError when there is none; pipeline.PipelineError naming a pipeline
+    file that cannot be used.
     """
     name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
     settings = Settings(steps=steps, sampler=sampler, tile=tile, overlap=overlap,
@@ -72,10 +76,11 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return open_generator(shipped_checkpoint() if path is None else path, settings,
-                          torch.device(device))
+                          torch.device(device), pipeline)
 
 
-def open_generator(path, settings: Settings, device: torch.device) -> Generator:
+def open_generator(path, settings: Settings, device: torch.device,
+                   pipeline=None) -> Generator:
     """`load` with its settings checked (settings.Settings): a checkpoint's RawGenerator, or a
     baseline file's baselines.Baseline. The checkpoint is validated before any work
     (checkpoint.load_checkpoint) and must name its camera, as what it generates is written as
@@ -84,7 +89,9 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
     camera's own, and its draw the training images' (SettingError naming `white_balance`,
     check_camera_white_balance), an exposure draw its training images' exposures (SettingError
     naming `exposure`). Without a white balance or an exposure, the log says once which is
-    assumed."""
+    assumed. pipeline: a pipeline file to undo from the photos (PipelineError naming it when
+    it cannot be used), or None."""
+    undo = None if pipeline is None else load_pipeline(pipeline)
     if Path(path).is_file() and is_baseline_file(path):
         gen = load_baseline(path, device)
     else:
@@ -120,8 +127,14 @@ def open_generator(path, settings: Settings, device: torch.device) -> Generator:
                                        "kept: `rawdiffusion export CHECKPOINT --calibrate DATASET "
                                        "--out FILE` adds them to a checkpoint, a map baseline "
                                        "fitted again has them), but takes an exposure given in EV")
+    if undo is not None:
+        fitted = undo.fitted_on
+        log.info("undoing the photo pipeline of %s (fitted on %d RAW + photo pair(s), PSNR "
+                 "against their canonical renderings %s -> %s dB)", pipeline,
+                 len(fitted.get("pairs", [])), fitted.get("identity_psnr"),
+                 fitted.get("fit_psnr"))
     return dataclasses.replace(gen, iso=settings.iso, exposure=settings.exposure,
-                               white_balance=settings.white_balance)
+                               white_balance=settings.white_balance, pipeline=undo)
 
 
 def check_camera_white_balance(path, camera: Camera, white_balance) -> None:
