@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def load(path=None, *, steps: int = DEFAULTS.steps, sampler: str = DEFAULTS.samp
     with it; FileNotFoundError when there is none; pipeline.PipelineError naming a pipeline
     file that cannot be used.
     """
+    if pipeline is not None and not isinstance(pipeline, (str, os.PathLike)):
+        raise SettingError("pipeline", "the path of a pipeline file (`rawdiffusion pipeline "
+                                       "fit`), or None", pipeline)
     name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
     settings = Settings(steps=steps, sampler=sampler, tile=tile, overlap=overlap,
                         batch_size=batch_size, dtype=name, iso=iso, exposure=exposure,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ KNOTS = 16
 FIT_STEPS = 300
 FIT_PIXELS = 200_000  # drawn evenly from all pairs' pixels
 MAX_SIZE_DIFFERENCE = 0.03  # a photo may be this much smaller or larger than its RAW, per side
+POOR_FIT = 25  # dB: below this after the fit, the pairs are likely not the same pictures
+log = logging.getLogger(__name__)
 
 
 class PipelineError(UserError, ValueError):
@@ -138,15 +141,16 @@ def fit(photos: list[np.ndarray], canonical: list[np.ndarray], seed: int = 0) ->
 
 
 def aligned(photo: np.ndarray, rendering: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A photo (as viewers show it) and its RAW's canonical rendering (as the sensor lies), both
-    (H, W, 3), cut to the same pixels: the photo turned by a multiple of 90 degrees to the
-    rendering's orientation (the one closest to it), and both centre-cropped to the smaller
-    size where they differ by at most MAX_SIZE_DIFFERENCE per side (a camera's JPEG often
-    drops a few border pixels). PipelineError naming the photo otherwise."""
+    """A photo (as viewers show it) and its RAW's canonical rendering (as the sensor lies, its
+    orientation flag ignored), both (H, W, 3), cut to the same pixels: the photo turned by a
+    multiple of 90 degrees and mirrored or not, as the RAW's orientation flag may say (the
+    one of the eight closest to the rendering), and both centre-cropped to the smaller size
+    where they differ by at most MAX_SIZE_DIFFERENCE per side (a camera's JPEG often drops a
+    few border pixels). PipelineError naming the photo otherwise."""
     h, w = rendering.shape[:2]
     fits = []
-    for k in range(4):
-        turned = np.rot90(photo, k)
+    for k, mirrored in ((k, m) for k in range(4) for m in (False, True)):
+        turned = np.rot90(photo[:, ::-1] if mirrored else photo, k)
         ph, pw = turned.shape[:2]
         if abs(ph - h) <= MAX_SIZE_DIFFERENCE * h and abs(pw - w) <= MAX_SIZE_DIFFERENCE * w:
             a, b = _centre(turned, rendering)
@@ -155,7 +159,7 @@ def aligned(photo: np.ndarray, rendering: np.ndarray, name: str) -> tuple[np.nda
     if not fits:
         raise PipelineError(f"{name}: {photo.shape[1]} x {photo.shape[0]} pixels, but its RAW "
                             f"renders {w} x {h}: not the same picture (each side may differ by "
-                            f"{MAX_SIZE_DIFFERENCE:.0%} at most, in any orientation)")
+                            f"{MAX_SIZE_DIFFERENCE:.0%} at most, turned or mirrored)")
     _, a, b = min(fits, key=lambda f: f[0])
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
@@ -184,6 +188,9 @@ def fit_pipeline(pairs: list[tuple[str, str]], progress=print) -> Pipeline:
         canonical.append(halve_area(rendering))
     knots, matrix, gains, psnr = fit(photos, canonical)
     before = _psnr(photos, canonical)
+    if psnr < POOR_FIT:
+        log.warning("the pairs fit poorly (%.1f dB in linear RGB after the fit, below %d): are "
+                    "the photos the same pictures as their RAW files?", psnr, POOR_FIT)
     return Pipeline(knots, matrix, gains, {
         "pairs": [[str(Path(r).resolve()), str(Path(p).resolve())] for r, p in pairs],
         "fit_psnr": round(psnr, 3), "identity_psnr": round(before, 3),
@@ -218,6 +225,8 @@ def load_pipeline(path) -> Pipeline:
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file (a pipeline file is made by `rawdiffusion "
                             "pipeline fit`)") from None
+    except IsADirectoryError:
+        raise PipelineError(f"{path}: a folder, not a pipeline file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PipelineError(f"{path}: not a pipeline file ({type(e).__name__}: {e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -179,3 +179,24 @@ def test_pipeline_fit_writes_the_file_and_says_how_well_it_fits(pair, tmp_path, 
     assert cli.main(["pipeline", "fit", "--pair", str(raw), str(photo), "--out",
                      str(tmp_path / "again.json")]) == 0
     assert (tmp_path / "p.json").read_bytes() == (tmp_path / "again.json").read_bytes()
+
+
+def test_a_mirrored_photo_pairs_with_its_raw_and_a_poor_fit_is_said(pair, tmp_path, caplog):
+    """A RAW whose orientation flag mirrors it: its photo is the mirror of the rendering."""
+    raw, photo, canonical = pair
+    write_png(tmp_path / "mirrored.png", np.ascontiguousarray(read_rgb(photo)[::-1]))
+    fitted = fit_pipeline([(raw, tmp_path / "mirrored.png")], progress=lambda line: None)
+    undone = as_photo(fitted, halve_area(read_rgb(photo)))
+    assert np.abs(undone.astype(int) - halve_area(canonical)).mean() < 1
+    assert "pairs fit poorly" not in caplog.text
+    noise = np.random.default_rng(0).integers(0, 256, canonical.shape, dtype=np.uint8)
+    write_png(tmp_path / "other.png", noise)  # another picture of the same size
+    fit_pipeline([(raw, tmp_path / "other.png")], progress=lambda line: None)
+    assert "the pairs fit poorly" in caplog.text
+
+
+@pytest.mark.parametrize("value", [123, ["p.json"]])
+def test_load_names_a_pipeline_that_is_not_a_path(value):
+    with pytest.raises(rd.SettingError) as e:
+        rd.load(pipeline=value)
+    assert e.value.name == "pipeline"
