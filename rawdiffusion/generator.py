@@ -19,6 +19,11 @@ at that ISO (`recorded`: sensor.add_noise, drawn on the CPU from the image's own
 `gen(photo)` carries the ISO and the NoiseProfile of that noise. generate_from_guides gives the
 clean mean always (sample.py scores it).
 
+A photo pipeline. A generator made with one (rawdiffusion.load(pipeline=FILE), convert
+--pipeline: pipeline.py, calibrated from RAW + photo pairs) undoes it from every guide before
+generating (`undone`), so that photos of that pipeline reach the model as the canonical
+rendering it learnt from.
+
 The scene's white balance. A generator made with one (rawdiffusion.load(white_balance=...),
 convert --white-balance) relights its clean mean from its camera's training illuminant (the
 camera's `wb`) to the scene's before the exposure and the noise (`recorded`: sensor.py's von
