@@ -11,8 +11,6 @@ every version load; keys it does not know (a later version's) are kept as they a
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections import Counter
 from typing import Annotated, Literal
 
@@ -27,7 +25,7 @@ from .errors import UserError
 from .io import RawImage
 from .noise import NoiseModel, calibrate_entries, dng_noise_profile
 from .schemas import Gain, schema_problem, three_gains
-from .settings import MAX_EV, white_balance_problem
+from .settings import exposure_problem, white_balance_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Row = tuple[Finite, Finite, Finite]
@@ -91,10 +89,9 @@ class Camera(BaseModel):
         if not isinstance(exposures, (list, tuple)) or not exposures:
             raise PydanticCustomError("custom", "a list of one or more exposures in EV")
         for i, ev in enumerate(exposures):
-            if isinstance(ev, bool) or not isinstance(ev, numbers.Real) \
-                    or not math.isfinite(ev) or abs(ev) > MAX_EV:
-                raise PydanticCustomError("custom", f"entry {i}: {ev!r} is not a number of EV "
-                                                    f"from -{MAX_EV} to {MAX_EV}")
+            problem = exposure_problem(ev)
+            if problem:
+                raise PydanticCustomError("custom", f"entry {i}: {problem}")
         return tuple(float(ev) for ev in exposures)
 
     @model_validator(mode="after")
@@ -192,8 +189,7 @@ class Camera(BaseModel):
         prior.exposure_offsets' values); as it is for none (an empty sequence or None)."""
         if not exposures:
             return self
-        return Camera.model_validate({**self.to_dict(),
-                                      "exposures": [float(e) for e in exposures]})
+        return Camera.model_validate({**self.to_dict(), "exposures": list(exposures)})
 
     @property
     def name(self) -> str:

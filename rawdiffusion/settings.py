@@ -91,20 +91,25 @@ def check_exposure(exposure) -> float | str:
     otherwise."""
     if isinstance(exposure, str) and exposure == "draw":
         return exposure
-    if isinstance(exposure, bool) or not isinstance(exposure, numbers.Real) \
-            or not math.isfinite(ev := _float_or_inf(exposure)) or abs(ev) > MAX_EV:
+    if exposure_problem(exposure):
         raise SettingError("exposure", f"a number of EV from -{MAX_EV} to {MAX_EV} (0: as "
                                        "generated, -2: a quarter of the light), or draw (one "
                                        "per image drawn from the training images')", exposure)
-    return ev
+    return float(exposure)
 
 
-def _float_or_inf(value: numbers.Real) -> float:
-    """A real number as a float; inf for one too large for a float (an int of 400 digits)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
+def exposure_problem(ev) -> str | None:
+    """Why `ev` is not an exposure a generator can record at, or None: it must be a real
+    number (not a bool) from -MAX_EV to MAX_EV; an int too large for a float is out of range."""
+    value = math.nan
+    if isinstance(ev, numbers.Real) and not isinstance(ev, bool):
+        try:
+            value = float(ev)
+        except OverflowError:
+            value = math.inf
+    if math.isfinite(value) and abs(value) <= MAX_EV:
+        return None
+    return f"{ev!r} is not a number of EV from -{MAX_EV} to {MAX_EV}"
 
 
 def check_white_balance(wb):
