@@ -25,6 +25,7 @@ from .camera import Camera
 from .checkpoint import file_digest
 from .errors import UserError
 from .generator import Generator
+from .pipeline import Pipeline
 from .prior import ColourMap, fit_colour_map, is_map_kind, map_groups
 from .unprocess import UnprocessParams, camera_params, generic_params, unprocess
 
@@ -82,7 +83,7 @@ class Baseline(Generator):
     iso: float | str | None = None  # sensor noise (settings.Settings)
     exposure: float | str = 0.0  # EV, or "draw"
     white_balance: tuple[float, float, float] | str | None = None  # the scene's
-    pipeline: object = None  # pipeline.Pipeline: a photo pipeline undone before generating
+    pipeline: Pipeline | None = None  # a photo pipeline undone before generating
 
     def __post_init__(self):
         if self.colour_map is not None:
