@@ -11,8 +11,9 @@ the canonical rendering by `rawdiffusion baseline fit`) then generates from the 
 ways to set it, for each test patch of each benchmark rendering (renderings.BENCHMARK):
 
 - none: the prior alone, as benchmarks/quality.py --renderings-only measures it;
-- oracle: fitted by least squares in linear RGB to the same patch's canonical rendering: what
-  a perfect estimate of the rendering would give, an upper bound of the approach;
+- oracle: fitted (rawdiffusion.pipeline's fit, least squares in linear RGB) to the same
+  photo's canonical rendering: what a perfect estimate of the rendering would give, an upper
+  bound of the approach;
 - pair: fitted once per rendering on the camera's training images, rendered by the same recipe
   and canonically, by rawdiffusion.pipeline's fit: a pipeline calibrated from RAW + photo
   pairs of other scenes, as `rawdiffusion pipeline fit` calibrates one;
@@ -50,9 +51,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (benchmarks/quality.py: cameras, their data and baselines)
-from rawdiffusion.pipeline import KNOTS, Pipeline, encode, fit, transform  # noqa: E402
+from rawdiffusion.pipeline import FIT_PIXELS, KNOTS, Pipeline, encode, fit, \
+    transform  # noqa: E402
 
 KIND = "poly3+curves+local"
+ORACLE_PIXELS = 20_000  # the oracle's fit, one per photo and rendering (pair: FIT_PIXELS)
 QUANTILES = (.005, .01, .02, .05, .1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .98, .99, .995)
 LUMA_BINS = 8
 N_FEATURES = 96 + 3 * len(QUANTILES) + 6 + 4 * LUMA_BINS
@@ -64,13 +67,6 @@ class Transform:
 
     def __init__(self, d, m, g):
         self.d, self.m, self.g = d, m, g
-
-    @staticmethod
-    def identity(batch: int = 1) -> Transform:
-        d = torch.full((batch, 3, KNOTS - 1), float(np.log(np.expm1(1 / (KNOTS - 1)))),
-                       dtype=torch.float64)
-        return Transform(d, torch.zeros(batch, 3, 3, dtype=torch.float64),
-                         torch.zeros(batch, 3, dtype=torch.float64))
 
     def linear(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, 3, N) 0..255 -> the transformed linear RGB (B, 3, N), not clipped."""
@@ -99,23 +95,16 @@ def pixels_of(guides: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([g.reshape(-1, 3) for g in guides])
 
 
-def fit_oracle(src: list[np.ndarray], dst: list[np.ndarray], steps: int = 300,
-               pixels: int = 20000) -> Transform:
-    """The transform that maps the codes of one photo's patches `src` closest to those of its
-    canonical rendering `dst` in linear RGB (least squares on a draw of `pixels`, Adam)."""
-    s, t = pixels_of(src), pixels_of(dst)
-    idx = np.random.default_rng(0).choice(len(s), min(pixels, len(s)), replace=False)
-    x = torch.from_numpy(s[idx].T.astype(np.float64))[None]
-    y = linear_table()[torch.from_numpy(t[idx].T.astype(np.int64))][None]
-    tr = Transform.identity()
-    params = [tr.d.requires_grad_(), tr.m.requires_grad_(), tr.g.requires_grad_()]
-    opt = torch.optim.Adam(params, lr=0.02)
-    for _ in range(steps):
-        loss = (tr.linear(x).clamp(max=1) - y).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return Transform(*(p.detach() for p in params))
+def fitted(photos: list[np.ndarray], canonical: list[np.ndarray],
+           pixels: int = FIT_PIXELS) -> Pipeline:
+    """rawdiffusion.pipeline's fit of the transform taking `photos` closest to `canonical`, as
+    `rawdiffusion pipeline fit` makes it (from `pixels` pixels)."""
+    return Pipeline(*fit(photos, canonical, pixels=pixels)[:3], {})
+
+
+def undo(pipeline: Pipeline, guide: np.ndarray) -> np.ndarray:
+    """One photo (h, w, 3) uint8 with `pipeline` undone."""
+    return pipeline.apply(torch.tensor(guide).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
 
 
 def features(codes: torch.Tensor) -> torch.Tensor:
@@ -365,19 +354,16 @@ def fixer(method: str, dataset, guides: dict, args, estimator: Estimator | None)
     if method == "none":
         return lambda recipe, gs, cs: gs
     if method == "oracle":
-        return lambda recipe, gs, cs: [fit_oracle(gs, cs).apply(g) for g in gs]
+        return lambda recipe, gs, cs: [undo(fitted(gs, cs, ORACLE_PIXELS), g) for g in gs]
     if estimator is not None:
         return lambda recipe, gs, cs: [estimator.estimate(gs).apply(g) for g in gs]
     train = rendered_guides(dataset, "train", list(BENCHMARK),
                             args.work / "renderings_train" / Path(dataset.root).name)
     read = lambda path: np.asarray(Image.open(path).convert("RGB"))  # noqa: E731
     canonical = [read(p) for p in train[CANONICAL["name"]].values()]
-    # rawdiffusion.pipeline's own fit, as `rawdiffusion pipeline fit` makes it
-    fitted = {recipe: Pipeline(*fit([read(p) for p in paths.values()], canonical)[:3], {})
-              for recipe, paths in train.items()}
-    undo = lambda pipeline, g: pipeline.apply(  # noqa: E731
-        torch.tensor(g).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
-    return lambda recipe, gs, cs: [undo(fitted[recipe], g) for g in gs]
+    per_recipe = {recipe: fitted([read(p) for p in paths.values()], canonical)
+                  for recipe, paths in train.items()}
+    return lambda recipe, gs, cs: [undo(per_recipe[recipe], g) for g in gs]
 
 
 def markdown(rows: list[dict], args) -> str:

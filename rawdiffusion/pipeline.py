@@ -108,14 +108,15 @@ def transform(knots: torch.Tensor, matrix: torch.Tensor, gains: torch.Tensor,
     return (matrix @ lin) * gains[..., None]
 
 
-def fit(photos: list[np.ndarray], canonical: list[np.ndarray], seed: int = 0) -> tuple:
+def fit(photos: list[np.ndarray], canonical: list[np.ndarray], seed: int = 0,
+        pixels: int = FIT_PIXELS) -> tuple:
     """The transform taking the codes of `photos` closest to those of `canonical` (the same
     scenes' canonical renderings, pixel-aligned: lists of (h, w, 3) uint8) in linear RGB:
-    least squares over FIT_PIXELS pixels drawn evenly (seeded) from all of them, FIT_STEPS of
+    least squares over `pixels` pixels drawn evenly (seeded) from all of them, FIT_STEPS of
     Adam from the identity. Returns (knots, matrix, gains, PSNR of the fit in dB)."""
     src = np.concatenate([p.reshape(-1, 3) for p in photos])
     dst = np.concatenate([c.reshape(-1, 3) for c in canonical])
-    at = np.random.default_rng(seed).choice(len(src), min(FIT_PIXELS, len(src)), replace=False)
+    at = np.random.default_rng(seed).choice(len(src), min(pixels, len(src)), replace=False)
     x = torch.from_numpy(src[at].T.astype(np.float64))
     y = decode(torch.from_numpy(dst[at].T.astype(np.float64)) / 255)
     steps = torch.full((3, KNOTS - 1), math.log(math.expm1(1 / (KNOTS - 1))), dtype=torch.float64)
