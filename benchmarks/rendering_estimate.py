@@ -2,7 +2,8 @@
 one global transform per photo, close the gap between renderings? (issue 20, item 2)
 
     python benchmarks/rendering_estimate.py [--work /tmp/rawdiffusion_quality] [--seeds 0 1 2]
-        [--renderings-per-raw 32] [--train-steps 3000] [--out benchmarks/results]
+        [--renderings-per-raw 32] [--train-steps 3000] [--synthetic 0] [--gain-invariant]
+        [--out benchmarks/results]
 
 The transform (`Transform`): per channel a monotone tone curve on the 8-bit codes (16 knots,
 piecewise linear), then in linear RGB (IEC 61966-2-1 decoding) a 3x3 matrix and one gain per
@@ -21,15 +22,18 @@ ways to set it, for each test patch of each benchmark rendering (renderings.BENC
   quantiles, clipping, chroma and saturation per luma bin) by a small MLP (`Estimator`),
   trained to map each of --renderings-per-raw training renderings (renderings.training_recipes,
   drawn with other parameters than the benchmark's) of every RAW file of ../shared, but the
-  benchmarked cameras' test images, back to its canonical rendering. One estimator per seed;
-  its figures are the mean and spread over --seeds.
+  benchmarked cameras' test images, and of --synthetic procedural scenes (synthetic_scenes.py:
+  dead leaves under varied light, as RAW of an sRGB camera, rendered by LibRaw with the same
+  recipes), back to its canonical rendering (--gain-invariant: after one least-squares gain per
+  channel, its luminance then kept at the photo's). One estimator per seed; its figures are
+  the mean and spread over --seeds.
 
 Metrics as quality.py's renderings: 3-channel PSNR, PSNR after one least-squares gain per packed
 channel (psnr_gain), angular error; per rendering and as the mean over the 19 non-canonical
 ones. Writes <out>/rendering_estimate.md and rendering_estimate.json. Uses quality.py's --work
 (the prepared cameras, the prior's baseline files and the test renderings; made if missing) and
 keeps its own training renderings and results there
-(estimate_results/<camera>/<method>-k<renderings>-t<steps>.json), so
+(estimate_results/<camera>/<method>-k<renderings>-t<steps>[-syn<N>][-gi].json), so
 that a rerun skips what is measured.
 """
 
@@ -129,8 +133,9 @@ def features(codes: torch.Tensor) -> torch.Tensor:
 class Estimator(nn.Module):
     """features -> Transform; the last layer starts at zero (the identity transform)."""
 
-    def __init__(self, hidden: int = 64):
+    def __init__(self, hidden: int = 64, gain_invariant: bool = False):
         super().__init__()
+        self.gain_invariant = gain_invariant
         outputs = 3 * (KNOTS - 1) + 9 + 3
         self.register_buffer("mu", torch.zeros(N_FEATURES))
         self.register_buffer("sd", torch.ones(N_FEATURES))
@@ -148,8 +153,18 @@ class Estimator(nn.Module):
 
     @torch.no_grad()
     def estimate(self, guides: list[np.ndarray]) -> Transform:
-        """The transform of one photo, from the pixels of all its patches."""
-        return self(features(torch.from_numpy(pixels_of(guides).T.astype(np.int64)))[None])
+        """The transform of one photo, from the pixels of all its patches. An estimator trained
+        with gain-invariant loss predicts no exposure: its gains are set so that the photo's
+        mean linear luminance (Rec. 709 weights) stays as it was."""
+        codes = torch.from_numpy(pixels_of(guides).T.astype(np.int64))
+        t = self(features(codes)[None])
+        if self.gain_invariant:
+            luma = torch.tensor([0.2126, 0.7152, 0.0722], dtype=torch.float64)
+            before = (luma @ linear_table()[codes]).mean()
+            t.g = t.g * 0
+            after = (luma @ t.linear(codes.double()[None])[0].clamp(0, 1)).mean()
+            t.g = t.g + torch.log(before / after.clamp(min=1e-9))
+        return t
 
 
 # ----------------------------------------------------------------------------- training data
@@ -163,18 +178,24 @@ def training_raw_files(test_sources: set[str]) -> list[Path]:
 
 
 def render_training(job) -> str:
-    """One RAW file's canonical rendering and `count` training renderings, as guides (the packed
-    size) kept at every 2nd pixel: <out>/<stem>.npz, codes (count + 1, h, w, 3), 0 canonical.
-    The recipes are drawn from the file name's CRC-32, so the set does not depend on the order
-    or number of files."""
+    """One RAW file's (or, for an int, synthetic scene's) canonical rendering and `count`
+    training renderings, as guides (the packed size) kept at every 2nd pixel: <out>/<stem>.npz,
+    codes (count + 1, h, w, 3), 0 canonical. The recipes are drawn from the file name's CRC-32
+    ("synthetic-<seed>" for a scene), so the set does not depend on the order or number of
+    files."""
     from rawdiffusion import renderings as R
     from rawdiffusion.io import read_raw
 
     path, count, out = job
-    target = out / f"{path.stem}.npz"
+    stem = f"synthetic-{path}" if isinstance(path, int) else path.stem
+    target = out / f"{stem}.npz"
     if not target.is_file():
-        raw = read_raw(path)
-        recipes = [R.CANONICAL] + R.training_recipes(count, seed=zlib.crc32(path.stem.encode()))
+        if isinstance(path, int):
+            import synthetic_scenes
+            raw = synthetic_scenes.raw_image(path)
+        else:
+            raw = read_raw(path)
+        recipes = [R.CANONICAL] + R.training_recipes(count, seed=zlib.crc32(stem.encode()))
         by_stage = sorted(range(len(recipes)), key=lambda j: R.recipe_key(recipes[j])[:200])
         codes = [None] * len(recipes)
         for j, (_, image) in zip(by_stage, R.render_many(raw, [recipes[j] for j in by_stage])):
@@ -208,20 +229,25 @@ def crops(images: list[np.ndarray], rng, batch: int, pixels: int = 2048, canonic
     return torch.stack(fs), torch.stack(xs), torch.stack(ys)
 
 
-def train(images: list[np.ndarray], steps: int, seed: int, batch: int = 16, lr: float = 3e-3,
-          weight_decay: float = 1e-3) -> Estimator:
-    """An Estimator trained to map renderings back to the canonical one (MSE in linear RGB),
-    seeded."""
+def train(images: list[np.ndarray], steps: int, seed: int, gain_invariant: bool,
+          batch: int = 16, lr: float = 3e-3, weight_decay: float = 1e-3) -> Estimator:
+    """An Estimator trained to map renderings back to the canonical one (MSE in linear RGB;
+    gain_invariant: after the least-squares gain per channel and crop, so that it learns the
+    shape of the rendering, not the exposure and illuminant that a photo cannot tell), seeded."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    est = Estimator()
+    est = Estimator(gain_invariant=gain_invariant)
     f, _, _ = crops(images, rng, 256)
     est.mu.copy_(f.mean(0))
     est.sd.copy_(f.std(0).clamp(min=1e-3))
     opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=weight_decay)
     for step in range(steps):
         f, x, y = crops(images, rng, batch)
-        loss = (est(f).linear(x).clamp(max=1) - y).square().mean()
+        p = est(f).linear(x).clamp(max=1)
+        if gain_invariant:
+            p = p * ((p * y).sum(-1, keepdim=True) / p.square().sum(-1, keepdim=True)
+                     .clamp(min=1e-12))
+        loss = (p - y).square().mean()
         for group in opt.param_groups:
             group["lr"] = lr * (1 - step / steps)
         opt.zero_grad()
@@ -295,8 +321,11 @@ def main() -> None:
     files = training_raw_files(test_sources)
     learned = {f"learned s{s}": s for s in args.seeds}
     setting = f"k{args.renderings_per_raw}-t{args.train_steps}"
+    synthetic = (f"-syn{args.synthetic}" if args.synthetic else "") + (
+        "-gi" if args.gain_invariant else "")
     saved = lambda name, method: (args.work / "estimate_results" / name  # noqa: E731
-                                  / f"{method.replace(' ', '-')}-{setting}.json")
+                                  / f"{method.replace(' ', '-')}-{setting}"
+                                    f"{synthetic if method in learned else ''}.json")
     estimators = {}
     if any(not saved(name, m).is_file() for name in cams for m in learned):
         estimators = trained_estimators(files, args)
@@ -326,18 +355,20 @@ def main() -> None:
 
 
 def trained_estimators(files: list[Path], args) -> dict[int, Estimator]:
-    """One Estimator per seed, trained on the training renderings of `files` (rendered first,
-    kept in --work)."""
+    """One Estimator per seed, trained on the training renderings of `files` and of
+    --synthetic scenes (rendered first, kept in --work)."""
     out = args.work / "estimate_training" / f"k{args.renderings_per_raw}"
-    print(f"rendering {len(files)} training RAW files x {args.renderings_per_raw} renderings",
-          flush=True)
+    print(f"rendering {len(files)} training RAW files and {args.synthetic} synthetic scenes x "
+          f"{args.renderings_per_raw} renderings", flush=True)
+    jobs = [(p, args.renderings_per_raw, out) for p in files]
+    jobs += [(i, args.renderings_per_raw, out) for i in range(args.synthetic)]
     with Pool(args.processes) as pool:
-        paths = pool.map(render_training, [(p, args.renderings_per_raw, out) for p in files])
+        paths = pool.map(render_training, jobs, chunksize=1)
     images = [np.load(p)["codes"] for p in paths]
     estimators = {}
     for seed in args.seeds:
         start = time.perf_counter()
-        estimators[seed] = train(images, args.train_steps, seed)
+        estimators[seed] = train(images, args.train_steps, seed, args.gain_invariant)
         print(f"trained seed {seed} in {time.perf_counter() - start:.0f} s", flush=True)
     return estimators
 
@@ -371,7 +402,8 @@ def markdown(rows: list[dict], args) -> str:
     the learned estimate as mean +- standard deviation over its seeds."""
     lines = ["# Rendering estimate benchmark", "",
              f"`python benchmarks/rendering_estimate.py --seeds {' '.join(map(str, args.seeds))} "
-             f"--renderings-per-raw {args.renderings_per_raw} --train-steps {args.train_steps}`",
+             f"--renderings-per-raw {args.renderings_per_raw} --train-steps {args.train_steps} "
+             f"--synthetic {args.synthetic}{' --gain-invariant' * args.gain_invariant}`",
              "", "PSNR after per-channel gains (plain PSNR), dB; angular error in degrees. "
              "Mean: over the 19 non-canonical renderings.", "",
              "| camera | transform | canonical | mean of the renderings | angle (canonical / "
@@ -384,7 +416,7 @@ def markdown(rows: list[dict], args) -> str:
                                                                 if r["method"] == "oracle"],
                   "pair (fitted on the training images' same rendering)": [
                       r for r in mine if r["method"] == "pair"],
-                  f"learned ({len(args.seeds)} seeds)": [r for r in mine
+                  f"learned ({learned_from(args)}; {len(args.seeds)} seeds)": [r for r in mine
                                                          if r["method"].startswith("learned")]}
         for label, group in groups.items():
             cell = lambda part, c: _spread([r[part][c] for r in group])  # noqa: E731
@@ -407,6 +439,13 @@ def markdown(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learned_from(args) -> str:
+    """What the learned estimate was trained on, in words."""
+    scenes = f" + {args.synthetic} synthetic scenes" if args.synthetic else ""
+    loss = ", gain-invariant loss" if args.gain_invariant else ""
+    return f"real RAW files{scenes}, {args.train_steps} steps{loss}"
+
+
 def _spread(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -423,6 +462,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--renderings-per-raw", type=int, default=32)
     parser.add_argument("--train-steps", type=int, default=3000)
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="procedural scenes (synthetic_scenes.py) added to the training RAW")
+    parser.add_argument("--gain-invariant", action="store_true",
+                        help="train the estimate with a loss after per-channel gains")
     parser.add_argument("--processes", type=int, default=2,
                         help="processes rendering the training RAW files")
     return parser
