@@ -129,11 +129,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 def _image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
     """(the image files named, or found directly in the folders named, in order, folders
-    sorted; a line "<entry>: <what it is>" for each entry of a folder named like an image that
-    is no regular file). Only regular files (or links to them) are taken: a FIFO would block
-    its reader, a symlink loop has no file behind it. A named path that is no regular file or
-    folder is a UserError."""
-    files, unusable = [], []
+    sorted; a line "<entry>: <what it is>" for each named path or entry of a folder named like
+    an image that is no regular file). Only regular files (or links to them) are taken: a FIFO
+    would block its reader, a symlink loop has no file behind it. A UserError when none is
+    left, naming the first that is no file, so that one missing photo does not stop the
+    others."""
+    files, unusable, first = [], [], None
     for name in inputs:
         path = Path(name)
         if path.is_dir():
@@ -149,9 +150,14 @@ def _image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
             continue
         problem = not_a_file(path, "photo")
         if problem:
-            raise UserError(f"{shown(path)}: " + ("no such file or folder"
-                                                  if problem == "no such file" else problem))
-        files.append(path)
+            line = f"{shown(path)}: " + ("no such file or folder" if problem == "no such file"
+                                         else problem)
+            first = first or line
+            unusable.append(line)
+        else:
+            files.append(path)
+    if not files and first:
+        raise UserError(first)
     return files, unusable
 
 
@@ -164,10 +170,14 @@ def cmd_convert(args) -> int:
                         overlap=args.overlap, batch_size=args.batch_size, seed=args.seed,
                         dtype="bfloat16" if args.bf16 else "float32", iso=args.iso,
                         exposure=args.exposure, white_balance=args.white_balance)
+    out = Path(args.out)
+    for name in args.inputs:
+        if Path(name).is_dir() and Path(name).resolve() == out.resolve():
+            raise UserError(f"--out {shown(out)}: also a folder of photos to convert; its "
+                            "previews would be read as photos by a rerun: give another --out")
     sources, unusable = _image_files(args.inputs)
     for line in unusable:  # said before the work, as prepare says its skipped entries
         print(f"skipped {line}", file=sys.stderr)
-    out = Path(args.out)
     with processes(cpu=args.cpu) as device:
         gen = open_generator(args.checkpoint or shipped_checkpoint(), settings, device,
                              args.pipeline)
@@ -295,9 +305,16 @@ def cmd_baseline_fit(args) -> int:
 def cmd_pipeline_fit(args) -> int:
     from .pipeline import fit_pipeline, save_pipeline
 
-    if Path(args.out).is_dir():
+    out = Path(args.out)
+    if out.is_dir():
         raise UserError(f"--out {args.out}: a folder; --out is the pipeline file to write, e.g. "
-                        f"{Path(args.out) / 'pipeline.json'}")
+                        f"{out / 'pipeline.json'}")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {args.out}: its folder {out.parent} does not exist")
+    named = {Path(p).resolve() for pair in args.pair for p in pair}
+    if out.resolve() in named:
+        raise UserError(f"--out {args.out}: one of the --pair files; writing the pipeline "
+                        "would replace it: give another --out")
     pipeline = fit_pipeline([tuple(pair) for pair in args.pair],
                             progress=lambda line: print(line, file=sys.stderr))
     save_pipeline(args.out, pipeline)
@@ -500,7 +517,7 @@ def _add_prepare(sub) -> None:
         p.add_argument("--splits", nargs="+", default=["train", "val"],
                        help="splits to prepare (default: train val)")
         _common_prepare(p, "output dataset folder")
-    
+
     p = psub.add_parser("subsample", help="a few training images of a prepared dataset "
                                           "(the *_subsample datasets)")
     p.add_argument("dataset", help="a prepared dataset folder")

@@ -42,6 +42,10 @@ FIT_STEPS = 300
 FIT_PIXELS = 200_000  # drawn evenly from all pairs' pixels
 MAX_SIZE_DIFFERENCE = 0.03  # a photo may be this much smaller or larger than its RAW, per side
 POOR_FIT = 25  # dB: below this after the fit, the pairs are likely not the same pictures
+# What a pipeline file may hold: fitted ones lie near the identity (gains and matrix entries
+# near 1, curves rising from about 0 to about 1); far beyond these it would make garbage.
+MAX_GAIN = 100.0
+MIN_RISE = 0.05
 log = logging.getLogger(__name__)
 
 
@@ -180,22 +184,45 @@ def fit_pipeline(pairs: list[tuple[str, str]], progress=print) -> Pipeline:
     from .io import read_raw
     from .renderings import CANONICAL, render
 
+    seen = set()
+    for raw_path, photo_path in pairs:
+        key = (Path(raw_path).resolve(), Path(photo_path).resolve())
+        if key in seen:
+            raise PipelineError(f"{photo_path}: the pair {raw_path} + {photo_path} is given "
+                                "twice; it would weigh double")
+        seen.add(key)
     photos, canonical = [], []
     for raw_path, photo_path in pairs:
         progress(f"rendering {raw_path} and reading {photo_path}")
         raw = read_raw(raw_path)
-        photo, rendering = aligned(read_rgb(photo_path), render(raw, CANONICAL), str(photo_path))
+        photo, rendering = aligned(read_rgb(photo_path), render(raw, CANONICAL),
+                                   str(photo_path))
+        if (photo[..., :1] == photo).all():
+            raise PipelineError(f"{photo_path}: a greyscale photo: it cannot show the "
+                                "pipeline's colours; give its colour photos")
         photos.append(halve_area(photo))
         canonical.append(halve_area(rendering))
     knots, matrix, gains, psnr = fit(photos, canonical)
     before = _psnr(photos, canonical)
-    if psnr < POOR_FIT:
-        log.warning("the pairs fit poorly (%.1f dB in linear RGB after the fit, below %d): are "
-                    "the photos the same pictures as their RAW files?", psnr, POOR_FIT)
+    fitted = Pipeline(knots, matrix, gains, {})
+    poor = sorted((each, str(photo_path)) for (_, photo_path), p, c
+                  in zip(pairs, photos, canonical)
+                  if (each := _psnr([_undone(fitted, p)], [c])) < POOR_FIT)
+    if poor:  # worst first: one bad pair drags the others' fit down too
+        log.warning("the pairs fit poorly (%.1f dB in linear RGB after the fit; below %d, worst "
+                    "first: %s): are the photos the same pictures as their RAW files, "
+                    "uncropped or cropped evenly?", psnr, POOR_FIT,
+                    ", ".join(f"{name} {each:.1f} dB" for each, name in poor))
     return Pipeline(knots, matrix, gains, {
         "pairs": [[str(Path(r).resolve()), str(Path(p).resolve())] for r, p in pairs],
         "fit_psnr": round(psnr, 3), "identity_psnr": round(before, 3),
         "pixels": int(sum(p.shape[0] * p.shape[1] for p in photos))})
+
+
+def _undone(pipeline: Pipeline, photo: np.ndarray) -> np.ndarray:
+    """One photo (h, w, 3) uint8 with `pipeline` undone."""
+    codes = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None]
+    return pipeline.apply(codes)[0].permute(1, 2, 0).numpy()
 
 
 def _psnr(photos, canonical) -> float:
@@ -205,6 +232,21 @@ def _psnr(photos, canonical) -> float:
                           - table[torch.from_numpy(c.astype(np.int64))]).square().mean())
                    for p, c in zip(photos, canonical)])
     return float(-10 * math.log10(max(mse, 1e-20)))
+
+
+def _first_bytes(path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2)
+    except OSError:
+        return b""  # load_pipeline's read says why
+
+
+def _has_bool(value) -> bool:
+    """Whether a JSON value holds true or false anywhere (torch.tensor takes them as 1 and 0)."""
+    if isinstance(value, list):
+        return any(_has_bool(v) for v in value)
+    return isinstance(value, bool)
 
 
 def save_pipeline(path, pipeline: Pipeline) -> None:
@@ -220,7 +262,14 @@ def load_pipeline(path) -> Pipeline:
     """A pipeline file written by save_pipeline. PipelineError, one line naming the file, for a
     missing or unreadable file, another format, or values that are not a transform (curves
     of KNOTS non-decreasing values in [0, 1], a finite 3x3 matrix, three finite gains above
-    0)."""
+    0; a matrix not near singular nor huge, gains within MAX_GAIN of 1, curves that rise: a
+    fitted pipeline is close to the identity), or a checkpoint or baseline file given as one."""
+    if not str(path):
+        raise PipelineError("pipeline: an empty path; give the file `rawdiffusion pipeline fit` "
+                            "wrote")
+    if Path(path).is_file() and _first_bytes(path) == b"PK":  # a zip: torch.save's format
+        raise PipelineError(f"{path}: a checkpoint, not a pipeline file; give it as "
+                            "--checkpoint (rd.load's first argument)")
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -228,16 +277,24 @@ def load_pipeline(path) -> Pipeline:
                             "pipeline fit`)") from None
     except IsADirectoryError:
         raise PipelineError(f"{path}: a folder, not a pipeline file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PipelineError(f"{path}: not a pipeline file ({type(e).__name__}: {e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise PipelineError(f"{path}: not a pipeline file ({type(e).__name__}: "
+                            f"{str(e)[:200]})") from None
+    if isinstance(data, dict) and str(data.get("format", "")).startswith("rawdiffusion-baseline"):
+        raise PipelineError(f"{path}: a baseline file, not a pipeline file; give it as "
+                            "--checkpoint (rd.load's first argument)")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a pipeline file (no \"format\": \"{FORMAT}\"; one is "
                             "made by `rawdiffusion pipeline fit`)")
+    shapes = f"lists of numbers of shapes (3, {KNOTS}), (3, 3) and (3,)"
+    if any(_has_bool(data.get(k)) for k in ("knots", "matrix", "gains")):
+        raise PipelineError(f"{path}: not a usable pipeline: knots, matrix and gains must be "
+                            f"{shapes}, not true or false")
     try:
         knots, matrix, gains = (torch.tensor(data[k], dtype=torch.float64)
                                 for k in ("knots", "matrix", "gains"))
     except (KeyError, TypeError, ValueError) as e:
-        raise PipelineError(f"{path}: knots, matrix and gains must be lists of numbers "
+        raise PipelineError(f"{path}: knots, matrix and gains must be {shapes} "
                             f"({type(e).__name__}: {e})") from None
     checks = [(lambda: knots.shape == (3, KNOTS), f"knots: {tuple(knots.shape)}, not (3, {KNOTS})"),
               (lambda: matrix.shape == (3, 3), f"matrix: {tuple(matrix.shape)}, not (3, 3)"),
@@ -246,7 +303,16 @@ def load_pipeline(path) -> Pipeline:
                "a value that is not finite"),
               (lambda: bool(((knots >= 0) & (knots <= 1)).all()), "knots outside [0, 1]"),
               (lambda: bool((knots.diff(dim=-1) >= 0).all()), "a tone curve that decreases"),
-              (lambda: bool((gains > 0).all()), "a gain not above 0")]
+              (lambda: bool((gains > 0).all()), "a gain not above 0"),
+              (lambda: bool((knots[:, -1] - knots[:, 0] >= MIN_RISE).all()),
+               f"a tone curve that rises less than {MIN_RISE} (it would make every photo one "
+               "colour)"),
+              (lambda: bool((matrix.abs() <= MAX_GAIN).all()
+                            and abs(float(torch.linalg.det(matrix))) >= 1 / MAX_GAIN),
+               f"a matrix with a value beyond {MAX_GAIN:g} or a determinant within "
+               f"{1 / MAX_GAIN:g} of 0 (it would lose the photo's colours)"),
+              (lambda: bool(((gains >= 1 / MAX_GAIN) & (gains <= MAX_GAIN)).all()),
+               f"a gain outside [{1 / MAX_GAIN:g}, {MAX_GAIN:g}]")]
     for holds, problem in checks:  # in order: the shapes first, as the others need them
         if not holds():
             raise PipelineError(f"{path}: not a usable pipeline: {problem}")

@@ -213,6 +213,31 @@ def test_convert_refuses_a_named_entry_that_is_no_file_in_one_line(make, what, t
     assert capsys.readouterr().err == f"error: {tmp_path / 'x.png'}: {what}\n"
 
 
+def test_a_missing_photo_named_beside_good_ones_does_not_stop_them(tmp_path, baseline, capsys):
+    """It ended the run with exit 2 before any photo was converted."""
+    photo(tmp_path / "a.png", 0)
+    photo(tmp_path / "b.png", 1)
+    out = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "a.png"), str(tmp_path / "gone.png"),
+                 str(tmp_path / "b.png"), "--checkpoint", str(baseline), "--out", str(out),
+                 "--cpu", "--workers", "0"]) == 1
+    captured = capsys.readouterr()
+    assert f"skipped {tmp_path / 'gone.png'}: no such file or folder" in captured.err
+    assert "2 image(s) converted, 0 already done, 1 failed" in captured.out
+    assert sorted(p.name for p in out.glob("*.dng")) == ["a.dng", "b.dng"]
+
+
+def test_convert_refuses_an_out_folder_that_is_also_its_input(tmp_path, baseline, capsys):
+    """The first run worked, and its rerun read the previews it had written as photos."""
+    photo(tmp_path / "a.png", 0)
+    assert main(["convert", str(tmp_path), "--checkpoint", str(baseline), "--out",
+                 str(tmp_path / "."), "--cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {tmp_path}: also a folder of photos to convert; its previews would be "
+        "read as photos by a rerun: give another --out\n")
+    assert not list(tmp_path.glob("*.dng"))
+
+
 @pytest.mark.parametrize("command, module, function", [
     (["prepare", "fivek", "--root", "r", "--camera", "nikon"], "fivek", "prepare_fivek"),
     (["prepare", "nod", "--root", "r", "--camera", "sony"], "nod", "prepare_nod"),

@@ -6,6 +6,7 @@ map, manifests record it, and bad input is one line."""
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -141,6 +142,28 @@ def test_a_photo_of_another_picture_is_one_line(pair, tmp_path, capsys):
     assert not (tmp_path / "p.json").exists()
 
 
+def usable(**changes) -> dict:
+    """A valid pipeline file's content (the identity) with `changes`."""
+    return {"format": "rawdiffusion-pipeline/1", "knots": [list(np.linspace(0, 1, KNOTS))] * 3,
+            "matrix": np.eye(3).tolist(), "gains": [1, 1, 1], **changes}
+
+
+def test_the_identity_file_loads(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(usable()))
+    assert torch.equal(load_pipeline(tmp_path / "p.json").matrix,
+                       torch.eye(3, dtype=torch.float64))
+
+
+def test_an_empty_pipeline_path_and_a_pipeline_as_checkpoint_are_one_line(files, tmp_path,
+                                                                           capsys):
+    with pytest.raises(PipelineError, match="pipeline: an empty path"):
+        load_pipeline("")
+    photo = photos(tmp_path / "in", sizes=((32, 32),))[0]
+    line = one_line(capsys, "convert", photo, "--checkpoint", files["pipeline"], "--out",
+                    tmp_path / "out")
+    assert f"{files['pipeline']}: a photo pipeline file" in line and "give it as --pipeline" in line
+
+
 @pytest.mark.parametrize("content, words", [
     (None, "no such file"), ("not json", "not a pipeline file"),
     ({"format": "other"}, "not a pipeline file"),
@@ -151,13 +174,27 @@ def test_a_photo_of_another_picture_is_one_line(pair, tmp_path, capsys):
     ({"format": "rawdiffusion-pipeline/1", "knots": [list(np.linspace(0, 1, KNOTS))] * 3,
       "matrix": np.eye(3).tolist(), "gains": [1, 0, 1]}, "a gain not above 0"),
     ({"format": "rawdiffusion-pipeline/1", "knots": [list(np.linspace(0, 1, KNOTS))] * 2,
-      "matrix": np.eye(3).tolist(), "gains": [1, 1, 1]}, "knots: (2, 16), not (3, 16)")])
+      "matrix": np.eye(3).tolist(), "gains": [1, 1, 1]}, "knots: (2, 16), not (3, 16)"),
+    # values that parse but would make garbage: a black or one-colour photo, huge numbers
+    (usable(knots=[[0.0] * KNOTS] * 3), "a tone curve that rises less than 0.05"),
+    (usable(matrix=np.zeros((3, 3)).tolist()), "a determinant within 0.01 of 0"),
+    (usable(matrix=(np.eye(3) * 1e20).tolist()), "a matrix with a value beyond 100"),
+    (usable(gains=[1, 1, 1e308]), "a gain outside [0.01, 100]"),
+    (usable(gains=[True, 1, 1]), "not true or false"),
+    (usable(knots=[list(np.linspace(0, 1, KNOTS)), [0.5] * 5, [0.5] * 5]),
+     "lists of numbers of shapes (3, 16), (3, 3) and (3,)"),
+    # another of the project's files given as a pipeline
+    ({"format": "rawdiffusion-baseline/1"}, "a baseline file, not a pipeline file; give it as "
+                                            "--checkpoint"),
+    (b"PK\x03\x04 a zip, as torch.save writes", "a checkpoint, not a pipeline file")])
 def test_a_pipeline_file_that_cannot_be_used_is_one_line(files, tmp_path, capsys, content,
                                                          words):
     path = tmp_path / "bad.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content if isinstance(content, str) else json.dumps(content))
-    with pytest.raises(PipelineError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(PipelineError, match=re.escape(words)):
         load_pipeline(path)
     photo = photos(tmp_path / "in", sizes=((32, 32),))[0]
     line = one_line(capsys, "convert", photo, "--checkpoint", files["baseline"], "--out",
@@ -200,3 +237,32 @@ def test_load_names_a_pipeline_that_is_not_a_path(value):
     with pytest.raises(rd.SettingError) as e:
         rd.load(pipeline=value)
     assert e.value.name == "pipeline"
+
+
+def test_pipeline_fit_refuses_what_would_weigh_double_lose_colour_or_replace_an_input(
+        pair, tmp_path, capsys):
+    raw, photo, canonical = pair
+    line = one_line(capsys, "pipeline", "fit", "--pair", raw, photo, "--pair", raw, photo,
+                    "--out", tmp_path / "p.json")
+    assert "is given twice" in line
+    grey = np.repeat(canonical.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+    write_png(tmp_path / "grey.png", grey)
+    line = one_line(capsys, "pipeline", "fit", "--pair", raw, tmp_path / "grey.png", "--out",
+                    tmp_path / "p.json")
+    assert "grey.png: a greyscale photo" in line
+    before = photo.read_bytes()
+    line = one_line(capsys, "pipeline", "fit", "--pair", raw, photo, "--out", photo)
+    assert "one of the --pair files" in line and photo.read_bytes() == before
+    line = one_line(capsys, "pipeline", "fit", "--pair", raw, photo, "--out",
+                    tmp_path / "no" / "p.json")
+    assert f"its folder {tmp_path / 'no'} does not exist" in line
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_the_poor_fit_warning_names_the_pair_that_fits_poorly(pair, tmp_path, caplog):
+    raw, photo, canonical = pair
+    noise = np.random.default_rng(1).integers(0, 256, canonical.shape, dtype=np.uint8)
+    write_png(tmp_path / "other.png", noise)
+    fit_pipeline([(raw, photo), (raw, tmp_path / "other.png")], progress=lambda line: None)
+    assert "the pairs fit poorly" in caplog.text
+    assert f"worst first: {tmp_path / 'other.png'} " in caplog.text
