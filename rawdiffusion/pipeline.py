@@ -40,7 +40,7 @@ FORMAT = "rawdiffusion-pipeline/1"
 KNOTS = 16
 FIT_STEPS = 300
 FIT_PIXELS = 200_000  # drawn evenly from all pairs' pixels
-MAX_SIZE_DIFFERENCE = 0.03  # a photo may be this much smaller or larger than its RAW, per side
+MAX_SIZE_DIFFERENCE = 0.03  # a photo's width and height may differ this much from its RAW's
 POOR_FIT = 25  # dB: below this after the fit, the pairs are likely not the same pictures
 # What a pipeline file may hold: fitted ones lie near the identity (gains and matrix entries
 # near 1, curves rising from about 0 to about 1); far beyond these it would make garbage.
@@ -287,7 +287,11 @@ def load_pipeline(path) -> Pipeline:
         raise PipelineError(f"{path}: not a pipeline file (no \"format\": \"{FORMAT}\"; one is "
                             "made by `rawdiffusion pipeline fit`)")
     shapes = f"lists of numbers of shapes (3, {KNOTS}), (3, 3) and (3,)"
-    if any(_has_bool(data.get(k)) for k in ("knots", "matrix", "gains")):
+    try:
+        has_bool = any(_has_bool(data.get(k)) for k in ("knots", "matrix", "gains"))
+    except RecursionError:  # lists nested too deep to be shapes of numbers
+        has_bool = False  # torch.tensor refuses them below
+    if has_bool:
         raise PipelineError(f"{path}: not a usable pipeline: knots, matrix and gains must be "
                             f"{shapes}, not true or false")
     try:

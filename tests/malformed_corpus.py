@@ -1124,7 +1124,7 @@ def _options(b: Builder, good: dict) -> None:
     _photo(same / "p.png", 32, 32)
     b.add("convert/option-out-is-input-folder", "convert",
           ["convert", same, "--checkpoint", base, "--out", same, "--cpu"], "bad option",
-          names=[same / "p.png"])
+          names=[same])  # its previews would be read as photos by a rerun
     # prepare folder
     raw_dir = b.dir("options", "raw")
     (raw_dir / "a.dng").write_bytes(good["dng"].read_bytes())
