@@ -48,8 +48,9 @@ def surface_colours(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(rgb / (rgb @ REC709_LUMA)[:, None] * lum[:, None], 0.002, 1.0)
 
 
-def scene(rng: np.random.Generator, size: int) -> np.ndarray:
-    """(size, size, 3) float64 linear scene radiance, arbitrary scale (module docstring)."""
+def scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size, size, 3) float64 linear scene radiance, arbitrary scale (module docstring), and
+    its illuminant's colour (3,), G = 1."""
     h = w = size
     yy, xx = np.mgrid[:h, :w]
     colours = surface_colours(rng, 3001)

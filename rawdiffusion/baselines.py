@@ -24,6 +24,7 @@ from .atomic import atomic_output
 from .camera import Camera
 from .checkpoint import file_digest
 from .errors import UserError
+from .files import misplaced_file
 from .generator import Generator
 from .pipeline import Pipeline
 from .prior import ColourMap, fit_colour_map, is_map_kind, map_groups
@@ -114,9 +115,8 @@ def load_baseline(path, device="cpu") -> Baseline:
     except (OSError, ValueError, RecursionError) as e:  # decoding, syntax, nesting too deep
         raise BaselineError(f"{path}: not a readable baseline file ({type(e).__name__}: "
                             f"{str(e)[:200]})") from None
-    if isinstance(data, dict) and str(data.get("format", "")).startswith("rawdiffusion-pipeline"):
-        raise BaselineError(f"{path}: a photo pipeline file (`rawdiffusion pipeline fit`), not a "
-                            "model; give it as --pipeline (rd.load(pipeline=...))")
+    if misplaced := misplaced_file(data, FORMAT, "model"):
+        raise BaselineError(f"{path}: {misplaced}")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f"{path}: not a rawdiffusion baseline file (format {FORMAT})")
     kind = data.get("kind")

@@ -6,6 +6,7 @@ character device such as /dev/zero never ends, and a directory or a symlink loop
 refuses a RAW image whose declared size is over the limit before any pixel is read. `shown` writes a
 path for a message when its name is not valid UTF-8 (a name from another system's encoding),
 which Python hands over with surrogate escapes that a UTF-8 terminal cannot print.
+`misplaced_file` names one of the project's JSON files given where another kind is expected.
 """
 
 from __future__ import annotations
@@ -66,3 +67,21 @@ def pixel_problem(width: int, height: int, limit: int) -> str | None:
         return None
     return (f"{width}x{height} is {width * height} pixels, over the limit of {limit} for RAW "
             "files (--max-pixels of info and prepare raises it)")
+
+
+# The project's JSON files by their "format" prefix: what each is and where it is given.
+_JSON_FILES = {"rawdiffusion-baseline": ("a baseline file",
+                                         "--checkpoint (rd.load's first argument)"),
+               "rawdiffusion-pipeline": ("a photo pipeline file",
+                                         "--pipeline (rd.load(pipeline=...))")}
+
+
+def misplaced_file(data, expected: str, what: str) -> str | None:
+    """For the parsed JSON `data` of a file read as a `what` (format `expected`): when it is
+    another of the project's JSON files, the reason of an error line ("a baseline file, not a
+    WHAT; give it as --checkpoint (...)"); else None."""
+    form = data.get("format") if isinstance(data, dict) else None
+    for prefix, (kind, option) in _JSON_FILES.items():
+        if isinstance(form, str) and form.startswith(prefix) and not expected.startswith(prefix):
+            return f"{kind}, not a {what}; give it as {option}"
+    return None

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .atomic import atomic_output
 from .errors import UserError
+from .files import misplaced_file
 from .images import halve_area, read_rgb
 
 FORMAT = "rawdiffusion-pipeline/1"
@@ -234,14 +235,6 @@ def _psnr(photos, canonical) -> float:
     return float(-10 * math.log10(max(mse, 1e-20)))
 
 
-def _first_bytes(path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(2)
-    except OSError:
-        return b""  # load_pipeline's read says why
-
-
 def _has_bool(value) -> bool:
     """Whether a JSON value holds true or false anywhere (torch.tensor takes them as 1 and 0)."""
     if isinstance(value, list):
@@ -267,11 +260,12 @@ def load_pipeline(path) -> Pipeline:
     if not str(path):
         raise PipelineError("pipeline: an empty path; give the file `rawdiffusion pipeline fit` "
                             "wrote")
-    if Path(path).is_file() and _first_bytes(path) == b"PK":  # a zip: torch.save's format
-        raise PipelineError(f"{path}: a checkpoint, not a pipeline file; give it as "
-                            "--checkpoint (rd.load's first argument)")
     try:
-        data = json.loads(Path(path).read_text())
+        content = Path(path).read_bytes()
+        if content[:2] == b"PK":  # a zip: torch.save's format
+            raise PipelineError(f"{path}: a checkpoint, not a pipeline file; give it as "
+                                "--checkpoint (rd.load's first argument)")
+        data = json.loads(content.decode())
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file (a pipeline file is made by `rawdiffusion "
                             "pipeline fit`)") from None
@@ -280,9 +274,8 @@ def load_pipeline(path) -> Pipeline:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise PipelineError(f"{path}: not a pipeline file ({type(e).__name__}: "
                             f"{str(e)[:200]})") from None
-    if isinstance(data, dict) and str(data.get("format", "")).startswith("rawdiffusion-baseline"):
-        raise PipelineError(f"{path}: a baseline file, not a pipeline file; give it as "
-                            "--checkpoint (rd.load's first argument)")
+    if misplaced := misplaced_file(data, FORMAT, "pipeline file"):
+        raise PipelineError(f"{path}: {misplaced}")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PipelineError(f"{path}: not a pipeline file (no \"format\": \"{FORMAT}\"; one is "
                             "made by `rawdiffusion pipeline fit`)")
@@ -321,4 +314,4 @@ def load_pipeline(path) -> Pipeline:
         if not holds():
             raise PipelineError(f"{path}: not a usable pipeline: {problem}")
     return Pipeline(knots, matrix, gains, data.get("fitted_on") or {},
-                    hashlib.sha256(Path(path).read_bytes()).hexdigest())
+                    hashlib.sha256(content).hexdigest())
